@@ -1,0 +1,3 @@
+from workerprobe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""The emulator's HTTP surface: thin routes over `Emulator`.
+
+    POST /client/v4/accounts/{account}/ai/run/{model}      envelope or SSE
+    POST /client/v4/accounts/{account}/ai/v1/chat/completions
+    POST /client/v4/accounts/{account}/ai/v1/embeddings
+    GET  /client/v4/accounts/{account}/ai/v1/models         405, as the live API
+    GET  /client/v4/accounts/{account}/ai/models/search
+    GET  /__emulator/usage    POST /__emulator/clock    POST /__emulator/reset   (inspection)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from workerprobe.catalogue import Catalogue, load
+from workerprobe.emulator.errors import BadInput, UpstreamError
+from workerprobe.emulator.service import Call, Emulator, Reply
+from workerprobe.settings import EmulatorSettings
+
+__all__ = ["create_app"]
+
+_ACCOUNT = "/client/v4/accounts/{account_id}/ai"
+
+
+def _emulator(request: Request) -> Emulator:
+    emulator: Emulator = request.app.state.emulator
+    return emulator
+
+
+def _authenticate(request: Request, emulator: Emulator) -> None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UpstreamError("authentication")
+    expected = emulator.settings.api_token
+    if expected and not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise UpstreamError("authentication")
+
+
+async def _body(request: Request, emulator: Emulator) -> object:
+    limit = emulator.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise UpstreamError("request_too_large")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise UpstreamError("request_too_large")
+    if not raw:
+        raise UpstreamError("bad_input", detail="Request is missing a JSON body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"Malformed JSON in request body: {exc}") from None
+
+
+async def _call(request: Request, model_name: str | None) -> tuple[Emulator, Call]:
+    emulator = _emulator(request)
+    _authenticate(request, emulator)
+    body = await _body(request, emulator)
+    if model_name is None:
+        name = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(name, str):
+            raise BadInput("required properties at '/' are 'model'")
+        model_name = name
+    stall = request.headers.get("x-emulate-stall-ms")
+    call = Call(
+        account=request.path_params["account_id"],
+        model_name=model_name,
+        body=body,
+        fault_header=request.headers.get("x-emulate-fault"),
+        stall_ms=float(stall) if stall and stall.replace(".", "", 1).isdigit() else None,
+    )
+    return emulator, call
+
+
+async def run(request: Request) -> Reply:
+    emulator, call = await _call(request, request.path_params["model"])
+    return await emulator.run(call, "run")
+
+
+async def v1_chat_completions(request: Request) -> Reply:
+    emulator, call = await _call(request, None)
+    return await emulator.run(call, "v1", task="text-generation")
+
+
+async def v1_embeddings(request: Request) -> Reply:
+    emulator, call = await _call(request, None)
+    return await emulator.run(call, "v1", task="text-embeddings")
+
+
+async def v1_models(request: Request) -> Response:
+    raise UpstreamError("method_not_allowed", method=request.method)
+
+
+async def models_search(request: Request) -> Response:
+    emulator = _emulator(request)
+    _authenticate(request, emulator)
+    query = request.query_params
+
+    def positive(name: str, default: int | None) -> int | None:
+        value = query.get(name)
+        if value is None:
+            return default
+        if not value.isdigit() or int(value) < 1:
+            raise BadInput(f"Value at '/{name}' must be a positive integer")
+        return int(value)
+
+    return emulator.search(query.get("task"), query.get("search"), positive("page", 1) or 1, positive("per_page", None))
+
+
+async def usage(request: Request) -> Response:
+    emulator = _emulator(request)
+    day = request.query_params.get("date")
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        return JSONResponse({"error": f"bad date {day!r}"}, status_code=400)
+    return JSONResponse(emulator.meter.report(when))
+
+
+async def clock(request: Request) -> Response:
+    """Test mode: move the emulator's clock. Body: {"set": ISO-8601} or {"advance_s": seconds}."""
+    emulator = _emulator(request)
+    if not emulator.settings.test_mode:
+        return JSONResponse({"error": "the clock moves only in test mode"}, status_code=403)
+    body = orjson.loads(await request.body() or b"{}")
+    if "set" in body:
+        emulator.clock.set(dt.datetime.fromisoformat(body["set"]))
+    if "advance_s" in body:
+        emulator.clock.advance(float(body["advance_s"]))
+    return JSONResponse({"now": dt.datetime.fromtimestamp(emulator.clock.now(), dt.UTC).isoformat()})
+
+
+async def reset(request: Request) -> Response:
+    emulator = _emulator(request)
+    if not emulator.settings.test_mode:
+        return JSONResponse({"error": "reset works only in test mode"}, status_code=403)
+    emulator.meter.reset()
+    emulator.limiter.reset()
+    emulator.clock.offset = 0.0
+    return JSONResponse({"reset": True})
+
+
+async def _upstream_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UpstreamError)
+    account = request.path_params.get("account_id")
+    if account is not None:
+        _emulator(request).record_error(account, exc)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return UpstreamError("method_not_allowed", method=request.method).response()
+    return UpstreamError("no_route").response()
+
+
+def create_app(settings: EmulatorSettings | None = None, catalogue: Catalogue | None = None) -> Starlette:
+    settings = settings or EmulatorSettings()
+    routes = [
+        Route(f"{_ACCOUNT}/run/{{model:path}}", run, methods=["POST"]),
+        Route(f"{_ACCOUNT}/v1/chat/completions", v1_chat_completions, methods=["POST"]),
+        Route(f"{_ACCOUNT}/v1/embeddings", v1_embeddings, methods=["POST"]),
+        Route(f"{_ACCOUNT}/v1/models", v1_models, methods=["GET", "POST"]),
+        Route(f"{_ACCOUNT}/models/search", models_search, methods=["GET"]),
+        Route("/__emulator/usage", usage, methods=["GET"]),
+        Route("/__emulator/clock", clock, methods=["POST"]),
+        Route("/__emulator/reset", reset, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={UpstreamError: _upstream_error, HTTPException: _http_error},
+    )
+    app.state.emulator = Emulator(settings, catalogue or load())
+    return app

@@ -1,0 +1,65 @@
+"""Faults on demand: by request header, by a trigger phrase in the last message, or by rate.
+
+    x-emulate-fault: 3040 | 3021 | 4006 | 3036 | 5xx | 500 | 502 | 503 | 504 | timeout
+                     | cut-stream | slow-stream | malformed-event | split-events
+    "... EMULATE_FAULT:3040 ..." in the last message (or the prompt)
+    fault_rates = {"3040": 0.1}   a share of run requests, drawn from a seeded generator
+
+Error faults answer at once with the catalogue's error; stream faults change how a stream is sent.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from workerprobe.emulator.errors import BadInput, UpstreamError
+
+__all__ = ["ERROR_FAULTS", "STREAM_FAULTS", "Faults"]
+
+# fault name -> catalogue error key
+ERROR_FAULTS: dict[str, str] = {
+    "3040": "capacity",
+    "3021": "rate_limited",
+    "4006": "daily_quota",
+    "3036": "daily_quota_documented",
+    "5xx": "upstream_unavailable",
+    "500": "internal",
+    "502": "bad_gateway",
+    "503": "upstream_unavailable",
+    "504": "gateway_timeout",
+    "timeout": "timeout",
+}
+STREAM_FAULTS = frozenset({"cut-stream", "slow-stream", "malformed-event", "split-events"})
+_PHRASE = re.compile(r"EMULATE_FAULT:([\w-]+)")
+
+
+class Faults:
+    def __init__(self, rates: dict[str, float], seed: int) -> None:
+        for name in rates:
+            if name not in ERROR_FAULTS and name not in STREAM_FAULTS:
+                raise ValueError(f"unknown fault {name!r} in fault_rates")
+        self.rates = rates
+        self._rng = random.Random(seed)
+
+    def pick(self, header: str | None, text: str) -> str | None:
+        """The fault for this request, if any (header first, then phrase, then rates)."""
+        name = header
+        if name is None:
+            match = _PHRASE.search(text)
+            name = match.group(1) if match else None
+        if name is None and self.rates:
+            draw = self._rng.random()
+            for candidate, rate in self.rates.items():
+                if draw < rate:
+                    name = candidate
+                    break
+                draw -= rate
+        if name is not None and name not in ERROR_FAULTS and name not in STREAM_FAULTS:
+            raise BadInput(f"unknown emulated fault {name!r}")
+        return name
+
+    @staticmethod
+    def raise_error(name: str | None) -> None:
+        if name in ERROR_FAULTS:
+            raise UpstreamError(ERROR_FAULTS[name])

@@ -1,0 +1,197 @@
+"""What the emulator does for each call: admission (model, faults, limits), generation or
+embedding, metering, and the response in the shape the real API gives."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from starlette.responses import Response
+
+from workerprobe.catalogue import Catalogue, Model
+from workerprobe.emulator import embeddings, shapes
+from workerprobe.emulator.errors import UpstreamError, envelope_response
+from workerprobe.emulator.faults import Faults
+from workerprobe.emulator.generation import generate
+from workerprobe.emulator.limits import Clock, Meter, RateLimiter
+from workerprobe.emulator.streams import PacedStream
+from workerprobe.emulator.validation import embedding_input, text_generation_input
+from workerprobe.settings import EmulatorSettings
+
+__all__ = ["Call", "Emulator", "Reply"]
+
+Reply = Response | PacedStream
+
+Surface = Literal["run", "v1"]  # /ai/run/{model} (envelope) or /ai/v1/* (OpenAI-shaped)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    account: str
+    model_name: str
+    body: Any
+    fault_header: str | None
+    stall_ms: float | None = None
+
+
+class Emulator:
+    """The emulator's state and behaviour; one per app."""
+
+    def __init__(self, settings: EmulatorSettings, catalogue: Catalogue) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.clock = Clock()
+        daily = settings.daily_neurons
+        if daily is None and settings.free_plan:
+            daily = catalogue.free_plan.daily_neurons
+        self.meter = Meter(self.clock, daily)
+        self.limiter = RateLimiter(self.clock)
+        self.faults = Faults(settings.fault_rates, settings.fault_seed)
+
+    # -- admission ---------------------------------------------------------------------------
+
+    def model(self, name: str) -> Model:
+        model = self.catalogue.model(name)
+        if model is None:
+            raise UpstreamError("no_such_model", model=name)
+        if model.deprecated is not None and model.retired_on(self.clock.today()):
+            raise UpstreamError("model_retired", model=name, replacement=model.deprecated.replacement)
+        return model
+
+    def _admit(self, call: Call, model: Model, text: str) -> str | None:
+        """Faults, daily allocation, per-minute limit; returns the stream fault to apply."""
+        fault = self.faults.pick(call.fault_header, text)
+        self.faults.raise_error(fault)
+        if self.meter.exhausted(call.account):
+            raise UpstreamError("daily_quota" if self.settings.quota_code == 4006 else "daily_quota_documented")
+        if self.settings.rate_limits:
+            wait = self.limiter.acquire(call.account, model.limit_class, self.catalogue.rpm(model))
+            if wait is not None:
+                raise UpstreamError("rate_limited")
+        return fault
+
+    def record_error(self, account: str, error: UpstreamError) -> None:
+        self.meter.record_error(account, error.code)
+
+    # -- text generation ---------------------------------------------------------------------
+
+    async def text_generation(self, call: Call, model: Model, surface: Surface) -> Reply:
+        prompt, prompt_tokens, stream = text_generation_input(call.body, model, self.catalogue)
+        fault = self._admit(call, model, prompt.last_user)
+        completion = generate(model.name, prompt)
+        neurons = model.neurons(prompt_tokens, completion.completion_tokens)
+        usage = shapes.usage(model, prompt_tokens, completion, neurons)
+        self.meter.record(call.account, model.name, prompt_tokens, completion.completion_tokens, neurons)
+        settings = self.settings
+        if stream:
+            if surface == "v1":
+                events = shapes.v1_stream_events(call.model_name, model, completion, usage)
+            else:
+                events = shapes.run_stream_events(model, completion, usage, settings.padding)
+            stall = call.stall_ms if call.stall_ms is not None else settings.stall_ms
+            return PacedStream(events, settings.ttft_s, settings.tpot_s, fault, stall / 1000)
+        duration = settings.ttft_s + completion.completion_tokens * settings.tpot_s
+        if duration > settings.timeout_s:
+            await asyncio.sleep(settings.timeout_s)
+            raise UpstreamError("timeout")
+        if duration > 0:
+            await asyncio.sleep(duration)
+        if surface == "v1":
+            return _json(shapes.openai_completion(call.model_name, model, completion, usage))
+        if model.result == "openai":
+            return envelope_response(shapes.openai_completion(model.name, model, completion, usage))
+        return envelope_response(shapes.native_result(model, completion, usage))
+
+    # -- embeddings --------------------------------------------------------------------------
+
+    async def embeddings(self, call: Call, model: Model, surface: Surface) -> Response:
+        data, input_tokens = embedding_input(call.body, model, openai_shape=surface == "v1")
+        self._admit(call, model, data.texts[-1])
+        neurons = model.neurons(input_tokens, 0)
+        self.meter.record(call.account, model.name, input_tokens, 0, neurons)
+        dims = model.dimensions or 768
+        if self.settings.ttft_s > 0:
+            await asyncio.sleep(self.settings.ttft_s)
+        if surface == "v1":
+            vectors = embeddings.embed(data.texts, dims, data.pooling)
+            return _json(
+                {
+                    "object": "list",
+                    "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+                    "model": call.model_name,
+                    "usage": {"prompt_tokens": input_tokens, "total_tokens": input_tokens},
+                }
+            )
+        if data.query is not None:
+            return envelope_response({"response": embeddings.rank(data.query, data.texts, dims)})
+        vectors = embeddings.embed(data.texts, dims, data.pooling)
+        if isinstance(call.body, dict) and "contexts" in call.body and "text" not in call.body:
+            return envelope_response({"response": vectors, "shape": [len(vectors), dims], "pooling": data.pooling})
+        return envelope_response({"shape": [len(vectors), dims], "data": vectors, "pooling": data.pooling})
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    async def run(self, call: Call, surface: Surface, task: str | None = None) -> Reply:
+        model = self.model(call.model_name)
+        if task is not None and model.task != task:
+            raise UpstreamError("no_such_model", model=call.model_name)
+        if model.task == "text-generation":
+            return await self.text_generation(call, model, surface)
+        return await self.embeddings(call, model, surface)
+
+    # -- catalogue ---------------------------------------------------------------------------
+
+    def search(self, task: str | None, search: str | None, page: int, per_page: int | None) -> Response:
+        today = self.clock.today()
+        found = []
+        for model in self.catalogue.models:
+            if model.retired_on(today):
+                continue
+            task_info = self.catalogue.tasks[model.task]
+            if task and task.lower() not in (task_info.name.lower(), model.task):
+                continue
+            if search and search.lower() not in model.name.lower() and search.lower() not in model.description.lower():
+                continue
+            found.append(_search_object(model, task_info.model_dump()))
+        total = len(found)
+        shown = found
+        if self.settings.honour_per_page and per_page:
+            shown = found[(page - 1) * per_page : page * per_page]
+        info = {"page": page, "per_page": per_page if self.settings.honour_per_page and per_page else total,
+                "count": len(shown), "total_count": total}
+        return envelope_response(shown, result_info=info)
+
+
+def _search_object(model: Model, task: dict[str, Any]) -> dict[str, Any]:
+    properties: list[dict[str, Any]] = []
+    prices = [{"unit": "per M input tokens", "price": model.usd_per_m.input, "currency": "USD"}]
+    if model.task == "text-generation":
+        prices.append({"unit": "per M output tokens", "price": model.usd_per_m.output, "currency": "USD"})
+        properties.append({"property_id": "context_window", "value": str(model.context_window)})
+        if model.function_calling:
+            properties.append({"property_id": "function_calling", "value": "true"})
+    else:
+        properties.append({"property_id": "async_queue", "value": "true"})
+        properties.append({"property_id": "max_input_tokens", "value": str(model.max_input_tokens)})
+        properties.append({"property_id": "output_dimensions", "value": str(model.dimensions)})
+    properties.append({"property_id": "price", "value": prices})
+    if model.info:
+        properties.append({"property_id": "info", "value": model.info})
+    if model.deprecated is not None:
+        properties.append({"property_id": "planned_deprecation_date", "value": model.deprecated.date.isoformat()})
+    return {
+        "id": model.id,
+        "source": 1,
+        "name": model.name,
+        "description": model.description,
+        "task": task,
+        "created_at": model.created_at,
+        "tags": [],
+        "properties": properties,
+    }
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")

@@ -1,0 +1,106 @@
+"""Sending a stream of events at the latency model's pace, with stream faults applied.
+
+Token events are due at `ttft + i * tpot` from the start of the response (absolute deadlines, so
+scheduling error never accumulates); other events follow the event before them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+from starlette.types import Message, Receive, Scope, Send
+
+__all__ = ["PacedStream", "StreamEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    data: bytes
+    token: bool  # paced as an output token
+
+
+class PacedStream:
+    """An ASGI response that sends `events` as `text/event-stream`."""
+
+    def __init__(
+        self,
+        events: list[StreamEvent],
+        ttft_s: float,
+        tpot_s: float,
+        fault: str | None = None,
+        stall_s: float = 3.0,
+    ) -> None:
+        self.events = events
+        self.ttft_s = ttft_s
+        self.tpot_s = tpot_s
+        self.fault = fault
+        self.stall_s = stall_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        disconnected = asyncio.Event()
+
+        async def listen() -> None:
+            while True:
+                message: Message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                    return
+
+        listener = asyncio.create_task(listen())
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream"),
+                        (b"cache-control", b"no-cache"),
+                    ],
+                }
+            )
+            complete = await self._body(send, disconnected)
+            if complete:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # A cut stream returns without completing the response: the server drops the connection.
+        finally:
+            listener.cancel()
+
+    async def _body(self, send: Send, disconnected: asyncio.Event) -> bool:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tokens = sum(e.token for e in self.events)
+        middle = tokens // 2
+        rng = random.Random(len(self.events))
+        pending = b""
+        index = 0
+        for event in self.events:
+            if disconnected.is_set():
+                return False
+            data = event.data
+            if event.token:
+                due = start + self.ttft_s + index * self.tpot_s
+                if self.fault == "slow-stream" and index >= middle:
+                    due += self.stall_s
+                if index == middle:
+                    if self.fault == "cut-stream":
+                        return False
+                    if self.fault == "malformed-event":
+                        await send({"type": "http.response.body", "body": b'data: {"response":"\n\n', "more_body": True})
+                index += 1
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if self.fault == "split-events":
+                # Cut every event at a random point and send its tail with the next event's head,
+                # so no read boundary falls between events (some fall inside a UTF-8 character).
+                cut = rng.randint(1, max(len(data) - 1, 1))
+                await send({"type": "http.response.body", "body": pending + data[:cut], "more_body": True})
+                pending = data[cut:]
+                await asyncio.sleep(0.001)
+                continue
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+        if pending:
+            await send({"type": "http.response.body", "body": pending, "more_body": True})
+        return True

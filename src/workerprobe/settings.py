@@ -1,0 +1,81 @@
+"""Typed settings, read once from the environment (and `.env`) and passed in.
+
+Each part has its own object with its own prefix; no module reads the environment elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["EmulatorSettings", "LATENCY_PRESETS"]
+
+# Time to first token and time per output token, in milliseconds.
+LATENCY_PRESETS: dict[str, tuple[float, float]] = {
+    "zero": (0.0, 0.0),
+    # Seen on the free plan for 8B-class models: a few hundred ms to the first token, ~40 tokens/s.
+    "realistic": (350.0, 25.0),
+}
+
+
+class EmulatorSettings(BaseSettings):
+    """The Workers AI emulator. Environment names: `WORKERPROBE_EMULATOR_<FIELD>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKERPROBE_EMULATOR_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8788
+    # The bearer token clients must send; any non-empty token is accepted when unset.
+    api_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("CF_API_TOKEN", "CF_API_KEY", "api_token")
+    )
+
+    # Free-plan limits. `free_plan` switches on the catalogue's daily allocation and the
+    # per-minute limits; `daily_neurons` sets another allocation (and switches metering on).
+    free_plan: bool = False
+    daily_neurons: float | None = None
+    rate_limits: bool = False
+    quota_code: Literal[4006, 3036] = 4006
+    # Non-streamed generations whose modelled duration exceeds this fail with 408 / 3046.
+    timeout_s: float = 120.0
+    max_body_bytes: int = 100_000_000
+
+    # Latency model: time to first token and time per output token.
+    latency: Literal["zero", "realistic"] = "zero"
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+
+    # Faults: a share of run requests per fault name (e.g. {"3040": 0.1}), drawn from `fault_seed`.
+    fault_rates: dict[str, float] = Field(default_factory=dict)
+    fault_seed: int = 0
+    stall_ms: float = 3000.0
+
+    # Random `p` padding on stream events, as the real API sends against the length side channel.
+    padding: bool = True
+    # The live API ignores `per_page` on /ai/models/search and returns every model.
+    honour_per_page: bool = False
+    # Test mode opens /__emulator/clock and /__emulator/reset.
+    test_mode: bool = False
+
+    @model_validator(mode="after")
+    def _apply_presets(self) -> EmulatorSettings:
+        if self.free_plan:
+            self.rate_limits = True
+        ttft, tpot = LATENCY_PRESETS[self.latency]
+        if self.ttft_ms is None:
+            self.ttft_ms = ttft
+        if self.tpot_ms is None:
+            self.tpot_ms = tpot
+        return self
+
+    @property
+    def ttft_s(self) -> float:
+        return (self.ttft_ms or 0.0) / 1000
+
+    @property
+    def tpot_s(self) -> float:
+        return (self.tpot_ms or 0.0) / 1000
