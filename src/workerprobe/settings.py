@@ -39,7 +39,7 @@ class EmulatorSettings(BaseSettings):
     free_plan: bool = False
     daily_neurons: float | None = None
     rate_limits: bool = False
-    quota_code: Literal[4006, 3036] = 4006
+    quota_code: Literal["4006", "3036"] = "4006"
     # Non-streamed generations whose modelled duration exceeds this fail with 408 / 3046.
     timeout_s: float = 120.0
     max_body_bytes: int = 100_000_000

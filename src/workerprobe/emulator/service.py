@@ -65,7 +65,7 @@ class Emulator:
         fault = self.faults.pick(call.fault_header, text)
         self.faults.raise_error(fault)
         if self.meter.exhausted(call.account):
-            raise UpstreamError("daily_quota" if self.settings.quota_code == 4006 else "daily_quota_documented")
+            raise UpstreamError("daily_quota" if self.settings.quota_code == "4006" else "daily_quota_documented")
         if self.settings.rate_limits:
             wait = self.limiter.acquire(call.account, model.limit_class, self.catalogue.rpm(model))
             if wait is not None:

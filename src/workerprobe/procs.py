@@ -1,0 +1,86 @@
+"""Starting the project's servers as real processes on free loopback ports (tests, benchmarks,
+load runs), and stopping them again."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+__all__ = ["Server", "free_port", "serve"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def _wait_ready(host: str, port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"server did not listen on {host}:{port} within {timeout} s")
+
+
+@contextmanager
+def serve(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    cpu: int | None = None,
+    timeout: float = 20.0,
+) -> Iterator[Server]:
+    """Run `workerprobe <command> --host H --port P` until the block ends.
+
+    `env` is added to (and overrides) this process's environment; `cpu` pins the server to one
+    core (benchmarks).
+    """
+    port = port or free_port(host)
+    argv = [sys.executable, "-m", "workerprobe", *command, "--host", host, "--port", str(port)]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu), *argv]
+    full_env = {**os.environ, **(env or {})}
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on it
+    process = subprocess.Popen(argv, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        try:
+            _wait_ready(host, port, process, timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            log.seek(0)
+            raise RuntimeError(f"{' '.join(command)}: {exc}\n{log.read().decode(errors='replace')}") from None
+        yield Server(host, port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,86 @@
+"""Cloudflare's own OpenAI-compatible endpoints (/ai/v1) and the models search."""
+
+from __future__ import annotations
+
+import json
+
+from tests.emulator.conftest import TEXT_MODEL, Emulator, error_of
+from workerprobe.sse import Decoder
+
+
+def test_v1_chat_completion(emulator: Emulator) -> None:
+    body = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": "What is 6 / 3?"}]}
+    response = emulator.http.post(emulator.path("a", "v1/chat/completions"), json=body)
+    completion = response.json()
+    assert completion["object"] == "chat.completion" and completion["model"] == TEXT_MODEL
+    assert completion["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "6 / 3 = 2."},
+                                      "finish_reason": "stop", "logprobs": None}]
+    assert completion["usage"]["completion_tokens"] == 6
+
+
+def test_v1_stream_reports_finish_reason_only_on_the_usage_chunk(emulator: Emulator) -> None:
+    body = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": "Write a long story"}],
+            "max_tokens": 12, "stream": True}
+    decoder = Decoder()
+    events = []
+    with emulator.http.stream("POST", emulator.path("a", "v1/chat/completions"), json=body) as r:
+        for chunk in r.iter_raw():
+            events.extend(decoder.feed(chunk))
+    assert events[-1].data == "[DONE]"
+    chunks = [json.loads(e.data) for e in events[:-1]]
+    assert all(c["choices"][0]["index"] == 0 for c in chunks)
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]] == ["length"]
+    assert "usage" in chunks[-1] and chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert len({c["id"] for c in chunks}) == 1
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks).strip()
+
+
+def test_v1_errors_keep_the_cloudflare_envelope(emulator: Emulator) -> None:
+    body = {"model": "@cf/nope/nope", "messages": [{"role": "user", "content": "hi"}]}
+    assert error_of(emulator.http.post(emulator.path("a", "v1/chat/completions"), json=body))[:2] == (400, 5007)
+    body = {"model": "@cf/baai/bge-base-en-v1.5", "messages": [{"role": "user", "content": "hi"}]}
+    assert error_of(emulator.http.post(emulator.path("a", "v1/chat/completions"), json=body))[:2] == (400, 5007)
+
+
+def test_v1_embeddings(emulator: Emulator) -> None:
+    body = {"model": "@cf/baai/bge-large-en-v1.5", "input": ["I love matcha", "tea"]}
+    result = emulator.http.post(emulator.path("a", "v1/embeddings"), json=body).json()
+    assert result["object"] == "list" and result["model"] == "@cf/baai/bge-large-en-v1.5"
+    assert [d["index"] for d in result["data"]] == [0, 1]
+    assert all(d["object"] == "embedding" and len(d["embedding"]) == 1024 for d in result["data"])
+    assert result["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+
+
+def test_v1_models_is_405(emulator: Emulator) -> None:
+    assert error_of(emulator.http.get(emulator.path("a", "v1/models"))) == (
+        405, 7001, "GET not supported for requested URI.")
+
+
+def test_models_search_shape_and_filters(emulator: Emulator) -> None:
+    body = emulator.http.get(emulator.path("a", "models/search")).json()
+    assert body["success"] is True
+    names = [m["name"] for m in body["result"]]
+    assert "@cf/meta/llama-3.1-8b-instruct-fast" in names
+    assert "@cf/meta/llama-3-8b-instruct" not in names  # retired models are gone
+    info = body["result_info"]
+    assert info["count"] == info["total_count"] == len(names)
+    bge = next(m for m in body["result"] if m["name"] == "@cf/baai/bge-base-en-v1.5")
+    assert bge["id"] == "429b9e8b-d99e-44de-91ad-706cf8183658" and bge["source"] == 1
+    assert bge["task"]["name"] == "Text Embeddings"
+    props = {p["property_id"]: p["value"] for p in bge["properties"]}
+    assert props["output_dimensions"] == "768" and props["max_input_tokens"] == "512"
+    assert props["price"] == [{"unit": "per M input tokens", "price": 0.067, "currency": "USD"}]
+
+    embeddings = emulator.http.get(emulator.path("a", "models/search"), params={"task": "Text Embeddings"}).json()
+    assert {m["task"]["name"] for m in embeddings["result"]} == {"Text Embeddings"}
+    llama = emulator.http.get(emulator.path("a", "models/search"), params={"search": "llama-3.2"}).json()
+    assert sorted(m["name"] for m in llama["result"]) == ["@cf/meta/llama-3.2-1b-instruct", "@cf/meta/llama-3.2-3b-instruct"]
+    # The live API ignores per_page.
+    paged = emulator.http.get(emulator.path("a", "models/search"), params={"per_page": 2}).json()
+    assert len(paged["result"]) == len(names)
+
+
+def test_models_search_needs_auth(emulator: Emulator) -> None:
+    import httpx
+
+    assert error_of(httpx.get(emulator.url + emulator.path("a", "models/search")))[:2] == (401, 10000)
