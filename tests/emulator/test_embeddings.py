@@ -15,8 +15,12 @@ def _cos(a: list[float], b: list[float]) -> float:
 
 @pytest.mark.parametrize(
     ("model", "dims"),
-    [("@cf/baai/bge-small-en-v1.5", 384), ("@cf/baai/bge-base-en-v1.5", 768),
-     ("@cf/baai/bge-large-en-v1.5", 1024), ("@cf/baai/bge-m3", 1024)],
+    [
+        ("@cf/baai/bge-small-en-v1.5", 384),
+        ("@cf/baai/bge-base-en-v1.5", 768),
+        ("@cf/baai/bge-large-en-v1.5", 1024),
+        ("@cf/baai/bge-m3", 1024),
+    ],
 )
 def test_shapes_and_unit_length(emulator: Emulator, model: str, dims: int) -> None:
     result = emulator.run(model, {"text": ["first text", "second text", "third"]}).json()["result"]

@@ -9,9 +9,18 @@ from tests.emulator.conftest import TEXT_MODEL, Emulator, error_of
 
 @pytest.mark.parametrize(
     ("fault", "status", "code"),
-    [("3040", 429, 3040), ("3021", 429, 3021), ("4006", 429, 4006), ("3036", 429, 3036),
-     ("5xx", 503, 7009), ("500", 500, 3043), ("502", 502, 7010), ("503", 503, 7009), ("504", 504, 7011),
-     ("timeout", 408, 3046)],
+    [
+        ("3040", 429, 3040),
+        ("3021", 429, 3021),
+        ("4006", 429, 4006),
+        ("3036", 429, 3036),
+        ("5xx", 503, 7009),
+        ("500", 500, 3043),
+        ("502", 502, 7010),
+        ("503", 503, 7009),
+        ("504", 504, 7011),
+        ("timeout", 408, 3046),
+    ],
 )
 def test_error_fault_by_header(emulator: Emulator, fault: str, status: int, code: int) -> None:
     got = error_of(emulator.run(TEXT_MODEL, {"prompt": "hi"}, **{"x-emulate-fault": fault}))

@@ -23,7 +23,9 @@ def test_daily_allocation_runs_out_and_resets_at_utc_midnight(start_emulator) ->
     with start_emulator(WORKERPROBE_EMULATOR_FREE_PLAN="true") as emulator:
         emulator.clock(set="2026-03-01T23:50:00+00:00")
         model = load().model(TEXT_MODEL)
-        per_call = model.neurons(emulator.run(TEXT_MODEL, LONG, account="q").json()["result"]["usage"]["prompt_tokens"], 1000)
+        per_call = model.neurons(
+            emulator.run(TEXT_MODEL, LONG, account="q").json()["result"]["usage"]["prompt_tokens"], 1000
+        )
         calls = 1
         while True:
             response = emulator.run(TEXT_MODEL, LONG, account="q")
@@ -61,7 +63,10 @@ def test_per_minute_limit_per_task_class(start_emulator) -> None:
         statuses = [emulator.run(TEXT_MODEL, short, account="r").status_code for _ in range(300)]
         assert statuses == [200] * 300
         assert error_of(emulator.run(TEXT_MODEL, short, account="r")) == (
-            429, 3021, "AiError: AiError: rate limiting: inference request per min rate reached")
+            429,
+            3021,
+            "AiError: AiError: rate limiting: inference request per min rate reached",
+        )
         # Text generation shares one class: another model is limited too; embeddings are not.
         assert emulator.run("@cf/meta/llama-3.2-1b-instruct", short, account="r").status_code == 429
         assert emulator.run("@cf/baai/bge-base-en-v1.5", {"text": "a"}, account="r").status_code == 200
@@ -70,15 +75,20 @@ def test_per_minute_limit_per_task_class(start_emulator) -> None:
 
 
 def test_limits_are_off_by_default(emulator) -> None:
-    statuses = {emulator.run(TEXT_MODEL, {"prompt": "What is 1 + 1?"}, account="nolimit").status_code
-                for _ in range(320)}
+    statuses = {
+        emulator.run(TEXT_MODEL, {"prompt": "What is 1 + 1?"}, account="nolimit").status_code for _ in range(320)
+    }
     assert statuses == {200}
     assert emulator.usage()["daily_neurons"] is None
 
 
 def test_long_non_streamed_generation_times_out(start_emulator) -> None:
     with start_emulator(WORKERPROBE_EMULATOR_TPOT_MS="10", WORKERPROBE_EMULATOR_TIMEOUT_S="0.3") as emulator:
-        assert error_of(emulator.run(TEXT_MODEL, {**LONG, "max_tokens": 100})) == (408, 3046, "AiError: Request timeout")
+        assert error_of(emulator.run(TEXT_MODEL, {**LONG, "max_tokens": 100})) == (
+            408,
+            3046,
+            "AiError: Request timeout",
+        )
         assert emulator.run(TEXT_MODEL, {"prompt": "What is 1 + 1?"}).status_code == 200
         # Streaming is the way around it: the same request streams to the end.
         events = emulator.stream(TEXT_MODEL, {**LONG, "max_tokens": 100})

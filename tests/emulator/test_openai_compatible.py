@@ -13,14 +13,24 @@ def test_v1_chat_completion(emulator: Emulator) -> None:
     response = emulator.http.post(emulator.path("a", "v1/chat/completions"), json=body)
     completion = response.json()
     assert completion["object"] == "chat.completion" and completion["model"] == TEXT_MODEL
-    assert completion["choices"] == [{"index": 0, "message": {"role": "assistant", "content": "6 / 3 = 2."},
-                                      "finish_reason": "stop", "logprobs": None}]
+    assert completion["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "6 / 3 = 2."},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ]
     assert completion["usage"]["completion_tokens"] == 6
 
 
 def test_v1_stream_reports_finish_reason_only_on_the_usage_chunk(emulator: Emulator) -> None:
-    body = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": "Write a long story"}],
-            "max_tokens": 12, "stream": True}
+    body = {
+        "model": TEXT_MODEL,
+        "messages": [{"role": "user", "content": "Write a long story"}],
+        "max_tokens": 12,
+        "stream": True,
+    }
     decoder = Decoder()
     events = []
     with emulator.http.stream("POST", emulator.path("a", "v1/chat/completions"), json=body) as r:
@@ -53,7 +63,10 @@ def test_v1_embeddings(emulator: Emulator) -> None:
 
 def test_v1_models_is_405(emulator: Emulator) -> None:
     assert error_of(emulator.http.get(emulator.path("a", "v1/models"))) == (
-        405, 7001, "GET not supported for requested URI.")
+        405,
+        7001,
+        "GET not supported for requested URI.",
+    )
 
 
 def test_models_search_shape_and_filters(emulator: Emulator) -> None:
@@ -74,7 +87,10 @@ def test_models_search_shape_and_filters(emulator: Emulator) -> None:
     embeddings = emulator.http.get(emulator.path("a", "models/search"), params={"task": "Text Embeddings"}).json()
     assert {m["task"]["name"] for m in embeddings["result"]} == {"Text Embeddings"}
     llama = emulator.http.get(emulator.path("a", "models/search"), params={"search": "llama-3.2"}).json()
-    assert sorted(m["name"] for m in llama["result"]) == ["@cf/meta/llama-3.2-1b-instruct", "@cf/meta/llama-3.2-3b-instruct"]
+    assert sorted(m["name"] for m in llama["result"]) == [
+        "@cf/meta/llama-3.2-1b-instruct",
+        "@cf/meta/llama-3.2-3b-instruct",
+    ]
     # The live API ignores per_page.
     paged = emulator.http.get(emulator.path("a", "models/search"), params={"per_page": 2}).json()
     assert len(paged["result"]) == len(names)

@@ -12,8 +12,12 @@ from tests.emulator.conftest import TEXT_MODEL, Emulator, text_of
 from workerprobe import tokens
 from workerprobe.sse import Decoder
 
-BODY = {"messages": [{"role": "user", "content": "Write a detailed story about a harbour"}], "max_tokens": 60,
-        "temperature": 0.5, "seed": 7}
+BODY = {
+    "messages": [{"role": "user", "content": "Write a detailed story about a harbour"}],
+    "max_tokens": 60,
+    "temperature": 0.5,
+    "seed": 7,
+}
 
 
 def test_native_stream_framing(emulator: Emulator) -> None:
@@ -54,8 +58,12 @@ def test_cut_stream_ends_without_done(emulator: Emulator) -> None:
     decoder = Decoder()
     events = []
     with pytest.raises(httpx.RemoteProtocolError):
-        with emulator.http.stream("POST", emulator.path("acct", f"run/{TEXT_MODEL}"),
-                                  json={**BODY, "stream": True}, headers={"x-emulate-fault": "cut-stream"}) as r:
+        with emulator.http.stream(
+            "POST",
+            emulator.path("acct", f"run/{TEXT_MODEL}"),
+            json={**BODY, "stream": True},
+            headers={"x-emulate-fault": "cut-stream"},
+        ) as r:
             for chunk in r.iter_raw():
                 events.extend(decoder.feed(chunk))
     assert events and all(e.data != "[DONE]" for e in events)
@@ -79,8 +87,12 @@ def test_split_events_reassemble_to_the_same_text(emulator: Emulator) -> None:
     reads = []
     decoder = Decoder()
     events = []
-    with emulator.http.stream("POST", emulator.path("acct", f"run/{TEXT_MODEL}"),
-                              json={**BODY, "stream": True}, headers={"x-emulate-fault": "split-events"}) as r:
+    with emulator.http.stream(
+        "POST",
+        emulator.path("acct", f"run/{TEXT_MODEL}"),
+        json={**BODY, "stream": True},
+        headers={"x-emulate-fault": "split-events"},
+    ) as r:
         for chunk in r.iter_raw():
             reads.append(chunk)
             events.extend(decoder.feed(chunk))
@@ -91,8 +103,12 @@ def test_split_events_reassemble_to_the_same_text(emulator: Emulator) -> None:
 
 def test_slow_stream_stalls_midway(emulator: Emulator) -> None:
     arrivals = []
-    with emulator.http.stream("POST", emulator.path("acct", f"run/{TEXT_MODEL}"), json={**BODY, "stream": True},
-                              headers={"x-emulate-fault": "slow-stream", "x-emulate-stall-ms": "400"}) as r:
+    with emulator.http.stream(
+        "POST",
+        emulator.path("acct", f"run/{TEXT_MODEL}"),
+        json={**BODY, "stream": True},
+        headers={"x-emulate-fault": "slow-stream", "x-emulate-stall-ms": "400"},
+    ) as r:
         decoder = Decoder()
         for chunk in r.iter_raw():
             for _ in decoder.feed(chunk):
@@ -105,8 +121,9 @@ def test_stream_pacing_follows_the_latency_model(start_emulator) -> None:
     with start_emulator(WORKERPROBE_EMULATOR_TTFT_MS="200", WORKERPROBE_EMULATOR_TPOT_MS="20") as emulator:
         started = time.monotonic()
         arrivals = []
-        with emulator.http.stream("POST", emulator.path("acct", f"run/{TEXT_MODEL}"),
-                                  json={**BODY, "max_tokens": 10, "stream": True}) as r:
+        with emulator.http.stream(
+            "POST", emulator.path("acct", f"run/{TEXT_MODEL}"), json={**BODY, "max_tokens": 10, "stream": True}
+        ) as r:
             decoder = Decoder()
             for chunk in r.iter_raw():
                 for event in decoder.feed(chunk):

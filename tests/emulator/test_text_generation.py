@@ -117,7 +117,11 @@ def test_answer_after_a_tool_result(emulator: Emulator) -> None:
     body = {
         "messages": [
             {"role": "user", "content": "What is the weather in Paris?"},
-            {"role": "assistant", "content": None, "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+            },
             {"role": "tool", "content": '{"temp": 21}'},
         ],
         "tools": [WEATHER_TOOL],
@@ -131,14 +135,25 @@ def test_answer_after_a_tool_result(emulator: Emulator) -> None:
     [
         ({"type": "json_object"}, lambda v: isinstance(v["answer"], str)),
         (
-            {"type": "json_schema", "json_schema": {"type": "object", "properties": {
-                "name": {"type": "string"}, "population": {"type": "integer", "minimum": 1}},
-                "required": ["name", "population"]}},
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "type": "object",
+                    "properties": {"name": {"type": "string"}, "population": {"type": "integer", "minimum": 1}},
+                    "required": ["name", "population"],
+                },
+            },
             lambda v: isinstance(v["name"], str) and v["population"] >= 1,
         ),
         (
-            {"type": "json_schema", "json_schema": {"name": "city", "strict": True, "schema": {
-                "type": "object", "properties": {"capital": {"type": "boolean"}}}}},
+            {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "city",
+                    "strict": True,
+                    "schema": {"type": "object", "properties": {"capital": {"type": "boolean"}}},
+                },
+            },
             lambda v: isinstance(v["capital"], bool),
         ),
     ],
@@ -148,7 +163,9 @@ def test_json_mode_returns_an_object(emulator: Emulator, response_format: dict, 
     result = emulator.run(TEXT_MODEL, body).json()["result"]
     assert isinstance(result["response"], dict)
     assert check(result["response"])
-    assert result["usage"]["completion_tokens"] == tokens.count(json.dumps(result["response"], separators=(",", ":")))
+    assert result["usage"]["completion_tokens"] == tokens.count(
+        json.dumps(result["response"], separators=(",", ":"), ensure_ascii=False)
+    )
 
 
 def test_openai_shaped_result_of_newer_models(emulator: Emulator) -> None:
@@ -174,3 +191,8 @@ def test_prompt_over_the_context_window(emulator: Emulator) -> None:
     )
     assert (status, code) == (400, 5006)
     assert "context window of 24000" in message
+
+
+def test_json_mode_that_cannot_be_met(emulator: Emulator) -> None:
+    body = {**_user("a city"), "response_format": {"type": "json_schema", "json_schema": {"type": "tuple"}}}
+    assert error_of(emulator.run(TEXT_MODEL, body)) == (400, 5024, "AiError: JSON Mode couldn't be met")

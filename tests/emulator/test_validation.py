@@ -18,19 +18,30 @@ ONE_OF_ZERO = (
     [
         ({}, ONE_OF_ZERO),
         ({"prompt": "a", "messages": []}, "AiError: Bad input: Error: oneOf at '/' not met, 2 matches"),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
-         "AiError: Bad input: Error: Type mismatch of '/messages/0/content', 'array' not in 'string'"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]},
+            "AiError: Bad input: Error: Type mismatch of '/messages/0/content', 'array' not in 'string'",
+        ),
         ({"prompt": 5}, "AiError: Bad input: Error: Type mismatch of '/prompt', 'integer' not in 'string'"),
         ({"prompt": ""}, "AiError: Bad input: Error: String at '/prompt' is shorter than minLength 1"),
-        ({"prompt": "a", "temperature": 5.5},
-         "AiError: Bad input: Error: Value at '/temperature' is 5.5, greater than maximum 5"),
+        (
+            {"prompt": "a", "temperature": 5.5},
+            "AiError: Bad input: Error: Value at '/temperature' is 5.5, greater than maximum 5",
+        ),
         ({"prompt": "a", "top_k": 0}, "AiError: Bad input: Error: Value at '/top_k' is 0, less than minimum 1"),
         ({"prompt": "a", "seed": 0}, "AiError: Bad input: Error: Value at '/seed' is 0, less than minimum 1"),
-        ({"prompt": "a", "max_tokens": "ten"},
-         "AiError: Bad input: Error: Type mismatch of '/max_tokens', 'string' not in 'integer'"),
-        ({"prompt": "a", "repetition_penalty": 2.5},
-         "AiError: Bad input: Error: Value at '/repetition_penalty' is 2.5, greater than maximum 2"),
-        ({"messages": [{"content": "hi"}]}, "AiError: Bad input: Error: required properties at '/messages/0' are 'role'"),
+        (
+            {"prompt": "a", "max_tokens": "ten"},
+            "AiError: Bad input: Error: Type mismatch of '/max_tokens', 'string' not in 'integer'",
+        ),
+        (
+            {"prompt": "a", "repetition_penalty": 2.5},
+            "AiError: Bad input: Error: Value at '/repetition_penalty' is 2.5, greater than maximum 2",
+        ),
+        (
+            {"messages": [{"content": "hi"}]},
+            "AiError: Bad input: Error: required properties at '/messages/0' are 'role'",
+        ),
         ([1, 2], "AiError: Bad input: Error: Type mismatch of '/', 'array' not in 'object'"),
     ],
 )
@@ -50,26 +61,41 @@ def test_array_content_accepted_by_openai_input_models(emulator: Emulator) -> No
 
 
 def test_assistant_null_content_with_tool_calls_is_accepted(emulator: Emulator) -> None:
-    body = {"messages": [{"role": "user", "content": "hi"},
-                         {"role": "assistant", "content": None, "tool_calls": [{"name": "f", "arguments": {}}]},
-                         {"role": "tool", "content": "{}"}]}
+    body = {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [{"name": "f", "arguments": {}}]},
+            {"role": "tool", "content": "{}"},
+        ]
+    }
     assert emulator.run(TEXT_MODEL, body).status_code == 200
 
 
 def test_malformed_json(emulator: Emulator) -> None:
-    response = emulator.http.post(emulator.path("acct", f"run/{TEXT_MODEL}"), content=b'{"prompt": ',
-                                  headers={"content-type": "application/json"})
+    response = emulator.http.post(
+        emulator.path("acct", f"run/{TEXT_MODEL}"), content=b'{"prompt": ', headers={"content-type": "application/json"}
+    )
     status, code, message = error_of(response)
     assert (status, code) == (400, 5006) and "Malformed JSON" in message
 
 
 def test_unknown_model(emulator: Emulator) -> None:
     assert error_of(emulator.run("@cf/meta/llama-9-unknown", {"prompt": "a"})) == (
-        400, 5007, "No such model @cf/meta/llama-9-unknown or task")
+        400,
+        5007,
+        "No such model @cf/meta/llama-9-unknown or task",
+    )
 
 
-@pytest.mark.parametrize("model", ["@cf/meta/llama-3-8b-instruct", "@cf/mistral/mistral-7b-instruct-v0.1",
-                                   "@hf/mistral/mistral-7b-instruct-v0.2", "@cf/meta/llama-3.1-8b-instruct"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "@cf/meta/llama-3-8b-instruct",
+        "@cf/mistral/mistral-7b-instruct-v0.1",
+        "@hf/mistral/mistral-7b-instruct-v0.2",
+        "@cf/meta/llama-3.1-8b-instruct",
+    ],
+)
 def test_retired_models_answer_410_5028(emulator: Emulator, model: str) -> None:
     status, code, message = error_of(emulator.run(model, {"prompt": "a"}))
     assert (status, code) == (410, 5028) and "no longer available" in message
@@ -85,8 +111,11 @@ def test_authentication_error(emulator: Emulator, header: str | None) -> None:
 
 def test_any_token_when_none_is_configured(start_emulator) -> None:
     with start_emulator(CF_API_TOKEN="") as emulator:
-        response = httpx.post(emulator.url + emulator.path("a", f"run/{TEXT_MODEL}"), json={"prompt": "a"},
-                              headers={"Authorization": "Bearer anything"})
+        response = httpx.post(
+            emulator.url + emulator.path("a", f"run/{TEXT_MODEL}"),
+            json={"prompt": "a"},
+            headers={"Authorization": "Bearer anything"},
+        )
         assert response.status_code == 200
 
 

@@ -1,11 +1,11 @@
 """The emulator's HTTP surface: thin routes over `Emulator`.
 
-    POST /client/v4/accounts/{account}/ai/run/{model}      envelope or SSE
-    POST /client/v4/accounts/{account}/ai/v1/chat/completions
-    POST /client/v4/accounts/{account}/ai/v1/embeddings
-    GET  /client/v4/accounts/{account}/ai/v1/models         405, as the live API
-    GET  /client/v4/accounts/{account}/ai/models/search
-    GET  /__emulator/usage    POST /__emulator/clock    POST /__emulator/reset   (inspection)
+POST /client/v4/accounts/{account}/ai/run/{model}      envelope or SSE
+POST /client/v4/accounts/{account}/ai/v1/chat/completions
+POST /client/v4/accounts/{account}/ai/v1/embeddings
+GET  /client/v4/accounts/{account}/ai/v1/models         405, as the live API
+GET  /client/v4/accounts/{account}/ai/models/search
+GET  /__emulator/usage    POST /__emulator/clock    POST /__emulator/reset   (inspection)
 """
 
 from __future__ import annotations

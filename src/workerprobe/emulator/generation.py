@@ -16,17 +16,17 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-from itertools import islice
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal
 
 import orjson
 
 from workerprobe import tokens
 
-__all__ = ["Completion", "ToolCall", "Prompt", "generate", "json_value", "arithmetic"]
+__all__ = ["Completion", "Prompt", "SchemaUnmet", "ToolCall", "arithmetic", "generate", "json_value"]
 
 Finish = Literal["stop", "length", "tool_calls"]
 
@@ -211,9 +211,7 @@ def _topic(text: str) -> list[str]:
 def _tool_name(tool: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     spec = tool.get("function", tool) if isinstance(tool.get("function"), dict) else tool
     params = spec.get("parameters")
-    return str(spec.get("name", "")), str(spec.get("description") or ""), params if isinstance(
-        params, dict
-    ) else {}
+    return str(spec.get("name", "")), str(spec.get("description") or ""), params if isinstance(params, dict) else {}
 
 
 def _tool_calls(rng: random.Random, prompt: Prompt) -> list[ToolCall]:
@@ -229,9 +227,7 @@ def _tool_calls(rng: random.Random, prompt: Prompt) -> list[ToolCall]:
         if forced is not None and name != forced:
             continue
         parts = {p.lower() for p in re.split(r"[_\W]+|(?<=[a-z])(?=[A-Z])", name) if len(p) > 2}
-        named = bool(parts & words) or any(
-            w in words for w in re.findall(r"[a-z]{5,}", description.lower())
-        )
+        named = bool(parts & words) or any(w in words for w in re.findall(r"[a-z]{5,}", description.lower()))
         if forced is not None or prompt.tool_choice == "required" or named:
             call_id = f"chatcmpl-tool-{rng.getrandbits(64):016x}"
             return [ToolCall(call_id, name, _arguments(rng, params, prompt.last_user))]
@@ -286,7 +282,7 @@ def json_value(rng: random.Random, schema: dict[str, Any], topic: list[str], dep
             return {}
         return {k: json_value(rng, v if isinstance(v, dict) else {}, topic, depth + 1) for k, v in props.items()}
     if kind == "array":
-        items = schema.get("items") if isinstance(schema.get("items"), dict) else {"type": "string"}
+        items: dict[str, Any] = schema["items"] if isinstance(schema.get("items"), dict) else {"type": "string"}
         n = max(int(schema.get("minItems", 1)), 1)
         return [json_value(rng, items, topic, depth + 1) for _ in range(min(n + rng.randint(0, 2), 8))]
     if kind == "string":
@@ -295,10 +291,14 @@ def json_value(rng: random.Random, schema: dict[str, Any], topic: list[str], dep
         low, high = int(schema.get("minimum", 0)), int(schema.get("maximum", 100))
         return rng.randint(low, max(low, high))
     if kind == "number":
-        low, high = float(schema.get("minimum", 0)), float(schema.get("maximum", 100))
-        return round(rng.uniform(low, max(low, high)), 3)
+        bottom, top = float(schema.get("minimum", 0)), float(schema.get("maximum", 100))
+        return round(rng.uniform(bottom, max(bottom, top)), 3)
     if kind == "boolean":
         return rng.random() < 0.5
     if kind == "null":
         return None
-    raise ValueError(f"unsupported schema type {kind!r}")
+    raise SchemaUnmet(f"unsupported schema type {kind!r}")
+
+
+class SchemaUnmet(ValueError):
+    """JSON mode cannot produce a value for this schema (the API's 5024)."""

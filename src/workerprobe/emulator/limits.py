@@ -83,9 +83,7 @@ class Meter:
                 "neurons": round(usage.neurons, 6),
                 "requests": usage.requests,
                 "remaining_neurons": (
-                    None
-                    if self.daily_neurons is None
-                    else round(max(0.0, self.daily_neurons - usage.neurons), 6)
+                    None if self.daily_neurons is None else round(max(0.0, self.daily_neurons - usage.neurons), 6)
                 ),
                 "errors": {str(code): n for code, n in sorted(usage.errors.items())},
                 "models": {

@@ -14,7 +14,7 @@ from workerprobe.catalogue import Catalogue, Model
 from workerprobe.emulator import embeddings, shapes
 from workerprobe.emulator.errors import UpstreamError, envelope_response
 from workerprobe.emulator.faults import Faults
-from workerprobe.emulator.generation import generate
+from workerprobe.emulator.generation import SchemaUnmet, generate
 from workerprobe.emulator.limits import Clock, Meter, RateLimiter
 from workerprobe.emulator.streams import PacedStream
 from workerprobe.emulator.validation import embedding_input, text_generation_input
@@ -80,7 +80,10 @@ class Emulator:
     async def text_generation(self, call: Call, model: Model, surface: Surface) -> Reply:
         prompt, prompt_tokens, stream = text_generation_input(call.body, model, self.catalogue)
         fault = self._admit(call, model, prompt.last_user)
-        completion = generate(model.name, prompt)
+        try:
+            completion = generate(model.name, prompt)
+        except SchemaUnmet:
+            raise UpstreamError("json_mode_unmet") from None
         neurons = model.neurons(prompt_tokens, completion.completion_tokens)
         usage = shapes.usage(model, prompt_tokens, completion, neurons)
         self.meter.record(call.account, model.name, prompt_tokens, completion.completion_tokens, neurons)
@@ -159,8 +162,12 @@ class Emulator:
         shown = found
         if self.settings.honour_per_page and per_page:
             shown = found[(page - 1) * per_page : page * per_page]
-        info = {"page": page, "per_page": per_page if self.settings.honour_per_page and per_page else total,
-                "count": len(shown), "total_count": total}
+        info = {
+            "page": page,
+            "per_page": per_page if self.settings.honour_per_page and per_page else total,
+            "count": len(shown),
+            "total_count": total,
+        }
         return envelope_response(shown, result_info=info)
 
 

@@ -51,9 +51,7 @@ def native_result(model: Model, completion: Completion, usage_: dict[str, Any]) 
     return result
 
 
-def openai_completion(
-    model_name: str, model: Model, completion: Completion, usage_: dict[str, Any]
-) -> dict[str, Any]:
+def openai_completion(model_name: str, model: Model, completion: Completion, usage_: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": completion.text or None}
     if model.result == "openai":
         message["reasoning_content"] = None
@@ -77,9 +75,7 @@ def _event(obj: dict[str, Any], token: bool = False) -> StreamEvent:
     return StreamEvent(b"data: " + orjson.dumps(obj) + b"\n\n", token)
 
 
-def run_stream_events(
-    model: Model, completion: Completion, usage_: dict[str, Any], padding: bool
-) -> list[StreamEvent]:
+def run_stream_events(model: Model, completion: Completion, usage_: dict[str, Any], padding: bool) -> list[StreamEvent]:
     """The SSE events of `stream: true` on `/ai/run`, in the model's result shape."""
     rng = random.Random()
 
@@ -113,11 +109,21 @@ def run_stream_events(
             return _event(pad(body), bool(delta.get("content")) or "tool_calls" in delta)
 
         # Per-chunk usage is incremental; the final native usage event is cumulative.
-        events.append(chunk({"content": "", "reasoning_content": None, "role": "assistant"}, None, {
-            "prompt_tokens": usage_["prompt_tokens"], "completion_tokens": 0,
-            "total_tokens": usage_["prompt_tokens"]}))
+        events.append(
+            chunk(
+                {"content": "", "reasoning_content": None, "role": "assistant"},
+                None,
+                {
+                    "prompt_tokens": usage_["prompt_tokens"],
+                    "completion_tokens": 0,
+                    "total_tokens": usage_["prompt_tokens"],
+                },
+            )
+        )
         for piece in completion.pieces:
-            events.append(chunk({"content": piece}, None, {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1}))
+            events.append(
+                chunk({"content": piece}, None, {"prompt_tokens": 0, "completion_tokens": 1, "total_tokens": 1})
+            )
         if completion.tool_calls:
             calls = [{"index": i, **c} for i, c in enumerate(_tool_calls(model.tool_calls, completion.tool_calls))]
             events.append(chunk({"tool_calls": calls}, None, None))
@@ -128,21 +134,55 @@ def run_stream_events(
     return events
 
 
-def v1_stream_events(model_name: str, model: Model, completion: Completion, usage_: dict[str, Any]) -> list[StreamEvent]:
+def v1_stream_events(
+    model_name: str, model: Model, completion: Completion, usage_: dict[str, Any]
+) -> list[StreamEvent]:
     """Chunks of Cloudflare's `/ai/v1/chat/completions`: `finish_reason` only on the usage chunk."""
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model_name}
-    events = [_event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                           "finish_reason": None, "logprobs": None}]})]
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model_name,
+    }
+    events = [
+        _event(
+            {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}
+                ],
+            }
+        )
+    ]
     for piece in completion.pieces:
-        events.append(_event({**base, "choices": [{"index": 0, "delta": {"content": piece},
-                                                   "finish_reason": None, "logprobs": None}]}, True))
+        events.append(
+            _event(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None, "logprobs": None}],
+                },
+                True,
+            )
+        )
     if completion.tool_calls:
-        calls = [{"index": i, **c} for i, c in enumerate(
-            _tool_calls("openai", completion.tool_calls))]
-        events.append(_event({**base, "choices": [{"index": 0, "delta": {"tool_calls": calls},
-                                                   "finish_reason": None, "logprobs": None}]}, True))
-    events.append(_event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": completion.finish,
-                                               "logprobs": None}], "usage": usage_}))
+        calls = [{"index": i, **c} for i, c in enumerate(_tool_calls("openai", completion.tool_calls))]
+        events.append(
+            _event(
+                {
+                    **base,
+                    "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None, "logprobs": None}],
+                },
+                True,
+            )
+        )
+    events.append(
+        _event(
+            {
+                **base,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": completion.finish, "logprobs": None}],
+                "usage": usage_,
+            }
+        )
+    )
     events.append(_DONE)
     return events

@@ -87,7 +87,9 @@ class PacedStream:
                     if self.fault == "cut-stream":
                         return False
                     if self.fault == "malformed-event":
-                        await send({"type": "http.response.body", "body": b'data: {"response":"\n\n', "more_body": True})
+                        await send(
+                            {"type": "http.response.body", "body": b'data: {"response":"\n\n', "more_body": True}
+                        )
                 index += 1
                 delay = due - loop.time()
                 if delay > 0:

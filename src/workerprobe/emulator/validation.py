@@ -112,7 +112,9 @@ def text_generation_input(body: Any, model: Model, catalogue: Catalogue) -> tupl
         if name in body and body[name] is not None:
             _check_range(name, body[name], spec)
     if model.input == "openai" and body.get("max_completion_tokens") is not None:
-        _check_range("max_completion_tokens", body["max_completion_tokens"], catalogue.text_generation_parameters["max_tokens"])
+        _check_range(
+            "max_completion_tokens", body["max_completion_tokens"], catalogue.text_generation_parameters["max_tokens"]
+        )
     template = catalogue.chat_template_tokens
     after_tool = False
     if has_prompt:
@@ -154,7 +156,9 @@ def text_generation_input(body: Any, model: Model, catalogue: Catalogue) -> tupl
             max_tokens=max_tokens,
             temperature=body.get("temperature"),
             seed=body.get("seed"),
-            sampling=tuple(body.get(k) for k in ("top_p", "top_k", "repetition_penalty", "frequency_penalty", "presence_penalty")),
+            sampling=tuple(
+                body.get(k) for k in ("top_p", "top_k", "repetition_penalty", "frequency_penalty", "presence_penalty")
+            ),
             tools=tuple(tools or ()),
             tool_choice=body.get("tool_choice"),
             after_tool=after_tool,

@@ -1,0 +1,33 @@
+# workerprobe. `make install` once, then `make test`. Every target uses .venv/.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: install test test-unit lint emulator bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+test: install
+	$(PYTEST) -n auto
+
+test-unit: install
+	$(PYTEST) tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench conftest.py
+	$(VENV)/bin/mypy
+
+emulator: install
+	$(VENV)/bin/workerprobe emulator
+
+bench: install
+	$(PY) bench/emulator_bench.py
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache
