@@ -1,4 +1,4 @@
-"""`workerprobe` command line: run the emulator (and, later, the gateway and key tools)."""
+"""`workerprobe` command line: run the Workers AI emulator or the reference gateway."""
 
 from __future__ import annotations
 
@@ -42,6 +42,24 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway(args: argparse.Namespace) -> int:
+    from workerprobe.gateway import create_app
+    from workerprobe.settings import GatewaySettings
+
+    overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
+    settings = GatewaySettings(**overrides)
+    if not settings.api_key:
+        print("workerprobe gateway: set API_KEY (the key clients must send)", file=sys.stderr)
+        return 2
+    print(
+        f"workerprobe gateway on http://{settings.host}:{settings.port}/v1 -> {settings.cf_api_base_url}",
+        file=sys.stderr,
+        flush=True,
+    )
+    _serve(create_app(settings), settings.host, settings.port)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workerprobe", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -55,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--tpot-ms", type=float, help="time per output token, ms")
     emulator.add_argument("--test-mode", action="store_true", help="open /__emulator/clock and /__emulator/reset")
     emulator.set_defaults(func=_emulator)
+    gateway = commands.add_parser("gateway", help="run the OpenAI-compatible reference gateway")
+    gateway.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, help="port (default 8787)")
+    gateway.set_defaults(func=_gateway)
     return parser
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["EmulatorSettings", "LATENCY_PRESETS"]
+__all__ = ["EmulatorSettings", "GatewaySettings", "LATENCY_PRESETS"]
 
 # Time to first token and time per output token, in milliseconds.
 LATENCY_PRESETS: dict[str, tuple[float, float]] = {
@@ -79,3 +79,52 @@ class EmulatorSettings(BaseSettings):
     @property
     def tpot_s(self) -> float:
         return (self.tpot_ms or 0.0) / 1000
+
+
+class GatewaySettings(BaseSettings):
+    """The reference gateway. Environment names follow the upstream Worker's `.env`
+    (`API_KEY`, `CF_ACCOUNT_ID`, `CF_API_TOKEN` or `CF_API_KEY`, `CF_API_BASE_URL`); the rest
+    are `WORKERPROBE_GATEWAY_<FIELD>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKERPROBE_GATEWAY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    # Client keys: this one, plus any made with `workerprobe api-key create`.
+    api_key: str | None = Field(default=None, validation_alias=AliasChoices("API_KEY", "api_key"))
+    # Upstream: the Workers AI REST API (or the emulator).
+    cf_api_base_url: str = Field(
+        default="https://api.cloudflare.com/client/v4",
+        validation_alias=AliasChoices("CF_API_BASE_URL", "cf_api_base_url"),
+    )
+    cf_account_id: str | None = Field(default=None, validation_alias=AliasChoices("CF_ACCOUNT_ID", "cf_account_id"))
+    cf_api_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("CF_API_TOKEN", "CF_API_KEY", "cf_api_token")
+    )
+    upstream_timeout_s: float = 300.0
+
+    # Storage of assistants, threads, messages, runs and keys: a SQLite file or a Redis URL.
+    database: str = "workerprobe.sqlite3"
+    redis_url: str | None = None
+
+    default_chat_model: str = "@cf/meta/llama-3.1-8b-instruct-fast"
+    default_embedding_model: str = "@cf/baai/bge-base-en-v1.5"
+    # OpenAI model names clients may send, and the Workers AI model each one means.
+    model_aliases: dict[str, str] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": "@cf/meta/llama-3.1-8b-instruct-fast",
+            "gpt-4o": "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+            "text-embedding-3-small": "@cf/baai/bge-base-en-v1.5",
+            "text-embedding-3-large": "@cf/baai/bge-large-en-v1.5",
+            "text-embedding-ada-002": "@cf/baai/bge-base-en-v1.5",
+        }
+    )
+    # A retired model: "replace" routes to the catalogue's replacement (stated in the
+    # `x-workerprobe-model-replaced` header); "error" answers 404 naming the replacement.
+    retired_models: Literal["replace", "error"] = "replace"
+
+    keepalive_s: float = 15.0
+    max_body_bytes: int = 4_000_000
+    cors_origins: list[str] = Field(default_factory=list)

@@ -1,0 +1,114 @@
+"""The Workers AI REST client the gateway uses, for the real API and the emulator alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from workerprobe.cloudflare.errors import CloudflareError, StreamBroken, UpstreamUnavailable
+from workerprobe.sse import Decoder
+
+__all__ = ["WorkersAI"]
+
+
+class WorkersAI:
+    """`POST /accounts/{id}/ai/run/{model}`: JSON results and SSE streams, errors as exceptions."""
+
+    def __init__(self, base_url: str, account_id: str, token: str, timeout_s: float = 300.0) -> None:
+        self.base = f"{base_url.rstrip('/')}/accounts/{account_id}/ai"
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        # aiohttp over httpx: a third to a sixth of the CPU per upstream call (bench/ and
+        # shared/reference/gateway-overhead-baseline.md).
+        self._session = aiohttp.ClientSession(
+            headers=self._headers,
+            timeout=self._timeout,
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("WorkersAI.start() was not called")
+        return self._session
+
+    async def run(self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        """The `result` of a non-streamed run."""
+        try:
+            async with self.session.post(f"{self.base}/run/{model}", data=orjson.dumps(body), headers=headers) as r:
+                raw = await r.read()
+                status = r.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
+        envelope = _parse(raw, status)
+        return envelope.get("result")
+
+    async def stream(
+        self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The JSON events of a streamed run, until `[DONE]`; raises before the first one on error."""
+        try:
+            response = await self.session.post(
+                f"{self.base}/run/{model}", data=orjson.dumps({**body, "stream": True}), headers=headers
+            )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
+        return self._events(response)
+
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+        async with response:
+            if response.status != 200 or not response.headers.get("content-type", "").startswith("text/event-stream"):
+                envelope = _parse(await response.read(), response.status)
+                # Some models answer `stream: true` with plain JSON: pass it on as one event.
+                yield {"__result__": envelope.get("result")}
+                return
+            decoder = Decoder()
+            try:
+                async for chunk in response.content.iter_any():
+                    for event in decoder.feed(chunk):
+                        if event.data == "[DONE]":
+                            return
+                        try:
+                            data = orjson.loads(event.data)
+                        except orjson.JSONDecodeError:
+                            raise StreamBroken(f"malformed event from Workers AI: {event.data[:200]!r}") from None
+                        if isinstance(data, dict):
+                            yield data
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise StreamBroken(f"the Workers AI stream broke: {exc!r}") from None
+            raise StreamBroken("the Workers AI stream ended without [DONE]")
+
+    async def search(self) -> list[dict[str, Any]]:
+        try:
+            async with self.session.get(f"{self.base}/models/search") as r:
+                raw, status = await r.read(), r.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
+        result = _parse(raw, status).get("result")
+        return result if isinstance(result, list) else []
+
+
+def _parse(raw: bytes, status: int) -> dict[str, Any]:
+    """The envelope of a response; an error envelope (or junk) raises CloudflareError."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise CloudflareError(status if status >= 400 else 502, None, f"non-JSON answer: {raw[:200]!r}") from None
+    if not isinstance(body, dict):
+        raise CloudflareError(status if status >= 400 else 502, None, f"unexpected answer: {raw[:200]!r}")
+    errors = body.get("errors") or []
+    if status >= 400 or body.get("success") is False:
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        raise CloudflareError(status, first.get("code"), str(first.get("message", "unknown error")))
+    return body

@@ -1,0 +1,118 @@
+"""The reference gateway: an OpenAI-compatible API over Workers AI.
+
+GET  /models/search[?query=json]     HTML (no auth) or JSON
+GET  /v1/models, /v1/models/{model}
+POST /v1/chat/completions            plain and streamed
+POST /v1/embeddings
+GET  /health                         liveness and the machine it runs on
+"""
+
+from __future__ import annotations
+
+import platform
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from workerprobe.catalogue import Catalogue, load
+from workerprobe.cloudflare import WorkersAI
+from workerprobe.cloudflare.errors import UpstreamFailure
+from workerprobe.gateway import errors
+from workerprobe.gateway.auth import AuthMiddleware, digest
+from workerprobe.gateway.chat.routes import create_chat_completion
+from workerprobe.gateway.chat.service import ChatService
+from workerprobe.gateway.embeddings import create_embeddings
+from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
+from workerprobe.settings import GatewaySettings
+
+__all__ = ["create_app"]
+
+
+class RequestIdMiddleware:
+    """`x-request-id` on every response: the client's own, or a new one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None) or uuid.uuid4().hex.encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "machine": platform.machine(), "python": platform.python_version()})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return errors.MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}").response()
+    return errors.NotFound(f"Unknown path {request.url.path}", code="unknown_url").response()
+
+
+def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | None = None) -> Starlette:
+    settings = settings or GatewaySettings()
+    catalogue = catalogue or load()
+    upstream = WorkersAI(
+        settings.cf_api_base_url,
+        settings.cf_account_id or "local",
+        settings.cf_api_token or "local",
+        settings.upstream_timeout_s,
+    )
+    models = ModelRouter(catalogue, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await upstream.start()
+        try:
+            yield
+        finally:
+            await upstream.close()
+
+    keys = {digest(settings.api_key)} if settings.api_key else set()
+    middleware = [Middleware(RequestIdMiddleware), Middleware(AuthMiddleware, digests=keys)]
+    if settings.cors_origins:
+        middleware.insert(
+            1, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+        )
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/models/search", search_models, methods=["GET"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+        Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
+        Route("/v1/embeddings", create_embeddings, methods=["POST"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            errors.GatewayError: errors.handle,
+            UpstreamFailure: errors.handle,
+            HTTPException: _http_error,
+        },
+    )
+    app.state.settings = settings
+    app.state.upstream = upstream
+    app.state.models = models
+    app.state.chat = ChatService(upstream, models, settings.keepalive_s)
+    return app

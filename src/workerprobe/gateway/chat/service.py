@@ -1,0 +1,345 @@
+"""Chat Completions over Workers AI: translate the request, call `/ai/run`, and answer exactly as
+OpenAI clients expect, plain or streamed.
+
+- `max_tokens` / `max_completion_tokens` are forwarded; when neither is set the model's default
+  (256 for the classic models) still applies upstream, so it is the limit truncation is judged by.
+- `finish_reason` is "length" whenever the completion reached that limit (the native result has
+  no finish reason at all: never a silent "stop"), "tool_calls" when the model called a tool.
+- temperature is forwarded unchanged: OpenAI's 0-2 lies inside Workers AI's 0-5, and 0 stays
+  greedy. Seeds outside Workers AI's 1-9,999,999,999 are folded into it (deterministically).
+- `stop` is applied by the gateway (Workers AI has no stop parameter), also across chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from workerprobe import sse, tokens
+from workerprobe.cloudflare import WorkersAI
+from workerprobe.cloudflare.errors import UpstreamFailure
+from workerprobe.gateway.chat.protocol import ChatCompletionRequest
+from workerprobe.gateway.errors import BadRequest, error_body, from_upstream
+from workerprobe.gateway.models import ModelRouter, Resolved
+
+__all__ = ["ChatService", "Prepared"]
+
+_SEED_MAX = 9_999_999_999
+
+
+@dataclass(slots=True)
+class Prepared:
+    resolved: Resolved
+    body: dict[str, Any]
+    limit: int  # the max_tokens in force upstream
+    stops: list[str]
+    include_usage: bool
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def _text_content(index: int, content: Any) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for j, part in enumerate(content):
+        kind = part.get("type")
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        else:
+            raise BadRequest(
+                f"Content parts of type {kind!r} are not supported by this gateway (only 'text')",
+                param=f"messages.[{index}].content.[{j}].type",
+            )
+    return "\n".join(texts)
+
+
+def _openai_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A tool call in OpenAI's form, whichever form Workers AI used."""
+    if "function" in call:
+        function = dict(call["function"])
+        if not isinstance(function.get("arguments"), str):
+            function["arguments"] = orjson.dumps(function.get("arguments") or {}).decode()
+        return {"id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function", "function": function}
+    arguments = call.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments or {}).decode()
+    return {
+        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": call.get("name", ""), "arguments": arguments},
+    }
+
+
+def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    positions = [i for i in (text.find(s) for s in stops) if i >= 0]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+class ChatService:
+    def __init__(self, upstream: WorkersAI, router: ModelRouter, keepalive_s: float) -> None:
+        self.upstream = upstream
+        self.router = router
+        self.keepalive_s = keepalive_s
+
+    def prepare(self, request: ChatCompletionRequest) -> Prepared:
+        if request.n is not None and request.n > 1:
+            raise BadRequest("n > 1 is not supported: Workers AI returns one choice per request", param="n")
+        resolved = self.router.resolve(request.model, "text-generation")
+        model = resolved.model
+        messages: list[dict[str, Any]] = []
+        for i, message in enumerate(request.messages):
+            role = "system" if message.role == "developer" else message.role
+            out: dict[str, Any] = {"role": role, "content": _text_content(i, message.content)}
+            if message.tool_calls:
+                out["tool_calls"] = message.tool_calls
+            if message.tool_call_id:
+                out["tool_call_id"] = message.tool_call_id
+            messages.append(out)
+        body: dict[str, Any] = {"messages": messages}
+        max_tokens = request.max_completion_tokens or request.max_tokens
+        if max_tokens is not None:
+            body["max_tokens"] = max_tokens
+        for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
+            value = getattr(request, name)
+            if value is not None:
+                body[name] = value
+        if request.seed is not None:
+            body["seed"] = request.seed if 1 <= request.seed <= _SEED_MAX else request.seed % _SEED_MAX + 1
+        if request.tools and request.tool_choice != "none":
+            body["tools"] = request.tools
+            if request.tool_choice is not None:
+                body["tool_choice"] = request.tool_choice
+        if request.response_format is not None:
+            body.update(_response_format(request.response_format))
+        stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+        if any(not s for s in stops):
+            raise BadRequest("stop sequences must not be empty", param="stop")
+        return Prepared(
+            resolved=resolved,
+            body=body,
+            limit=max_tokens or model.default_max_tokens or 256,
+            stops=stops,
+            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        )
+
+    # -- plain -------------------------------------------------------------------------------
+
+    async def complete(self, prepared: Prepared) -> dict[str, Any]:
+        try:
+            result = await self.upstream.run(prepared.resolved.model.name, prepared.body)
+        except UpstreamFailure as exc:
+            raise from_upstream(exc, prepared.resolved.requested) from None
+        text, calls, usage, upstream_finish = _normalise(result)
+        text, stopped = _cut_at_stop(text, prepared.stops)
+        usage = _usage(usage, prepared, text)
+        finish = _finish(prepared, usage["completion_tokens"], calls, upstream_finish, stopped)
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text if not calls else (text or None),
+            "refusal": None,
+        }
+        if calls:
+            message["tool_calls"] = calls
+        return {
+            "id": prepared.id,
+            "object": "chat.completion",
+            "created": prepared.created,
+            "model": prepared.resolved.requested,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "usage": usage,
+        }
+
+    # -- streamed ----------------------------------------------------------------------------
+
+    async def open_stream(self, prepared: Prepared) -> AsyncIterator[bytes]:
+        """The stream's bytes. Upstream errors before the first event raise (an HTTP error);
+        later ones become a `data: {"error": ...}` event followed by `[DONE]`."""
+        try:
+            events = await self.upstream.stream(prepared.resolved.model.name, prepared.body)
+            first = await anext(events, None)
+        except UpstreamFailure as exc:
+            raise from_upstream(exc, prepared.resolved.requested) from None
+        return self._relay(prepared, events, first)
+
+    def _chunk(self, prepared: Prepared, choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        return sse.encode_json(
+            {
+                "id": prepared.id,
+                "object": "chat.completion.chunk",
+                "created": prepared.created,
+                "model": prepared.resolved.requested,
+                "system_fingerprint": None,
+                "choices": choices,
+                **extra,
+            }
+        )
+
+    def _delta(self, prepared: Prepared, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return self._chunk(prepared, [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
+
+    async def _relay(
+        self, prepared: Prepared, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None
+    ) -> AsyncIterator[bytes]:
+        yield self._delta(prepared, {"role": "assistant", "content": ""})
+        emitted: list[str] = []
+        calls: list[dict[str, Any]] = []
+        usage: dict[str, Any] | None = None
+        upstream_finish: str | None = None
+        hold = max((len(s) for s in prepared.stops), default=1) - 1
+        pending = ""
+        stopped = False
+        relayed = self._with_keepalive(events, first)
+        try:
+            async for item in relayed:
+                if item is None:
+                    yield sse.comment()
+                    continue
+                piece, new_calls, event_usage, finish = _event_parts(item)
+                calls.extend(new_calls)
+                usage = event_usage or usage
+                upstream_finish = finish or upstream_finish
+                if not piece:
+                    continue
+                pending += piece
+                if prepared.stops:
+                    text, stopped = _cut_at_stop(pending, prepared.stops)
+                    if stopped:
+                        pending = text
+                        break
+                    ready, pending = (pending[:-hold], pending[-hold:]) if hold else (pending, "")
+                else:
+                    ready, pending = pending, ""
+                if ready:
+                    emitted.append(ready)
+                    yield self._delta(prepared, {"content": ready})
+        except UpstreamFailure as exc:
+            error = from_upstream(exc, prepared.resolved.requested)
+            yield sse.encode_json(error_body(error.message, error.type, error.param, error.code))
+            yield sse.DONE
+            return
+        finally:
+            await relayed.aclose()
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if pending:
+            emitted.append(pending)
+            yield self._delta(prepared, {"content": pending})
+        if calls:
+            yield self._delta(prepared, {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]})
+        text = "".join(emitted)
+        final_usage = _usage(usage, prepared, text)
+        finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
+        yield self._delta(prepared, {}, finish)
+        if prepared.include_usage:
+            yield self._chunk(prepared, [], usage=final_usage)
+        yield sse.DONE
+
+    async def _with_keepalive(
+        self, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None
+    ) -> AsyncGenerator[dict[str, Any] | None]:
+        """Upstream events, with None whenever `keepalive_s` passes without one."""
+        if first is None:
+            return
+        yield first
+        while True:
+            step = asyncio.ensure_future(anext(events, None))
+            while True:
+                done, _ = await asyncio.wait({step}, timeout=self.keepalive_s)
+                if done:
+                    break
+                yield None
+            item = step.result()
+            if item is None:
+                return
+            yield item
+
+
+def _response_format(response_format: dict[str, Any]) -> dict[str, Any]:
+    kind = response_format.get("type")
+    if kind == "text":
+        return {}
+    if kind == "json_object":
+        return {"response_format": {"type": "json_object"}}
+    if kind == "json_schema":
+        wrapper = response_format.get("json_schema")
+        if not isinstance(wrapper, dict) or not isinstance(wrapper.get("schema", {}), dict):
+            raise BadRequest("response_format.json_schema must be an object", param="response_format.json_schema")
+        schema = wrapper.get("schema", {"type": "object"})
+        return {"response_format": {"type": "json_schema", "json_schema": schema}}
+    raise BadRequest(
+        f"Invalid value for 'response_format.type': {kind!r}; expected 'text', 'json_object' or 'json_schema'",
+        param="response_format.type",
+    )
+
+
+def _normalise(result: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None, str | None]:
+    """Text, OpenAI-form tool calls, usage and finish reason from any Workers AI result shape."""
+    if not isinstance(result, dict):
+        return "", [], None, None
+    if isinstance(result.get("choices"), list) and result["choices"]:
+        choice = result["choices"][0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        calls = [_openai_tool_call(c) for c in message.get("tool_calls") or []]
+        return _as_text(content), calls, result.get("usage"), choice.get("finish_reason")
+    response = result.get("response", result.get("response_text"))
+    calls = [_openai_tool_call(c) for c in result.get("tool_calls") or []]
+    return _as_text(response), calls, result.get("usage"), None
+
+
+def _as_text(value: Any) -> str:
+    """JSON mode answers with an object: clients get it as a JSON string."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _event_parts(event: dict[str, Any]) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None, str | None]:
+    """Text piece, tool calls, cumulative usage and finish reason of one upstream stream event."""
+    if "__result__" in event:  # the upstream answered a stream request with plain JSON
+        return _normalise(event["__result__"])
+    if "choices" in event:
+        # OpenAI-shaped chunk: its per-chunk usage is incremental, so it is ignored here.
+        choices = event.get("choices") or []
+        if not choices:
+            return "", [], None, None
+        delta = choices[0].get("delta") or {}
+        calls = [_openai_tool_call(c) for c in delta.get("tool_calls") or []]
+        return _as_text(delta.get("content")), calls, None, choices[0].get("finish_reason")
+    calls = [_openai_tool_call(c) for c in event.get("tool_calls") or []]
+    return _as_text(event.get("response")), calls, event.get("usage"), None
+
+
+def _usage(upstream: dict[str, Any] | None, prepared: Prepared, text: str) -> dict[str, Any]:
+    if upstream and isinstance(upstream.get("completion_tokens"), int):
+        prompt = int(upstream.get("prompt_tokens") or 0)
+        completion = int(upstream["completion_tokens"])
+    else:  # no usage upstream: estimate with the shared tokenizer
+        prompt = sum(tokens.count(str(m.get("content") or "")) for m in prepared.body["messages"])
+        completion = tokens.count(text)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _finish(
+    prepared: Prepared, completion_tokens: int, calls: list[dict[str, Any]], upstream: str | None, stopped: bool
+) -> str:
+    if calls:
+        return "tool_calls"
+    if stopped:
+        return "stop"
+    if completion_tokens >= prepared.limit or upstream == "length":
+        return "length"
+    return "stop"

@@ -1,0 +1,117 @@
+"""Model names: aliases, the `#task` suffix, retired models; and the model-list endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from workerprobe.catalogue import Catalogue, Model
+from workerprobe.gateway.errors import BadRequest, NotFound
+from workerprobe.settings import GatewaySettings
+
+__all__ = ["ModelRouter", "Resolved", "list_models", "retrieve_model", "search_models"]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    model: Model
+    requested: str
+    replaced: str | None = None  # the retired model this one stands in for
+
+    def headers(self) -> dict[str, str]:
+        if self.replaced is None:
+            return {}
+        return {"x-workerprobe-model-replaced": f"{self.replaced} -> {self.model.name}"}
+
+
+class ModelRouter:
+    def __init__(self, catalogue: Catalogue, settings: GatewaySettings) -> None:
+        self.catalogue = catalogue
+        self.settings = settings
+
+    def lookup(self, requested: str) -> Model | None:
+        name = requested.split("#", 1)[0]
+        name = self.settings.model_aliases.get(name, name)
+        return self.catalogue.model(name)
+
+    def resolve(self, requested: str, task: str) -> Resolved:
+        model = self.lookup(requested)
+        if model is None:
+            raise NotFound(f"The model `{requested}` does not exist", param="model", code="model_not_found")
+        if model.task != task:
+            kind = "an embeddings" if model.task == "text-embeddings" else "a text-generation"
+            raise BadRequest(f"The model `{requested}` is {kind} model", param="model", code="model_not_supported")
+        today = dt.datetime.now(dt.UTC).date()
+        if model.deprecated is not None and model.retired_on(today):
+            replacement = self.catalogue.model(model.deprecated.replacement)
+            if self.settings.retired_models == "error" or replacement is None:
+                raise NotFound(
+                    f"The model `{requested}` was retired on {model.deprecated.date}; "
+                    f"use `{model.deprecated.replacement}`",
+                    param="model",
+                    code="model_not_found",
+                )
+            return Resolved(replacement, requested, replaced=model.name)
+        return Resolved(model, requested)
+
+
+def _item(model: Model) -> dict[str, object]:
+    created = dt.datetime.strptime(model.created_at[:19], "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.UTC)
+    item: dict[str, object] = {
+        "id": model.name,
+        "object": "model",
+        "created": int(created.timestamp()),
+        "owned_by": model.name.split("/")[1] if model.name.count("/") >= 2 else "cloudflare",
+        "task": model.task,
+        "description": model.description,
+    }
+    if model.context_window is not None:
+        item["context_window"] = model.context_window
+    if model.dimensions is not None:
+        item["dimensions"] = model.dimensions
+    if model.deprecated is not None:
+        item["deprecation"] = {"date": model.deprecated.date.isoformat(), "replacement": model.deprecated.replacement}
+    return item
+
+
+def _json(body: object, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+async def list_models(request: Request) -> Response:
+    router: ModelRouter = request.app.state.models
+    return _json({"object": "list", "data": [_item(m) for m in router.catalogue.models]})
+
+
+async def retrieve_model(request: Request) -> Response:
+    router: ModelRouter = request.app.state.models
+    requested = request.path_params["model"]
+    model = router.lookup(requested)
+    if model is None:
+        raise NotFound(f"The model `{requested}` does not exist", param="model", code="model_not_found")
+    return _json(_item(model))
+
+
+async def search_models(request: Request) -> Response:
+    """`/models/search`: an HTML table (no auth), or JSON with `?query=json`."""
+    router: ModelRouter = request.app.state.models
+    items = [_item(m) for m in router.catalogue.models]
+    if request.query_params.get("query") == "json":
+        return _json(items)
+    rows = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape(str(item.get(k, '')))}</td>" for k in ("id", "task", "owned_by", "description"))
+        + "</tr>"
+        for item in items
+    )
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>Models</title></head><body>'
+        "<h1>Workers AI models</h1><table><thead><tr><th>id</th><th>task</th><th>owned by</th>"
+        f"<th>description</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
+    )
+    return HTMLResponse(page)

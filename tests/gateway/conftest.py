@@ -1,0 +1,49 @@
+"""A real gateway process in front of a real emulator process, and clients for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import openai
+import pytest
+
+from workerprobe.procs import serve
+
+KEY = "gateway-test-key"
+UPSTREAM_TOKEN = "upstream-test-token"
+CHAT_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+
+
+@dataclass
+class Gateway:
+    url: str
+    http: httpx.Client
+
+    def client(self, **kwargs: object) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=KEY, max_retries=0, **kwargs)  # type: ignore[arg-type]
+
+    def async_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=KEY, max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as emulator:
+        env = {
+            "API_KEY": KEY,
+            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
+            "CF_ACCOUNT_ID": "gateway-tests",
+            "CF_API_TOKEN": UPSTREAM_TOKEN,
+            "WORKERPROBE_GATEWAY_DATABASE": str(tmp_path_factory.mktemp("gw") / "gateway.sqlite3"),
+            "WORKERPROBE_GATEWAY_KEEPALIVE_S": "0.2",
+        }
+        with serve(["gateway"], env=env) as server:
+            with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
+                yield Gateway(server.url, http)
+
+
+@pytest.fixture()
+def client(gateway: Gateway) -> openai.OpenAI:
+    return gateway.client()

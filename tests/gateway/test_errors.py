@@ -1,0 +1,138 @@
+"""Every error path through raw HTTP and the SDK: the OpenAI envelope, the right status and class."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.gateway.conftest import CHAT_MODEL, KEY, Gateway
+
+
+def _envelope(response: httpx.Response) -> dict[str, object]:
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Basic abc"])
+def test_missing_or_wrong_key(gateway: Gateway, header: str | None) -> None:
+    headers = {} if header is None else {"Authorization": header}
+    for method, path in [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/embeddings")]:
+        response = httpx.request(method, gateway.url + path, headers=headers, json={})
+        assert response.status_code == 401
+        error = _envelope(response)
+        assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+
+
+def test_sdk_wrong_key(gateway: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b'{"model": ', None),
+        (b"[1, 2]", None),
+        (b'{"messages": [{"role": "user", "content": "hi"}]}', "model"),
+        (b'{"model": "m"}', "messages"),
+        (b'{"model": 3, "messages": []}', "model"),
+        (b'{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}', "messages.0.role"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 3}', "temperature"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": "many"}', "max_tokens"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}', "max_tokens"),
+    ],
+)
+def test_bad_input_is_400_with_param(gateway: Gateway, body: bytes, param: str | None) -> None:
+    response = gateway.http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    error = _envelope(response)
+    assert error["type"] == "invalid_request_error" and error["param"] == param
+
+
+def test_unknown_model(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="@cf/nobody/nothing", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.code == "model_not_found"
+
+
+def test_embedding_model_for_chat_is_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="@cf/baai/bge-base-en-v1.5", messages=[{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code", "retry"),
+    [
+        ("4006", 429, "insufficient_quota", None),
+        ("3036", 429, "insufficient_quota", None),
+        ("3021", 429, "rate_limit_exceeded", "10"),
+        ("3040", 429, "capacity_exceeded", "1"),
+        ("500", 502, "upstream_error", None),
+        ("503", 502, "upstream_error", None),
+        ("timeout", 504, "upstream_timeout", None),
+    ],
+)
+def test_upstream_errors_map_by_code(gateway: Gateway, fault: str, status: int, code: str, retry: str | None) -> None:
+    body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": f"hi EMULATE_FAULT:{fault}"}]}
+    for stream in (False, True):
+        response = gateway.http.post("/v1/chat/completions", json={**body, "stream": stream})
+        assert response.status_code == status
+        error = _envelope(response)
+        assert error["code"] == code
+        assert response.headers.get("retry-after") == retry
+        if code == "insufficient_quota":
+            assert error["type"] == "insufficient_quota"
+            assert response.headers["x-should-retry"] == "false"
+
+
+def test_sdk_error_classes_for_upstream_errors(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "EMULATE_FAULT:4006"}])
+    assert caught.value.code == "insufficient_quota"
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "EMULATE_FAULT:5xx"}])
+
+
+def test_quota_error_is_not_retried_by_the_sdk(gateway: Gateway) -> None:
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=3)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "EMULATE_FAULT:4006"}])
+    assert caught.value.response.headers["x-should-retry"] == "false"
+
+
+def test_unknown_path_and_wrong_method(gateway: Gateway) -> None:
+    response = gateway.http.get("/v1/nothing-here")
+    assert response.status_code == 404 and _envelope(response)["code"] == "unknown_url"
+    response = gateway.http.get("/v1/chat/completions")
+    assert response.status_code == 405 and _envelope(response)["code"] == "method_not_allowed"
+    response = gateway.http.delete("/v1/embeddings")
+    assert response.status_code == 405
+
+
+def test_oversized_body(gateway: Gateway) -> None:
+    big = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "x" * 5_000_000}]}
+    response = gateway.http.post("/v1/chat/completions", json=big)
+    assert response.status_code == 413 and _envelope(response)["code"] == "request_too_large"
+
+
+def test_upstream_unreachable_is_502(tmp_path) -> None:
+    from workerprobe.procs import free_port, serve
+
+    env = {
+        "API_KEY": "k",
+        "CF_API_BASE_URL": f"http://127.0.0.1:{free_port()}/client/v4",
+        "WORKERPROBE_GATEWAY_DATABASE": str(tmp_path / "g.sqlite3"),
+    }
+    with serve(["gateway"], env=env) as server:
+        response = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            headers={"Authorization": "Bearer k"},
+            json={"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert response.status_code == 502 and _envelope(response)["code"] == "upstream_error"
