@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -56,7 +56,7 @@ class WorkersAI:
 
     async def stream(
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any]]:
         """The JSON events of a streamed run, until `[DONE]`; raises before the first one on error."""
         try:
             response = await self.session.post(
@@ -66,7 +66,7 @@ class WorkersAI:
             raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
         return self._events(response)
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[dict[str, Any]]:
         async with response:
             if response.status != 200 or not response.headers.get("content-type", "").startswith("text/event-stream"):
                 envelope = _parse(await response.read(), response.status)

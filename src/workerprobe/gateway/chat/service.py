@@ -25,12 +25,22 @@ from workerprobe import sse, tokens
 from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
-from workerprobe.gateway.errors import BadRequest, error_body, from_upstream
+from workerprobe.gateway.errors import BadRequest, GatewayError, from_upstream
 from workerprobe.gateway.models import ModelRouter, Resolved
 
-__all__ = ["ChatService", "Prepared"]
+__all__ = ["ChatService", "Outcome", "Prepared"]
 
 _SEED_MAX = 9_999_999_999
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a completion ended: its text, OpenAI-form tool calls, usage and finish reason."""
+
+    text: str
+    tool_calls: list[dict[str, Any]]
+    usage: dict[str, Any]
+    finish: str
 
 
 @dataclass(slots=True)
@@ -133,43 +143,101 @@ class ChatService:
 
     # -- plain -------------------------------------------------------------------------------
 
-    async def complete(self, prepared: Prepared) -> dict[str, Any]:
+    async def outcome(self, prepared: Prepared) -> Outcome:
+        """Run a completion upstream, not streamed."""
         try:
             result = await self.upstream.run(prepared.resolved.model.name, prepared.body)
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
         text, calls, usage, upstream_finish = _normalise(result)
         text, stopped = _cut_at_stop(text, prepared.stops)
-        usage = _usage(usage, prepared, text)
-        finish = _finish(prepared, usage["completion_tokens"], calls, upstream_finish, stopped)
+        final_usage = _usage(usage, prepared, text)
+        finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
+        return Outcome(text, calls, final_usage, finish)
+
+    async def complete(self, prepared: Prepared) -> dict[str, Any]:
+        done = await self.outcome(prepared)
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": text if not calls else (text or None),
+            "content": done.text if not done.tool_calls else (done.text or None),
             "refusal": None,
         }
-        if calls:
-            message["tool_calls"] = calls
+        if done.tool_calls:
+            message["tool_calls"] = done.tool_calls
         return {
             "id": prepared.id,
             "object": "chat.completion",
             "created": prepared.created,
             "model": prepared.resolved.requested,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": usage,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": done.finish}],
+            "usage": done.usage,
         }
 
     # -- streamed ----------------------------------------------------------------------------
 
-    async def open_stream(self, prepared: Prepared) -> AsyncIterator[bytes]:
-        """The stream's bytes. Upstream errors before the first event raise (an HTTP error);
-        later ones become a `data: {"error": ...}` event followed by `[DONE]`."""
+    async def stream_items(self, prepared: Prepared) -> AsyncGenerator[str | None | Outcome]:
+        """A streamed completion as text pieces, None for each keep-alive interval without
+        news, and the `Outcome` last. Upstream errors before the first event raise at the first
+        `anext`; later ones raise a GatewayError from the iteration."""
         try:
             events = await self.upstream.stream(prepared.resolved.model.name, prepared.body)
             first = await anext(events, None)
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
-        return self._relay(prepared, events, first)
+        return self._items(prepared, events, first)
+
+    async def _items(
+        self, prepared: Prepared, events: AsyncGenerator[dict[str, Any]], first: dict[str, Any] | None
+    ) -> AsyncGenerator[str | None | Outcome]:
+        emitted: list[str] = []
+        calls: list[dict[str, Any]] = []
+        usage: dict[str, Any] | None = None
+        upstream_finish: str | None = None
+        hold = max((len(s) for s in prepared.stops), default=1) - 1
+        pending = ""
+        stopped = False
+        relayed = self._with_keepalive(events, first)
+        try:
+            async for item in relayed:
+                if item is None:
+                    yield None
+                    continue
+                piece, new_calls, event_usage, finish = _event_parts(item)
+                calls.extend(new_calls)
+                usage = event_usage or usage
+                upstream_finish = finish or upstream_finish
+                if not piece:
+                    continue
+                pending += piece
+                if prepared.stops:
+                    text, stopped = _cut_at_stop(pending, prepared.stops)
+                    if stopped:
+                        pending = text
+                        break
+                    # Hold back what could be the start of a stop sequence split across chunks.
+                    ready, pending = (pending[:-hold], pending[-hold:]) if hold else (pending, "")
+                else:
+                    ready, pending = pending, ""
+                if ready:
+                    emitted.append(ready)
+                    yield ready
+        except UpstreamFailure as exc:
+            raise from_upstream(exc, prepared.resolved.requested) from None
+        finally:
+            await relayed.aclose()
+            await events.aclose()
+        if pending:
+            emitted.append(pending)
+            yield pending
+        text = "".join(emitted)
+        final_usage = _usage(usage, prepared, text)
+        finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
+        yield Outcome(text, calls, final_usage, finish)
+
+    async def open_stream(self, prepared: Prepared) -> AsyncIterator[bytes]:
+        """The bytes of a streamed chat completion; see `stream_items` for errors."""
+        return self._relay(prepared, await self.stream_items(prepared))
 
     def _chunk(self, prepared: Prepared, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         return sse.encode_json(
@@ -187,62 +255,25 @@ class ChatService:
     def _delta(self, prepared: Prepared, delta: dict[str, Any], finish: str | None = None) -> bytes:
         return self._chunk(prepared, [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}])
 
-    async def _relay(
-        self, prepared: Prepared, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None
-    ) -> AsyncIterator[bytes]:
+    async def _relay(self, prepared: Prepared, items: AsyncGenerator[str | None | Outcome]) -> AsyncIterator[bytes]:
         yield self._delta(prepared, {"role": "assistant", "content": ""})
-        emitted: list[str] = []
-        calls: list[dict[str, Any]] = []
-        usage: dict[str, Any] | None = None
-        upstream_finish: str | None = None
-        hold = max((len(s) for s in prepared.stops), default=1) - 1
-        pending = ""
-        stopped = False
-        relayed = self._with_keepalive(events, first)
         try:
-            async for item in relayed:
+            async for item in items:
                 if item is None:
                     yield sse.comment()
-                    continue
-                piece, new_calls, event_usage, finish = _event_parts(item)
-                calls.extend(new_calls)
-                usage = event_usage or usage
-                upstream_finish = finish or upstream_finish
-                if not piece:
-                    continue
-                pending += piece
-                if prepared.stops:
-                    text, stopped = _cut_at_stop(pending, prepared.stops)
-                    if stopped:
-                        pending = text
-                        break
-                    ready, pending = (pending[:-hold], pending[-hold:]) if hold else (pending, "")
+                elif isinstance(item, str):
+                    yield self._delta(prepared, {"content": item})
                 else:
-                    ready, pending = pending, ""
-                if ready:
-                    emitted.append(ready)
-                    yield self._delta(prepared, {"content": ready})
-        except UpstreamFailure as exc:
-            error = from_upstream(exc, prepared.resolved.requested)
-            yield sse.encode_json(error_body(error.message, error.type, error.param, error.code))
-            yield sse.DONE
-            return
+                    if item.tool_calls:
+                        calls = [{"index": i, **c} for i, c in enumerate(item.tool_calls)]
+                        yield self._delta(prepared, {"tool_calls": calls})
+                    yield self._delta(prepared, {}, item.finish)
+                    if prepared.include_usage:
+                        yield self._chunk(prepared, [], usage=item.usage)
+        except GatewayError as error:
+            yield sse.encode_json(error.body())
         finally:
-            await relayed.aclose()
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if pending:
-            emitted.append(pending)
-            yield self._delta(prepared, {"content": pending})
-        if calls:
-            yield self._delta(prepared, {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]})
-        text = "".join(emitted)
-        final_usage = _usage(usage, prepared, text)
-        finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
-        yield self._delta(prepared, {}, finish)
-        if prepared.include_usage:
-            yield self._chunk(prepared, [], usage=final_usage)
+            await items.aclose()
         yield sse.DONE
 
     async def _with_keepalive(
