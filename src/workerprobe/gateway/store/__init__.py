@@ -1,0 +1,15 @@
+"""Storage of the gateway's objects behind one interface: SQLite (default) or Redis."""
+
+from __future__ import annotations
+
+from workerprobe.gateway.store.base import Page, Store
+from workerprobe.gateway.store.redis import RedisStore
+from workerprobe.gateway.store.sqlite import SQLiteStore
+
+__all__ = ["Page", "RedisStore", "SQLiteStore", "Store", "open_store"]
+
+
+def open_store(database: str, redis_url: str | None) -> Store:
+    if redis_url:
+        return RedisStore(redis_url)
+    return SQLiteStore(database)

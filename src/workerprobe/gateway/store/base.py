@@ -1,0 +1,64 @@
+"""The store interface: JSON documents by kind and id, optionally under a parent (a thread's
+messages and runs), listed in creation order with OpenAI's cursor pagination.
+
+Every write is atomic: an object is stored whole or not at all, and `update` applies its change
+to the latest stored version (concurrent writers never lose each other's changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+__all__ = ["Document", "Page", "Store"]
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    data: list[Document]
+    has_more: bool
+
+    def body(self) -> Document:
+        return {
+            "object": "list",
+            "data": self.data,
+            "first_id": self.data[0]["id"] if self.data else None,
+            "last_id": self.data[-1]["id"] if self.data else None,
+            "has_more": self.has_more,
+        }
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create(self, kind: str, doc: Document, parent: str | None = None) -> Document:
+        """Store a new document (its `id` must be new)."""
+        ...
+
+    async def get(self, kind: str, id: str, parent: str | None = None) -> Document | None: ...
+
+    async def update(
+        self, kind: str, id: str, change: Callable[[Document], Document], parent: str | None = None
+    ) -> Document | None:
+        """Replace a document by `change(current)`, atomically; None if it does not exist."""
+        ...
+
+    async def delete(self, kind: str, id: str, parent: str | None = None) -> bool:
+        """Delete a document and everything stored under it."""
+        ...
+
+    async def list(
+        self,
+        kind: str,
+        parent: str | None = None,
+        *,
+        limit: int = 20,
+        order: Literal["asc", "desc"] = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page: ...
