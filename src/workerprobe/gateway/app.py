@@ -27,11 +27,15 @@ from workerprobe.catalogue import Catalogue, load
 from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway import errors
+from workerprobe.gateway.assistants.routes import routes as assistant_routes
+from workerprobe.gateway.assistants.runs import RunsService
+from workerprobe.gateway.assistants.service import AssistantsService
 from workerprobe.gateway.auth import AuthMiddleware, digest
 from workerprobe.gateway.chat.routes import create_chat_completion
 from workerprobe.gateway.chat.service import ChatService
 from workerprobe.gateway.embeddings import create_embeddings
 from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
+from workerprobe.gateway.store import open_store
 from workerprobe.settings import GatewaySettings
 
 __all__ = ["create_app"]
@@ -78,13 +82,16 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         settings.upstream_timeout_s,
     )
     models = ModelRouter(catalogue, settings)
+    store = open_store(settings.database, settings.redis_url)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await upstream.start()
+        await store.open()
         try:
             yield
         finally:
+            await store.close()
             await upstream.close()
 
     keys = {digest(settings.api_key)} if settings.api_key else set()
@@ -100,6 +107,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
         Route("/v1/embeddings", create_embeddings, methods=["POST"]),
+        *assistant_routes,
     ]
     app = Starlette(
         routes=routes,
@@ -114,5 +122,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     app.state.settings = settings
     app.state.upstream = upstream
     app.state.models = models
-    app.state.chat = ChatService(upstream, models, settings.keepalive_s)
+    app.state.chat = chat = ChatService(upstream, models, settings.keepalive_s)
+    app.state.assistants = assistants = AssistantsService(store, models)
+    app.state.runs = RunsService(assistants, chat)
     return app

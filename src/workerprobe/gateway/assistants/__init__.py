@@ -1,0 +1,1 @@
+"""Assistants, threads, messages and runs (OpenAI Assistants API v2)."""

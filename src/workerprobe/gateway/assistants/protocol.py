@@ -1,0 +1,109 @@
+"""Request bodies of the Assistants API, with OpenAI's field limits."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from workerprobe.gateway.protocol import OpenAIModel
+
+__all__ = [
+    "AssistantCreate",
+    "AssistantModify",
+    "MessageCreate",
+    "MetadataModify",
+    "RunCreate",
+    "ThreadAndRunCreate",
+    "ThreadCreate",
+]
+
+
+def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return value
+    if len(value) > 16:
+        raise ValueError("metadata can have at most 16 keys")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata key {key[:20]!r}... is longer than 64 characters")
+        if len(item) > 512:
+            raise ValueError(f"metadata value of {key!r} is longer than 512 characters")
+    return value
+
+
+class _WithMetadata(OpenAIModel):
+    metadata: dict[str, str] | None = None
+
+    _metadata = field_validator("metadata")(_check_metadata)
+
+
+class AssistantCreate(_WithMetadata):
+    model: str = Field(min_length=1)
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=512)
+    instructions: str | None = Field(default=None, max_length=256_000)
+    tools: list[dict[str, Any]] = Field(default_factory=list, max_length=128)
+    tool_resources: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    response_format: str | dict[str, Any] | None = None
+
+
+class AssistantModify(_WithMetadata):
+    model: str | None = Field(default=None, min_length=1)
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=512)
+    instructions: str | None = Field(default=None, max_length=256_000)
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
+    tool_resources: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    response_format: str | dict[str, Any] | None = None
+
+
+class MessageCreate(_WithMetadata):
+    role: Literal["user", "assistant"]
+    content: str | list[dict[str, Any]]
+    attachments: list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+        if isinstance(value, str):
+            if len(value) > 256_000:
+                raise ValueError("content is longer than 256000 characters")
+            return value
+        if not value:
+            raise ValueError("content must not be empty")
+        for part in value:
+            if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise ValueError("only text content parts are supported")
+        return value
+
+
+class ThreadCreate(_WithMetadata):
+    messages: list[MessageCreate] = Field(default_factory=list, max_length=32)
+    tool_resources: dict[str, Any] | None = None
+
+
+class MetadataModify(_WithMetadata):
+    tool_resources: dict[str, Any] | None = None
+
+
+class RunCreate(_WithMetadata):
+    assistant_id: str = Field(min_length=1)
+    model: str | None = Field(default=None, min_length=1)
+    instructions: str | None = Field(default=None, max_length=256_000)
+    additional_instructions: str | None = Field(default=None, max_length=256_000)
+    additional_messages: list[MessageCreate] | None = None
+    tools: list[dict[str, Any]] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_prompt_tokens: int | None = Field(default=None, ge=256)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stream: bool | None = False
+
+
+class ThreadAndRunCreate(RunCreate):
+    thread: ThreadCreate | None = None

@@ -1,0 +1,180 @@
+"""HTTP handling of the Assistants API: parse, call one service function, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from workerprobe.gateway.assistants.protocol import (
+    AssistantCreate,
+    AssistantModify,
+    MessageCreate,
+    MetadataModify,
+    RunCreate,
+    ThreadAndRunCreate,
+    ThreadCreate,
+)
+from workerprobe.gateway.assistants.runs import RunsService
+from workerprobe.gateway.assistants.service import AssistantsService, ListQuery
+from workerprobe.gateway.protocol import T, parse_body
+
+__all__ = ["routes"]
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _services(request: Request) -> tuple[AssistantsService, RunsService]:
+    return request.app.state.assistants, request.app.state.runs
+
+
+async def _body(request: Request, kind: type[T]) -> T:
+    return await parse_body(request, kind, request.app.state.settings.max_body_bytes)
+
+
+async def create_assistant(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.create_assistant(await _body(request, AssistantCreate)))
+
+
+async def list_assistants(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json((await service.list_assistants(ListQuery(request.query_params))).body())
+
+
+async def retrieve_assistant(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.assistant(request.path_params["assistant_id"]))
+
+
+async def modify_assistant(request: Request) -> Response:
+    service, _ = _services(request)
+    body = await _body(request, AssistantModify)
+    return _json(await service.modify_assistant(request.path_params["assistant_id"], body))
+
+
+async def delete_assistant(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.delete_assistant(request.path_params["assistant_id"]))
+
+
+async def create_thread(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.create_thread(await _body(request, ThreadCreate)))
+
+
+async def retrieve_thread(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.thread(request.path_params["thread_id"]))
+
+
+async def modify_thread(request: Request) -> Response:
+    service, _ = _services(request)
+    body = await _body(request, MetadataModify)
+    return _json(await service.modify_thread(request.path_params["thread_id"], body))
+
+
+async def delete_thread(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.delete_thread(request.path_params["thread_id"]))
+
+
+async def create_message(request: Request) -> Response:
+    service, _ = _services(request)
+    body = await _body(request, MessageCreate)
+    return _json(await service.create_message(request.path_params["thread_id"], body))
+
+
+async def list_messages(request: Request) -> Response:
+    service, _ = _services(request)
+    query = ListQuery(request.query_params)
+    page = await service.list_messages(request.path_params["thread_id"], query, request.query_params.get("run_id"))
+    return _json(page.body())
+
+
+async def retrieve_message(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.message(request.path_params["thread_id"], request.path_params["message_id"]))
+
+
+async def modify_message(request: Request) -> Response:
+    service, _ = _services(request)
+    body = await _body(request, MetadataModify)
+    path = request.path_params
+    return _json(await service.modify_message(path["thread_id"], path["message_id"], body))
+
+
+async def delete_message(request: Request) -> Response:
+    service, _ = _services(request)
+    return _json(await service.delete_message(request.path_params["thread_id"], request.path_params["message_id"]))
+
+
+def _started(runs: RunsService, run: dict[str, Any], stream: bool | None) -> Response:
+    if stream:
+        return StreamingResponse(
+            runs.stream(run), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+        )
+    runs.start(run)
+    return _json(run)
+
+
+async def create_run(request: Request) -> Response:
+    _, runs = _services(request)
+    body = await _body(request, RunCreate)
+    return _started(runs, await runs.create(request.path_params["thread_id"], body), body.stream)
+
+
+async def create_thread_and_run(request: Request) -> Response:
+    _, runs = _services(request)
+    body = await _body(request, ThreadAndRunCreate)
+    return _started(runs, await runs.create_thread_and_run(body), body.stream)
+
+
+async def list_runs(request: Request) -> Response:
+    _, runs = _services(request)
+    return _json((await runs.list_runs(request.path_params["thread_id"], ListQuery(request.query_params))).body())
+
+
+async def retrieve_run(request: Request) -> Response:
+    _, runs = _services(request)
+    return _json(await runs.run(request.path_params["thread_id"], request.path_params["run_id"]))
+
+
+async def modify_run(request: Request) -> Response:
+    _, runs = _services(request)
+    body = await _body(request, MetadataModify)
+    return _json(await runs.modify_run(request.path_params["thread_id"], request.path_params["run_id"], body.metadata))
+
+
+async def cancel_run(request: Request) -> Response:
+    _, runs = _services(request)
+    return _json(await runs.cancel(request.path_params["thread_id"], request.path_params["run_id"]))
+
+
+routes = [
+    Route("/v1/assistants", create_assistant, methods=["POST"]),
+    Route("/v1/assistants", list_assistants, methods=["GET"]),
+    Route("/v1/assistants/{assistant_id}", retrieve_assistant, methods=["GET"]),
+    Route("/v1/assistants/{assistant_id}", modify_assistant, methods=["POST"]),
+    Route("/v1/assistants/{assistant_id}", delete_assistant, methods=["DELETE"]),
+    Route("/v1/threads", create_thread, methods=["POST"]),
+    Route("/v1/threads/runs", create_thread_and_run, methods=["POST"]),
+    Route("/v1/threads/{thread_id}", retrieve_thread, methods=["GET"]),
+    Route("/v1/threads/{thread_id}", modify_thread, methods=["POST"]),
+    Route("/v1/threads/{thread_id}", delete_thread, methods=["DELETE"]),
+    Route("/v1/threads/{thread_id}/messages", create_message, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/messages", list_messages, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/messages/{message_id}", retrieve_message, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/messages/{message_id}", modify_message, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/messages/{message_id}", delete_message, methods=["DELETE"]),
+    Route("/v1/threads/{thread_id}/runs", create_run, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/runs", list_runs, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}", retrieve_run, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}", modify_run, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+]

@@ -1,0 +1,265 @@
+"""Runs: the assistant's model, with its instructions and the run's extra instructions, over the
+thread's messages; the reply is appended to the thread.
+
+    queued -> in_progress -> completed | incomplete (cut at the token limit) | failed
+                          -> cancelling -> cancelled          (POST .../cancel)
+    queued | in_progress past `expires_at` (the process died) -> expired   (seen on retrieval)
+
+A plain run executes in a background task (clients poll it); a streamed run executes while it
+emits the Assistants event stream (`thread.run.created` ... `thread.run.completed`, `done`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from workerprobe import sse
+from workerprobe.gateway.assistants.protocol import MessageCreate, RunCreate, ThreadAndRunCreate, ThreadCreate
+from workerprobe.gateway.assistants.service import AssistantsService, ListQuery, new_id, text_of
+from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ChatMessage
+from workerprobe.gateway.chat.service import ChatService, Outcome
+from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound
+from workerprobe.gateway.store import Page
+from workerprobe.gateway.store.base import Document
+
+__all__ = ["RunsService"]
+
+ACTIVE = ("queued", "in_progress", "cancelling")
+RUN_LIFETIME_S = 600
+
+
+class RunsService:
+    def __init__(self, assistants: AssistantsService, chat: ChatService) -> None:
+        self.assistants = assistants
+        self.store = assistants.store
+        self.chat = chat
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def run(self, thread_id: str, run_id: str) -> Document:
+        doc = await self.store.get("run", run_id, parent=thread_id)
+        if doc is None:
+            raise NotFound(f"No run found with id '{run_id}' in thread '{thread_id}'.")
+        if doc["status"] in ACTIVE and time.time() > doc["expires_at"] and run_id not in self._tasks:
+            doc = await self._set(thread_id, run_id, status="expired") or doc
+        return doc
+
+    async def list_runs(self, thread_id: str, query: ListQuery) -> Page:
+        await self.assistants.thread(thread_id)
+        return await self.store.list(
+            "run", thread_id, limit=query.limit, order=query.order, after=query.after, before=query.before
+        )
+
+    async def modify_run(self, thread_id: str, run_id: str, metadata: dict[str, str] | None) -> Document:
+        doc = await self.store.update("run", run_id, lambda d: {**d, "metadata": metadata or {}}, parent=thread_id)
+        if doc is None:
+            raise NotFound(f"No run found with id '{run_id}' in thread '{thread_id}'.")
+        return doc
+
+    # -- creating ----------------------------------------------------------------------------
+
+    async def create(self, thread_id: str, body: RunCreate) -> Document:
+        """Validate, store the queued run (and any additional messages); not yet executed."""
+        await self.assistants.thread(thread_id)
+        assistant = await self.assistants.assistant(body.assistant_id, param="assistant_id")
+        active = await self.store.list("run", thread_id, limit=1)
+        if active.data and active.data[0]["status"] in ACTIVE and active.data[0]["id"] in self._tasks:
+            raise BadRequest(f"Thread {thread_id} already has an active run {active.data[0]['id']}.")
+        model = body.model or assistant["model"]
+        self.assistants.models.resolve(model, "text-generation")
+        for message in body.additional_messages or []:
+            await self.assistants.add_message(thread_id, message)
+        now = int(time.time())
+        instructions = body.instructions if body.instructions is not None else assistant.get("instructions")
+        if body.additional_instructions:
+            instructions = (
+                f"{instructions}\n\n{body.additional_instructions}" if instructions else body.additional_instructions
+            )
+        run = {
+            "id": new_id("run"),
+            "object": "thread.run",
+            "created_at": now,
+            "thread_id": thread_id,
+            "assistant_id": assistant["id"],
+            "status": "queued",
+            "required_action": None,
+            "last_error": None,
+            "expires_at": now + RUN_LIFETIME_S,
+            "started_at": None,
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "incomplete_details": None,
+            "model": model,
+            "instructions": instructions or "",
+            "tools": body.tools if body.tools is not None else assistant.get("tools", []),
+            "metadata": body.metadata or {},
+            "usage": None,
+            "temperature": body.temperature if body.temperature is not None else assistant.get("temperature"),
+            "top_p": body.top_p if body.top_p is not None else assistant.get("top_p"),
+            "max_prompt_tokens": body.max_prompt_tokens,
+            "max_completion_tokens": body.max_completion_tokens,
+            "truncation_strategy": {"type": "auto", "last_messages": None},
+            "response_format": "auto",
+            "tool_choice": "auto",
+            "parallel_tool_calls": True,
+        }
+        return await self.store.create("run", run, parent=thread_id)
+
+    async def create_thread_and_run(self, body: ThreadAndRunCreate) -> Document:
+        await self.assistants.assistant(body.assistant_id, param="assistant_id")
+        thread = await self.assistants.create_thread(body.thread or ThreadCreate())
+        return await self.create(thread["id"], body)
+
+    def start(self, run: Document) -> None:
+        """Execute a queued run in the background."""
+        run_id = run["id"]
+        task = asyncio.create_task(self._execute(run))
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
+
+    async def cancel(self, thread_id: str, run_id: str) -> Document:
+        run = await self.run(thread_id, run_id)
+        if run["status"] not in ACTIVE:
+            raise BadRequest(f"Cannot cancel run with status '{run['status']}'.")
+        doc = await self._set(thread_id, run_id, status="cancelling")
+        task = self._tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+        else:  # not running in this process (or the process that ran it is gone)
+            doc = await self._set(thread_id, run_id, status="cancelled", cancelled_at=int(time.time()))
+        assert doc is not None
+        return doc
+
+    # -- executing ---------------------------------------------------------------------------
+
+    async def _set(self, thread_id: str, run_id: str, **fields: Any) -> Document | None:
+        return await self.store.update("run", run_id, lambda d: {**d, **fields}, parent=thread_id)
+
+    async def _request(self, run: Document) -> ChatCompletionRequest:
+        messages: list[ChatMessage] = []
+        if run["instructions"]:
+            messages.append(ChatMessage(role="system", content=run["instructions"]))
+        for message in await self.assistants.all_messages(run["thread_id"]):
+            messages.append(ChatMessage(role=message["role"], content=text_of(message)))
+        if len(messages) == (1 if run["instructions"] else 0):
+            raise BadRequest("The thread has no messages to run on.")
+        return ChatCompletionRequest(
+            model=run["model"],
+            messages=messages,
+            temperature=run["temperature"],
+            top_p=run["top_p"],
+            max_completion_tokens=run["max_completion_tokens"],
+        )
+
+    async def _finish(self, run: Document, outcome: Outcome, message_id: str) -> tuple[Document, Document]:
+        """Store the reply's final state and the run's; returns (message, run)."""
+        now = int(time.time())
+        cut = outcome.finish == "length"
+        reply = await self.store.update(
+            "message",
+            message_id,
+            lambda d: {
+                **d,
+                "content": [{"type": "text", "text": {"value": outcome.text, "annotations": []}}],
+                "status": "incomplete" if cut else "completed",
+                "incomplete_details": {"reason": "max_tokens"} if cut else None,
+                "completed_at": None if cut else now,
+                "incomplete_at": now if cut else None,
+            },
+            parent=run["thread_id"],
+        )
+        usage = {k: outcome.usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        fields: dict[str, Any] = {"usage": usage}
+        if cut:
+            fields |= {"status": "incomplete", "incomplete_details": {"reason": "max_completion_tokens"}}
+        else:
+            fields |= {"status": "completed", "completed_at": now}
+        done = await self._set(run["thread_id"], run["id"], **fields)
+        assert reply is not None and done is not None
+        return reply, done
+
+    async def _reply(self, run: Document) -> Document:
+        """The assistant's (still empty) reply message, appended to the thread."""
+        return await self.assistants.add_message(
+            run["thread_id"],
+            MessageCreate(role="assistant", content=""),
+            assistant_id=run["assistant_id"],
+            run_id=run["id"],
+        )
+
+    async def _fail(self, run: Document, error: GatewayError) -> Document | None:
+        code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        return await self._set(
+            run["thread_id"],
+            run["id"],
+            status="failed",
+            failed_at=int(time.time()),
+            last_error={"code": code, "message": error.message},
+        )
+
+    async def _execute(self, run: Document) -> None:
+        thread_id, run_id = run["thread_id"], run["id"]
+        try:
+            run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
+            prepared = self.chat.prepare(await self._request(run))
+            outcome = await self.chat.outcome(prepared)
+            reply = await self._reply(run)
+            await self._finish(run, outcome, reply["id"])
+        except GatewayError as error:
+            await self._fail(run, error)
+        except asyncio.CancelledError:
+            await self._set(thread_id, run_id, status="cancelled", cancelled_at=int(time.time()))
+
+    async def stream(self, run: Document) -> AsyncIterator[bytes]:
+        """Execute `run` while emitting the Assistants event stream."""
+        run_id = run["id"]
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[run_id] = task
+        try:
+            async for chunk in self._stream(run):
+                yield chunk
+        except asyncio.CancelledError:
+            await self._set(run["thread_id"], run_id, status="cancelled", cancelled_at=int(time.time()))
+            raise
+        finally:
+            self._tasks.pop(run_id, None)
+
+    async def _stream(self, run: Document) -> AsyncIterator[bytes]:
+        event: Callable[[str, Any], bytes] = lambda name, data: sse.encode_json(data, event=name)  # noqa: E731
+        thread_id, run_id = run["thread_id"], run["id"]
+        yield event("thread.run.created", run)
+        yield event("thread.run.queued", run)
+        run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
+        yield event("thread.run.in_progress", run)
+        try:
+            prepared = self.chat.prepare(await self._request(run))
+            items = await self.chat.stream_items(prepared)
+            reply = await self._reply(run)
+            reply = {**reply, "status": "in_progress", "content": [], "completed_at": None}
+            yield event("thread.message.created", reply)
+            yield event("thread.message.in_progress", reply)
+            outcome: Outcome | None = None
+            async for item in items:
+                if item is None:
+                    yield sse.comment()
+                elif isinstance(item, str):
+                    delta = {"content": [{"index": 0, "type": "text", "text": {"value": item, "annotations": []}}]}
+                    yield event(
+                        "thread.message.delta", {"id": reply["id"], "object": "thread.message.delta", "delta": delta}
+                    )
+                else:
+                    outcome = item
+            assert outcome is not None
+            message, run = await self._finish(run, outcome, reply["id"])
+            yield event(f"thread.message.{message['status']}", message)
+            yield event(f"thread.run.{run['status']}", run)
+        except GatewayError as error:
+            failed = await self._fail(run, error)
+            yield event("thread.run.failed", failed or run)
+        yield sse.encode("[DONE]", event="done")
