@@ -1,4 +1,4 @@
-"""`workerprobe` command line: run the Workers AI emulator or the reference gateway."""
+"""`workerprobe` command line: the Workers AI emulator, the reference gateway and its client keys."""
 
 from __future__ import annotations
 
@@ -48,9 +48,6 @@ def _gateway(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
     settings = GatewaySettings(**overrides)
-    if not settings.api_key:
-        print("workerprobe gateway: set API_KEY (the key clients must send)", file=sys.stderr)
-        return 2
     print(
         f"workerprobe gateway on http://{settings.host}:{settings.port}/v1 -> {settings.cf_api_base_url}",
         file=sys.stderr,
@@ -58,6 +55,40 @@ def _gateway(args: argparse.Namespace) -> int:
     )
     _serve(create_app(settings), settings.host, settings.port)
     return 0
+
+
+def _api_key(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from workerprobe.gateway.auth import KeyRing
+    from workerprobe.gateway.store import open_store
+    from workerprobe.settings import GatewaySettings
+
+    settings = GatewaySettings()
+
+    async def run() -> int:
+        store = open_store(settings.database, settings.redis_url)
+        await store.open()
+        try:
+            keys = KeyRing(store, None)
+            if args.action == "create":
+                key, doc = await keys.create(args.name or "")
+                print(f"{doc['key_id']}\t{key}")
+                print("Store this key now: only its digest is kept.", file=sys.stderr)
+            elif args.action == "list":
+                for doc in await keys.list():
+                    state = "revoked" if doc["revoked_at"] else "active"
+                    print(f"{doc['key_id']}\t{doc['prefix']}...\t{state}\t{doc['name']}")
+            else:
+                if not args.key_id or not await keys.revoke(args.key_id):
+                    print(f"no active key {args.key_id!r}", file=sys.stderr)
+                    return 1
+                print(f"revoked {args.key_id}")
+            return 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     gateway.add_argument("--port", type=int, help="port (default 8787)")
     gateway.set_defaults(func=_gateway)
+    keys = commands.add_parser("api-key", help="create, list or revoke the gateway's client keys")
+    keys.add_argument("action", choices=["create", "list", "revoke"])
+    keys.add_argument("key_id", nargs="?", help="the key to revoke")
+    keys.add_argument("--name", help="a label for a new key")
+    keys.set_defaults(func=_api_key)
     return parser
 
 

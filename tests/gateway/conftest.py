@@ -20,6 +20,7 @@ CHAT_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 class Gateway:
     url: str
     http: httpx.Client
+    database: str
 
     def client(self, **kwargs: object) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=KEY, max_retries=0, **kwargs)  # type: ignore[arg-type]
@@ -31,17 +32,18 @@ class Gateway:
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as emulator:
+        database = str(tmp_path_factory.mktemp("gw") / "gateway.sqlite3")
         env = {
             "API_KEY": KEY,
             "CF_API_BASE_URL": f"{emulator.url}/client/v4",
             "CF_ACCOUNT_ID": "gateway-tests",
             "CF_API_TOKEN": UPSTREAM_TOKEN,
-            "WORKERPROBE_GATEWAY_DATABASE": str(tmp_path_factory.mktemp("gw") / "gateway.sqlite3"),
+            "WORKERPROBE_GATEWAY_DATABASE": database,
             "WORKERPROBE_GATEWAY_KEEPALIVE_S": "0.2",
         }
         with serve(["gateway"], env=env) as server:
             with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
-                yield Gateway(server.url, http)
+                yield Gateway(server.url, http, database)
 
 
 @pytest.fixture()

@@ -30,10 +30,11 @@ from workerprobe.gateway import errors
 from workerprobe.gateway.assistants.routes import routes as assistant_routes
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService
-from workerprobe.gateway.auth import AuthMiddleware, digest
+from workerprobe.gateway.auth import AuthMiddleware, KeyRing
 from workerprobe.gateway.chat.routes import create_chat_completion
 from workerprobe.gateway.chat.service import ChatService
 from workerprobe.gateway.embeddings import create_embeddings
+from workerprobe.gateway.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
 from workerprobe.gateway.store import open_store
 from workerprobe.settings import GatewaySettings
@@ -94,14 +95,20 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
             await store.close()
             await upstream.close()
 
-    keys = {digest(settings.api_key)} if settings.api_key else set()
-    middleware = [Middleware(RequestIdMiddleware), Middleware(AuthMiddleware, digests=keys)]
+    keys = KeyRing(store, settings.api_key)
+    metrics = Metrics()
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(MetricsMiddleware, metrics=metrics),
+        Middleware(AuthMiddleware, keys=keys, metrics=metrics),
+    ]
     if settings.cors_origins:
         middleware.insert(
-            1, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+            2, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
         )
     routes = [
         Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/models/search", search_models, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
@@ -122,7 +129,8 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     app.state.settings = settings
     app.state.upstream = upstream
     app.state.models = models
-    app.state.chat = chat = ChatService(upstream, models, settings.keepalive_s)
+    app.state.metrics = metrics
+    app.state.chat = chat = ChatService(upstream, models, metrics, settings.keepalive_s)
     app.state.assistants = assistants = AssistantsService(store, models)
     app.state.runs = RunsService(assistants, chat)
     return app

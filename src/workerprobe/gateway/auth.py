@@ -1,39 +1,84 @@
-"""Client authentication: a bearer key on every /v1 route, compared in constant time.
+"""Client authentication: a bearer key on every /v1 route.
 
-Keys are held as SHA-256 digests only; a wrong or missing key is a 401 in the OpenAI envelope
-with code `invalid_api_key`. Keys are never logged.
+Keys are `API_KEY` from the settings, or keys made with `workerprobe api-key create`, which are
+stored as SHA-256 digests only (the key itself is shown once, at creation). `API_KEY` is
+compared in constant time; a stored key is found by its digest. A wrong or missing key is a 401
+in the OpenAI envelope with code `invalid_api_key`. Keys are never logged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workerprobe.gateway.errors import Unauthorized
+from workerprobe.gateway.metrics import Metrics
+from workerprobe.gateway.store import Store
+from workerprobe.gateway.store.base import Document
 
-__all__ = ["AuthMiddleware", "digest"]
+__all__ = ["AuthMiddleware", "KeyRing", "digest"]
 
 
 def digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+class KeyRing:
+    """The keys clients may use."""
+
+    def __init__(self, store: Store, api_key: str | None) -> None:
+        self.store = store
+        self._configured = digest(api_key) if api_key else None
+
+    async def create(self, name: str) -> tuple[str, Document]:
+        key = f"sk-wp-{secrets.token_urlsafe(32)}"
+        doc = {
+            "id": digest(key).hex(),
+            "key_id": f"key_{secrets.token_hex(8)}",
+            "name": name,
+            "prefix": key[:10],
+            "created_at": int(time.time()),
+            "revoked_at": None,
+        }
+        await self.store.create("api_key", doc)
+        return key, doc
+
+    async def list(self) -> list[Document]:
+        out: list[Document] = []
+        after: str | None = None
+        while True:
+            page = await self.store.list("api_key", limit=100, order="asc", after=after)
+            out.extend(page.data)
+            if not page.has_more:
+                return out
+            after = page.data[-1]["id"]
+
+    async def revoke(self, key_id: str) -> bool:
+        for doc in await self.list():
+            if doc["key_id"] == key_id and doc["revoked_at"] is None:
+                await self.store.update("api_key", doc["id"], lambda d: {**d, "revoked_at": int(time.time())})
+                return True
+        return False
+
+    async def allows(self, key: str) -> bool:
+        candidate = digest(key)
+        if self._configured is not None and hmac.compare_digest(candidate, self._configured):
+            return True
+        doc = await self.store.get("api_key", candidate.hex())
+        return doc is not None and doc["revoked_at"] is None
+
+
 class AuthMiddleware:
     """Pure ASGI: checks `Authorization: Bearer <key>` on paths under /v1."""
 
-    def __init__(self, app: ASGIApp, digests: set[bytes]) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyRing, metrics: Metrics) -> None:
         self.app = app
-        self.digests = digests
-
-    def allowed(self, header: str) -> bool:
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return False
-        candidate = digest(key.strip())
-        # Compare against every digest so timing does not depend on which one matches.
-        return any([hmac.compare_digest(candidate, d) for d in self.digests])
+        self.keys = keys
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1") or scope["method"] == "OPTIONS":
@@ -44,12 +89,15 @@ class AuthMiddleware:
             if name == b"authorization":
                 header = value.decode("latin-1")
                 break
-        if not self.allowed(header):
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip() or not await self.keys.allows(key.strip()):
             message = (
                 "Incorrect API key provided."
                 if header
                 else "You didn't provide an API key. Send it as a bearer token: `Authorization: Bearer YOUR_KEY`."
             )
-            await Unauthorized(message)(scope, receive, send)
+            error = Unauthorized(message)
+            self.metrics.errors.labels(error.code).inc()
+            await error(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -15,6 +15,7 @@ from workerprobe import tokens
 from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway.errors import BadRequest, from_upstream
+from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter
 from workerprobe.gateway.protocol import OpenAIModel, parse_body
 
@@ -30,7 +31,7 @@ class EmbeddingRequest(OpenAIModel):
 
 
 async def embed(
-    upstream: WorkersAI, router: ModelRouter, request: EmbeddingRequest
+    upstream: WorkersAI, router: ModelRouter, metrics: Metrics, request: EmbeddingRequest
 ) -> tuple[dict[str, Any], dict[str, str]]:
     resolved = router.resolve(request.model, "text-embeddings")
     dims = resolved.model.dimensions
@@ -56,6 +57,7 @@ async def embed(
             value = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
         data.append({"object": "embedding", "index": i, "embedding": value})
     used = sum(tokens.count(t) for t in texts)
+    metrics.usage(resolved.model, used, 0)
     body = {
         "object": "list",
         "data": data,
@@ -68,5 +70,5 @@ async def embed(
 async def create_embeddings(request: Request) -> Response:
     state = request.app.state
     body = await parse_body(request, EmbeddingRequest, state.settings.max_body_bytes)
-    result, headers = await embed(state.upstream, state.models, body)
+    result, headers = await embed(state.upstream, state.models, state.metrics, body)
     return Response(orjson.dumps(result), media_type="application/json", headers=headers)

@@ -171,4 +171,7 @@ async def handle(request: Request, exc: Exception) -> Response:
     if isinstance(exc, UpstreamFailure):
         exc = from_upstream(exc)
     assert isinstance(exc, GatewayError)
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.errors.labels(exc.code or exc.type).inc()
     return exc.response()

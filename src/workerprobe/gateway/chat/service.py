@@ -26,6 +26,7 @@ from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.errors import BadRequest, GatewayError, from_upstream
+from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter, Resolved
 
 __all__ = ["ChatService", "Outcome", "Prepared"]
@@ -95,10 +96,14 @@ def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
 
 
 class ChatService:
-    def __init__(self, upstream: WorkersAI, router: ModelRouter, keepalive_s: float) -> None:
+    def __init__(self, upstream: WorkersAI, router: ModelRouter, metrics: Metrics, keepalive_s: float) -> None:
         self.upstream = upstream
         self.router = router
+        self.metrics = metrics
         self.keepalive_s = keepalive_s
+
+    def _spent(self, prepared: Prepared, usage: dict[str, Any]) -> None:
+        self.metrics.usage(prepared.resolved.model, usage["prompt_tokens"], usage["completion_tokens"])
 
     def prepare(self, request: ChatCompletionRequest) -> Prepared:
         if request.n is not None and request.n > 1:
@@ -145,13 +150,18 @@ class ChatService:
 
     async def outcome(self, prepared: Prepared) -> Outcome:
         """Run a completion upstream, not streamed."""
+        name = prepared.resolved.model.name
+        started = time.perf_counter()
         try:
-            result = await self.upstream.run(prepared.resolved.model.name, prepared.body)
+            result = await self.upstream.run(name, prepared.body)
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
+        finally:
+            self.metrics.upstream_latency.labels(name).observe(time.perf_counter() - started)
         text, calls, usage, upstream_finish = _normalise(result)
         text, stopped = _cut_at_stop(text, prepared.stops)
         final_usage = _usage(usage, prepared, text)
+        self._spent(prepared, final_usage)
         finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
         return Outcome(text, calls, final_usage, finish)
 
@@ -180,11 +190,15 @@ class ChatService:
         """A streamed completion as text pieces, None for each keep-alive interval without
         news, and the `Outcome` last. Upstream errors before the first event raise at the first
         `anext`; later ones raise a GatewayError from the iteration."""
+        name = prepared.resolved.model.name
+        started = time.perf_counter()
         try:
-            events = await self.upstream.stream(prepared.resolved.model.name, prepared.body)
+            events = await self.upstream.stream(name, prepared.body)
             first = await anext(events, None)
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
+        finally:
+            self.metrics.upstream_latency.labels(name).observe(time.perf_counter() - started)
         return self._items(prepared, events, first)
 
     async def _items(
@@ -232,6 +246,7 @@ class ChatService:
             yield pending
         text = "".join(emitted)
         final_usage = _usage(usage, prepared, text)
+        self._spent(prepared, final_usage)
         finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
         yield Outcome(text, calls, final_usage, finish)
 
@@ -271,6 +286,7 @@ class ChatService:
                     if prepared.include_usage:
                         yield self._chunk(prepared, [], usage=item.usage)
         except GatewayError as error:
+            self.metrics.errors.labels(error.code or error.type).inc()
             yield sse.encode_json(error.body())
         finally:
             await items.aclose()
