@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-unit lint emulator bench clean
+.PHONY: install test test-unit lint emulator gateway bench bench-gateway clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ lint: install
 
 emulator: install
 	$(VENV)/bin/workerprobe emulator
+
+# With no CF_* upstream set (environment or .env), the gateway starts the emulator itself.
+gateway: install
+	$(VENV)/bin/workerprobe gateway
 
 bench: install
 	$(PY) bench/emulator_bench.py

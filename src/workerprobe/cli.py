@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workerprobe.settings import GatewaySettings
 
 __all__ = ["main"]
 
@@ -44,17 +48,32 @@ def _emulator(args: argparse.Namespace) -> int:
 
 def _gateway(args: argparse.Namespace) -> int:
     from workerprobe.gateway import create_app
+    from workerprobe.procs import serve
     from workerprobe.settings import GatewaySettings
 
     overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
     settings = GatewaySettings(**overrides)
+    if not settings.api_key:
+        print(
+            "workerprobe gateway: API_KEY is unset; only keys from `workerprobe api-key create` work", file=sys.stderr
+        )
+    if settings.upstream_configured:
+        _run_gateway(create_app, settings)
+        return 0
+    # Nothing configured: the embedded default upstream, an emulator on a loopback port.
+    with serve(["emulator"], port=args.emulator_port) as emulator:
+        settings = settings.model_copy(update={"cf_api_base_url": f"{emulator.url}/client/v4"})
+        _run_gateway(create_app, settings)
+    return 0
+
+
+def _run_gateway(create_app: Callable[[GatewaySettings], object], settings: GatewaySettings) -> None:
     print(
-        f"workerprobe gateway on http://{settings.host}:{settings.port}/v1 -> {settings.cf_api_base_url}",
+        f"workerprobe gateway on http://{settings.host}:{settings.port}/v1 -> {settings.upstream_url}",
         file=sys.stderr,
         flush=True,
     )
     _serve(create_app(settings), settings.host, settings.port)
-    return 0
 
 
 def _api_key(args: argparse.Namespace) -> int:
@@ -67,7 +86,7 @@ def _api_key(args: argparse.Namespace) -> int:
     settings = GatewaySettings()
 
     async def run() -> int:
-        store = open_store(settings.database, settings.redis_url)
+        store = open_store(settings.database, settings.redis_url, settings.redis_prefix)
         await store.open()
         try:
             keys = KeyRing(store, None)
@@ -107,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     gateway = commands.add_parser("gateway", help="run the OpenAI-compatible reference gateway")
     gateway.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     gateway.add_argument("--port", type=int, help="port (default 8787)")
+    gateway.add_argument(
+        "--emulator-port", type=int, default=8788, help="port of the embedded emulator, when no upstream is set"
+    )
     gateway.set_defaults(func=_gateway)
     keys = commands.add_parser("api-key", help="create, list or revoke the gateway's client keys")
     keys.add_argument("action", choices=["create", "list", "revoke"])

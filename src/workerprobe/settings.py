@@ -10,7 +10,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["EmulatorSettings", "GatewaySettings", "LATENCY_PRESETS"]
+__all__ = ["CLOUDFLARE_API", "EmulatorSettings", "GatewaySettings", "LATENCY_PRESETS"]
+
+CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
 
 # Time to first token and time per output token, in milliseconds.
 LATENCY_PRESETS: dict[str, tuple[float, float]] = {
@@ -95,9 +97,10 @@ class GatewaySettings(BaseSettings):
     # Client keys: this one, plus any made with `workerprobe api-key create`.
     api_key: str | None = Field(default=None, validation_alias=AliasChoices("API_KEY", "api_key"))
     # Upstream: the Workers AI REST API (or the emulator).
-    cf_api_base_url: str = Field(
-        default="https://api.cloudflare.com/client/v4",
-        validation_alias=AliasChoices("CF_API_BASE_URL", "cf_api_base_url"),
+    # Unset: the real API (https://api.cloudflare.com/client/v4) when an account or token is set,
+    # otherwise `workerprobe gateway` starts the embedded emulator and uses it.
+    cf_api_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CF_API_BASE_URL", "cf_api_base_url")
     )
     cf_account_id: str | None = Field(default=None, validation_alias=AliasChoices("CF_ACCOUNT_ID", "cf_account_id"))
     cf_api_token: str | None = Field(
@@ -105,9 +108,18 @@ class GatewaySettings(BaseSettings):
     )
     upstream_timeout_s: float = 300.0
 
+    @property
+    def upstream_configured(self) -> bool:
+        return bool(self.cf_api_base_url or self.cf_account_id or self.cf_api_token)
+
+    @property
+    def upstream_url(self) -> str:
+        return self.cf_api_base_url or CLOUDFLARE_API
+
     # Storage of assistants, threads, messages, runs and keys: a SQLite file or a Redis URL.
     database: str = "workerprobe.sqlite3"
     redis_url: str | None = None
+    redis_prefix: str = "workerprobe:"
 
     default_chat_model: str = "@cf/meta/llama-3.1-8b-instruct-fast"
     default_embedding_model: str = "@cf/baai/bge-base-en-v1.5"

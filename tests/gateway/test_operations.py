@@ -59,3 +59,22 @@ def test_health_reports_the_machine(gateway: Gateway) -> None:
 
     health = httpx.get(f"{gateway.url}/health").json()
     assert health == {"status": "ok", "machine": platform.machine(), "python": platform.python_version()}
+
+
+def test_embedded_emulator_when_no_upstream_is_configured() -> None:
+    from workerprobe.procs import free_port, serve
+
+    env = {
+        "API_KEY": "k",
+        "CF_ACCOUNT_ID": "",
+        "CF_API_TOKEN": "",
+        "CF_API_KEY": "",
+        "CF_API_BASE_URL": "",
+        "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
+    }
+    with serve(["gateway", "--emulator-port", str(free_port())], env=env) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+        reply = client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "What is 2 * 21?"}]
+        )
+        assert reply.choices[0].message.content == "2 * 21 = 42."

@@ -77,13 +77,13 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     settings = settings or GatewaySettings()
     catalogue = catalogue or load()
     upstream = WorkersAI(
-        settings.cf_api_base_url,
+        settings.upstream_url,
         settings.cf_account_id or "local",
         settings.cf_api_token or "local",
         settings.upstream_timeout_s,
     )
     models = ModelRouter(catalogue, settings)
-    store = open_store(settings.database, settings.redis_url)
+    store = open_store(settings.database, settings.redis_url, settings.redis_prefix)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

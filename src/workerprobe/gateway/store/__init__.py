@@ -9,7 +9,8 @@ from workerprobe.gateway.store.sqlite import SQLiteStore
 __all__ = ["Page", "RedisStore", "SQLiteStore", "Store", "open_store"]
 
 
-def open_store(database: str, redis_url: str | None) -> Store:
+def open_store(database: str, redis_url: str | None, redis_prefix: str = "workerprobe:") -> Store:
+    """Redis when a URL is given (replicas share state), else the SQLite file."""
     if redis_url:
-        return RedisStore(redis_url)
+        return RedisStore(redis_url, prefix=redis_prefix)
     return SQLiteStore(database)
