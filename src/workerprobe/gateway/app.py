@@ -10,7 +10,6 @@ GET  /health                         liveness and the machine it runs on
 from __future__ import annotations
 
 import platform
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +20,6 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workerprobe.catalogue import Catalogue, load
 from workerprobe.cloudflare import WorkersAI
@@ -30,36 +28,17 @@ from workerprobe.gateway import errors
 from workerprobe.gateway.assistants.routes import routes as assistant_routes
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService
-from workerprobe.gateway.auth import AuthMiddleware, KeyRing
+from workerprobe.gateway.auth import KeyRing
 from workerprobe.gateway.chat.routes import create_chat_completion
 from workerprobe.gateway.chat.service import ChatService
+from workerprobe.gateway.edge import EdgeMiddleware
 from workerprobe.gateway.embeddings import create_embeddings
-from workerprobe.gateway.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from workerprobe.gateway.metrics import Metrics, metrics_endpoint
 from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
 from workerprobe.gateway.store import open_store
 from workerprobe.settings import GatewaySettings
 
 __all__ = ["create_app"]
-
-
-class RequestIdMiddleware:
-    """`x-request-id` on every response: the client's own, or a new one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None) or uuid.uuid4().hex.encode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 async def health(request: Request) -> Response:
@@ -97,24 +76,21 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
 
     keys = KeyRing(store, settings.api_key)
     metrics = Metrics()
-    middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(MetricsMiddleware, metrics=metrics),
-        Middleware(AuthMiddleware, keys=keys, metrics=metrics),
-    ]
+    middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics)]
     if settings.cors_origins:
         middleware.insert(
-            2, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+            0, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
         )
+    # The hot routes first: the router tries them in order.
     routes = [
-        Route("/health", health, methods=["GET"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
-        Route("/models/search", search_models, methods=["GET"]),
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
         Route("/v1/embeddings", create_embeddings, methods=["POST"]),
         *assistant_routes,
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+        Route("/models/search", search_models, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

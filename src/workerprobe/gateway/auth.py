@@ -13,14 +13,10 @@ import hmac
 import secrets
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from workerprobe.gateway.errors import Unauthorized
-from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.store import Store
 from workerprobe.gateway.store.base import Document
 
-__all__ = ["AuthMiddleware", "KeyRing", "digest"]
+__all__ = ["KeyRing", "digest"]
 
 
 def digest(key: str) -> bytes:
@@ -70,34 +66,3 @@ class KeyRing:
             return True
         doc = await self.store.get("api_key", candidate.hex())
         return doc is not None and doc["revoked_at"] is None
-
-
-class AuthMiddleware:
-    """Pure ASGI: checks `Authorization: Bearer <key>` on paths under /v1."""
-
-    def __init__(self, app: ASGIApp, keys: KeyRing, metrics: Metrics) -> None:
-        self.app = app
-        self.keys = keys
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1") or scope["method"] == "OPTIONS":
-            await self.app(scope, receive, send)
-            return
-        header = ""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value.decode("latin-1")
-                break
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip() or not await self.keys.allows(key.strip()):
-            message = (
-                "Incorrect API key provided."
-                if header
-                else "You didn't provide an API key. Send it as a bearer token: `Authorization: Bearer YOUR_KEY`."
-            )
-            error = Unauthorized(message)
-            self.metrics.errors.labels(error.code).inc()
-            await error(scope, receive, send)
-            return
-        await self.app(scope, receive, send)

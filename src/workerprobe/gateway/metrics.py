@@ -7,17 +7,17 @@ by model, and errors by cause.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workerprobe.catalogue import Model
 
-__all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint"]
+__all__ = ["Metrics", "metrics_endpoint"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -61,33 +61,39 @@ class Metrics:
             "workerprobe_errors_total", "Error responses by cause (the error code)", ["cause"], registry=self.registry
         )
 
+        # Labelled children, looked up once: `labels()` takes a lock and builds a key every call.
+        self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}
+
+    def _child(self, key: tuple[str, ...], make: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = make()
+        return child
+
+    def response(self, endpoint: str, status: str, seconds: float) -> None:
+        count, latency = self._child(
+            ("response", endpoint, status),
+            lambda: (self.requests.labels(endpoint, status), self.latency.labels(endpoint)),
+        )
+        count.inc()
+        latency.observe(seconds)
+
+    def upstream(self, model: str, seconds: float) -> None:
+        (latency,) = self._child(("upstream", model), lambda: (self.upstream_latency.labels(model),))
+        latency.observe(seconds)
+
     def usage(self, model: Model, prompt_tokens: int, completion_tokens: int) -> None:
-        self.tokens.labels(model.name, "prompt").inc(prompt_tokens)
-        self.tokens.labels(model.name, "completion").inc(completion_tokens)
-        self.neurons.labels(model.name).inc(model.neurons(prompt_tokens, completion_tokens))
-
-
-class MetricsMiddleware:
-    """Counts every HTTP response by endpoint (the route's function name) and status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-
-        async def observe(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
-                self.metrics.requests.labels(endpoint, str(message["status"])).inc()
-                self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-            await send(message)
-
-        await self.app(scope, receive, observe)
+        prompt, completion, neurons = self._child(
+            ("usage", model.name),
+            lambda: (
+                self.tokens.labels(model.name, "prompt"),
+                self.tokens.labels(model.name, "completion"),
+                self.neurons.labels(model.name),
+            ),
+        )
+        prompt.inc(prompt_tokens)
+        completion.inc(completion_tokens)
+        neurons.inc(model.neurons(prompt_tokens, completion_tokens))
 
 
 async def metrics_endpoint(request: Request) -> Response:

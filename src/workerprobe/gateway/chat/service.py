@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.errors import BadRequest, GatewayError, from_upstream
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter, Resolved
+from workerprobe.ids import unique_hex
 
 __all__ = ["ChatService", "Outcome", "Prepared"]
 
@@ -51,7 +51,7 @@ class Prepared:
     limit: int  # the max_tokens in force upstream
     stops: list[str]
     include_usage: bool
-    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    id: str = field(default_factory=lambda: f"chatcmpl-{unique_hex()}")
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -77,12 +77,12 @@ def _openai_tool_call(call: dict[str, Any]) -> dict[str, Any]:
         function = dict(call["function"])
         if not isinstance(function.get("arguments"), str):
             function["arguments"] = orjson.dumps(function.get("arguments") or {}).decode()
-        return {"id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function", "function": function}
+        return {"id": call.get("id") or f"call_{unique_hex()[8:]}", "type": "function", "function": function}
     arguments = call.get("arguments")
     if not isinstance(arguments, str):
         arguments = orjson.dumps(arguments or {}).decode()
     return {
-        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "id": f"call_{unique_hex()[8:]}",
         "type": "function",
         "function": {"name": call.get("name", ""), "arguments": arguments},
     }
@@ -157,7 +157,7 @@ class ChatService:
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
         finally:
-            self.metrics.upstream_latency.labels(name).observe(time.perf_counter() - started)
+            self.metrics.upstream(name, time.perf_counter() - started)
         text, calls, usage, upstream_finish = _normalise(result)
         text, stopped = _cut_at_stop(text, prepared.stops)
         final_usage = _usage(usage, prepared, text)
@@ -198,7 +198,7 @@ class ChatService:
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
         finally:
-            self.metrics.upstream_latency.labels(name).observe(time.perf_counter() - started)
+            self.metrics.upstream(name, time.perf_counter() - started)
         return self._items(prepared, events, first)
 
     async def _items(
