@@ -89,13 +89,15 @@ def main() -> int:
                     "gateway": f"{gateway.url}/v1/chat/completions",
                     "thin": f"{thin_url}/v1/chat/completions",
                 }
+                pids = {"direct": 0, "gateway": gateway.process.pid, "thin": thin.pid}
                 # Rounds interleave the paths, so a slow spell of the machine hits all of them;
                 # each cell reports the median round.
                 rounds: dict[tuple[str, int], list[Result]] = {}
                 for _ in range(args.rounds):
                     for concurrency in (1, 16, 64):
                         for name, url in targets.items():
-                            cell = throughput(url, BODY, HEADERS, args.seconds, concurrency, warmup=1.0)
+                            watch = (pids[name],) if pids[name] else ()
+                            cell = throughput(url, BODY, HEADERS, args.seconds, concurrency, warmup=1.0, watch=watch)
                             rounds.setdefault((name, concurrency), []).append(cell)
                 results = {k: sorted(v, key=lambda r: r.rps)[len(v) // 2] for k, v in rounds.items()}
                 ttft = {name: median_ttft(url, STREAM, HEADERS) for name, url in targets.items()}
@@ -113,6 +115,15 @@ def main() -> int:
             f"{r.rps:>10.0f} /s {r.p50_ms:>7.2f} ms {r.errors:>3}" for r in (results[(name, c)] for c in (1, 16, 64))
         )
         print(f"{name:<10}{cells}")
+
+    def cpu(name: str) -> float:
+        cells = [r.cpu_us[pids[name]] for (n, _), rs in rounds.items() if n == name for r in rs if r.cpu_us]
+        return sorted(cells)[len(cells) // 2]
+
+    print(
+        f"\nCPU per request of the proxy process, median over all cells: thin {cpu('thin'):.0f} us,"
+        f" gateway {cpu('gateway'):.0f} us (ratio {cpu('thin') / cpu('gateway'):.2f})"
+    )
     added_c1 = results[("gateway", 1)].p50_ms - results[("direct", 1)].p50_ms
     thin_c1 = results[("thin", 1)].p50_ms - results[("direct", 1)].p50_ms
     ratio16 = results[("gateway", 16)].rps / results[("thin", 16)].rps

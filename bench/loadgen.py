@@ -24,6 +24,14 @@ class Result:
     rps: float
     p50_ms: float
     errors: int
+    cpu_us: dict[int, float] | None = None  # CPU time per request of each watched process
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _closed_loop(
@@ -49,12 +57,21 @@ async def _closed_loop(
 
 
 def throughput(
-    url: str, body: bytes, headers: dict[str, str], seconds: float, concurrency: int, warmup: float = 2.0
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    seconds: float,
+    concurrency: int,
+    warmup: float = 2.0,
+    watch: tuple[int, ...] = (),
 ) -> Result:
-    """Requests per second and median latency of `concurrency` closed-loop clients."""
+    """Requests per second and median latency of `concurrency` closed-loop clients, and the CPU
+    time per request of the `watch`ed server processes (steadier than throughput on a busy box)."""
     asyncio.run(_closed_loop(url, body, headers, warmup, concurrency))
+    before = {pid: cpu_seconds(pid) for pid in watch}
     done, errors, latencies = asyncio.run(_closed_loop(url, body, headers, seconds, concurrency))
-    return Result(done / seconds, statistics.median(latencies) * 1000, errors)
+    cpu = {pid: (cpu_seconds(pid) - before[pid]) / done * 1e6 for pid in watch}
+    return Result(done / seconds, statistics.median(latencies) * 1000, errors, cpu)
 
 
 async def _ttfts(url: str, body: bytes, headers: dict[str, str], n: int) -> list[float]:
