@@ -33,5 +33,8 @@ gateway: install
 bench: install
 	$(PY) bench/emulator_bench.py
 
+bench-gateway: install
+	$(PY) bench/gateway_bench.py
+
 clean:
 	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache
