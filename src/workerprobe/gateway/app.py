@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from workerprobe.catalogue import Catalogue, load
 from workerprobe.cloudflare import WorkersAI
@@ -48,7 +48,17 @@ async def health(request: Request) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return errors.MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}").response()
+        # Several routes share a path (one per method): Allow lists the methods of every route
+        # with the template of the first one that matches.
+        first = next(r for r in request.app.routes if r.matches(request.scope)[0] != Match.NONE)
+        template = getattr(first, "path", None)
+        allowed = sorted(
+            {m for r in request.app.routes if getattr(r, "path", None) == template for m in r.methods or ()}
+        )
+        error = errors.MethodNotAllowed(
+            f"Method {request.method} is not allowed on {request.url.path}", headers={"allow": ", ".join(allowed)}
+        )
+        return error.response()
     return errors.NotFound(f"Unknown path {request.url.path}", code="unknown_url").response()
 
 

@@ -17,16 +17,18 @@ from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway.errors import BadRequest, from_upstream
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter
-from workerprobe.gateway.protocol import OpenAIModel, parse_body
+from workerprobe.gateway.protocol import Int, OpenAIModel, parse_body
 
 __all__ = ["EmbeddingRequest", "create_embeddings"]
 
 
 class EmbeddingRequest(OpenAIModel):
+    NOT_NULL = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+
     model: str = Field(min_length=1)
     input: str | list[str] = Field(min_length=1)
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: Int | None = Field(default=None, ge=1)
     user: str | None = None
 
 

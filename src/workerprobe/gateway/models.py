@@ -101,8 +101,11 @@ async def search_models(request: Request) -> Response:
     """`/models/search`: an HTML table (no auth), or JSON with `?query=json`."""
     router: ModelRouter = request.app.state.models
     items = [_item(m) for m in router.catalogue.models]
-    if request.query_params.get("query") == "json":
+    query = request.query_params.get("query")
+    if query == "json":
         return _json(items)
+    if query is not None:
+        raise BadRequest(f"Invalid value for 'query': {query!r}; the only value is 'json'", param="query")
     rows = "".join(
         "<tr>"
         + "".join(f"<td>{html.escape(str(item.get(k, '')))}</td>" for k in ("id", "task", "owned_by", "description"))

@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from starlette.requests import Request
 
 from workerprobe.gateway.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["OpenAIModel", "parse_body"]
+__all__ = ["Int", "OpenAIModel", "parse_body"]
 
 T = TypeVar("T", bound=BaseModel)
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 2.0 as an integer; strict mode would not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+"""An integer field that accepts integral JSON numbers (2.0) but not booleans or strings."""
+
+
 class OpenAIModel(BaseModel):
-    """Request bodies: unknown fields are allowed (clients send extensions) but not used."""
+    """Request bodies: unknown fields are allowed (clients send extensions) but not used. Types
+    are strict (no `false` for a number, no `"1"` for an integer), and fields OpenAI does not
+    make nullable reject an explicit `null`."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
+    NOT_NULL: ClassVar[frozenset[str]] = frozenset()
 
 
-async def parse_body(request: Request, kind: type[T], max_bytes: int) -> T:
-    """The JSON body as `kind`; malformed JSON, wrong types and missing fields are 400 with `param`."""
+async def parse_body(request: Request, kind: type[T], max_bytes: int, *, optional: bool = False) -> T:
+    """The JSON body as `kind`; malformed JSON, wrong types and missing fields are 400 with `param`.
+    An `optional` body may be left out (it reads as `{}`)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
     raw = await request.body()
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
+    if optional and not raw.strip():
+        raw = b"{}"
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -37,12 +54,20 @@ async def parse_body(request: Request, kind: type[T], max_bytes: int) -> T:
         ) from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
+    _reject_nulls(kind, data, "")
     try:
         return kind.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise BadRequest(_message(first, param), param=param) from None
+
+
+def _reject_nulls(kind: type[BaseModel], data: dict[str, Any], prefix: str) -> None:
+    for name in getattr(kind, "NOT_NULL", ()):
+        if name in data and data[name] is None:
+            param = f"{prefix}{name}"
+            raise BadRequest(f"Invalid value for '{param}': null is not allowed.", param=param)
 
 
 def _message(error: Any, param: str | None) -> str:

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from workerprobe.gateway.protocol import OpenAIModel
+from workerprobe.gateway.chat.protocol import FunctionTool
+from workerprobe.gateway.protocol import Int, OpenAIModel
 
 __all__ = [
     "AssistantCreate",
@@ -39,11 +40,13 @@ class _WithMetadata(OpenAIModel):
 
 
 class AssistantCreate(_WithMetadata):
+    NOT_NULL = frozenset({"model", "tools"})
+
     model: str = Field(min_length=1)
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=512)
     instructions: str | None = Field(default=None, max_length=256_000)
-    tools: list[dict[str, Any]] = Field(default_factory=list, max_length=128)
+    tools: list[FunctionTool] = Field(default_factory=list, max_length=128)
     tool_resources: dict[str, Any] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -55,7 +58,7 @@ class AssistantModify(_WithMetadata):
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=512)
     instructions: str | None = Field(default=None, max_length=256_000)
-    tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
+    tools: list[FunctionTool] | None = Field(default=None, max_length=128)
     tool_resources: dict[str, Any] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -63,6 +66,8 @@ class AssistantModify(_WithMetadata):
 
 
 class MessageCreate(_WithMetadata):
+    NOT_NULL = frozenset({"role", "content"})
+
     role: Literal["user", "assistant"]
     content: str | list[dict[str, Any]]
     attachments: list[dict[str, Any]] | None = None
@@ -92,16 +97,18 @@ class MetadataModify(_WithMetadata):
 
 
 class RunCreate(_WithMetadata):
+    NOT_NULL = frozenset({"assistant_id"})
+
     assistant_id: str = Field(min_length=1)
     model: str | None = Field(default=None, min_length=1)
     instructions: str | None = Field(default=None, max_length=256_000)
     additional_instructions: str | None = Field(default=None, max_length=256_000)
     additional_messages: list[MessageCreate] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[FunctionTool] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_prompt_tokens: Int | None = Field(default=None, ge=256)
+    max_completion_tokens: Int | None = Field(default=None, ge=1)
     stream: bool | None = False
 
 

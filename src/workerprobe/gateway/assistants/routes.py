@@ -33,8 +33,8 @@ def _services(request: Request) -> tuple[AssistantsService, RunsService]:
     return request.app.state.assistants, request.app.state.runs
 
 
-async def _body(request: Request, kind: type[T]) -> T:
-    return await parse_body(request, kind, request.app.state.settings.max_body_bytes)
+async def _body(request: Request, kind: type[T], *, optional: bool = False) -> T:
+    return await parse_body(request, kind, request.app.state.settings.max_body_bytes, optional=optional)
 
 
 async def create_assistant(request: Request) -> Response:
@@ -65,7 +65,7 @@ async def delete_assistant(request: Request) -> Response:
 
 async def create_thread(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.create_thread(await _body(request, ThreadCreate)))
+    return _json(await service.create_thread(await _body(request, ThreadCreate, optional=True)))
 
 
 async def retrieve_thread(request: Request) -> Response:

@@ -96,7 +96,11 @@ class RunsService:
             "incomplete_details": None,
             "model": model,
             "instructions": instructions or "",
-            "tools": body.tools if body.tools is not None else assistant.get("tools", []),
+            "tools": (
+                [tool.model_dump(exclude_unset=True) for tool in body.tools]
+                if body.tools is not None
+                else assistant.get("tools", [])
+            ),
             "metadata": body.metadata or {},
             "usage": None,
             "temperature": body.temperature if body.temperature is not None else assistant.get("temperature"),

@@ -67,7 +67,7 @@ class AssistantsService:
             "description": body.description,
             "model": body.model,
             "instructions": body.instructions,
-            "tools": body.tools,
+            "tools": [tool.model_dump(exclude_unset=True) for tool in body.tools],
             "tool_resources": body.tool_resources or {},
             "metadata": body.metadata or {},
             "temperature": body.temperature,
@@ -85,7 +85,7 @@ class AssistantsService:
     async def modify_assistant(self, assistant_id: str, body: AssistantModify) -> Document:
         if body.model is not None:
             self.models.resolve(body.model, "text-generation")
-        changes = body.model_dump(exclude_unset=True)
+        changes = body.model_dump(exclude_unset=True, exclude_none=False)
         doc = await self.store.update("assistant", assistant_id, lambda d: {**d, **changes})
         if doc is None:
             raise NotFound(f"No assistant found with id '{assistant_id}'.")

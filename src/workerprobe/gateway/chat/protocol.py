@@ -2,42 +2,93 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from workerprobe.gateway.protocol import OpenAIModel
+from workerprobe.gateway.protocol import Int, OpenAIModel
 
-__all__ = ["ChatCompletionRequest", "ChatMessage", "StreamOptions"]
+__all__ = ["ChatCompletionRequest", "ChatMessage", "FunctionTool", "ResponseFormat", "StreamOptions", "ToolCall"]
+
+
+class _Function(OpenAIModel):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    # Defaults that an explicit null does not meet: OpenAI does not make these nullable.
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class FunctionTool(OpenAIModel):
+    type: Literal["function"]
+    function: _Function
+
+
+class _CalledFunction(OpenAIModel):
+    name: str
+    arguments: str
+
+
+class ToolCall(OpenAIModel):
+    id: str = Field(min_length=1)
+    type: Literal["function"]
+    function: _CalledFunction
+
+
+class _NamedFunction(OpenAIModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIModel):
+    type: Literal["function"]
+    function: _NamedFunction
 
 
 class ChatMessage(OpenAIModel):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
+    # Parts are checked by the service, which names what is unsupported (an image, say).
+    content: str | Annotated[list[dict[str, Any]], Field(min_length=1)] | None = None
+    # Not nullable in OpenAI's API: an explicit null is refused, leaving a field out is fine.
+    name: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str = ""
 
 
 class StreamOptions(OpenAIModel):
     include_usage: bool = False
 
 
+class _JsonSchema(OpenAIModel):
+    name: str
+    strict: bool = False
+    description: str = ""
+    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
+
+
+class ResponseFormat(OpenAIModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: _JsonSchema | None = None
+
+
+_Stop = Annotated[str, Field(min_length=1)]
+
+
 class ChatCompletionRequest(OpenAIModel):
+    NOT_NULL = frozenset({"model", "messages", "user", "tools", "tool_choice", "response_format"})
+
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Int | None = Field(default=None, ge=1)
+    max_completion_tokens: Int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    n: int | None = Field(default=None, ge=1, le=128)
-    seed: int | None = None
-    stop: str | list[str] | None = None
+    n: Int | None = Field(default=None, ge=1, le=128)
+    seed: Int | None = None
+    stop: _Stop | Annotated[list[_Stop], Field(min_length=1, max_length=4)] | None = None
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     stream: bool | None = False
     stream_options: StreamOptions | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    response_format: ResponseFormat | None = None
     user: str | None = None

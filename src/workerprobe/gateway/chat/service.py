@@ -23,7 +23,7 @@ import orjson
 from workerprobe import sse, tokens
 from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import UpstreamFailure
-from workerprobe.gateway.chat.protocol import ChatCompletionRequest
+from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ResponseFormat
 from workerprobe.gateway.errors import BadRequest, GatewayError, from_upstream
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter, Resolved
@@ -115,7 +115,7 @@ class ChatService:
             role = "system" if message.role == "developer" else message.role
             out: dict[str, Any] = {"role": role, "content": _text_content(i, message.content)}
             if message.tool_calls:
-                out["tool_calls"] = message.tool_calls
+                out["tool_calls"] = [call.model_dump() for call in message.tool_calls]
             if message.tool_call_id:
                 out["tool_call_id"] = message.tool_call_id
             messages.append(out)
@@ -130,9 +130,10 @@ class ChatService:
         if request.seed is not None:
             body["seed"] = request.seed if 1 <= request.seed <= _SEED_MAX else request.seed % _SEED_MAX + 1
         if request.tools and request.tool_choice != "none":
-            body["tools"] = request.tools
+            body["tools"] = [tool.model_dump(exclude_unset=True) for tool in request.tools]
             if request.tool_choice is not None:
-                body["tool_choice"] = request.tool_choice
+                choice = request.tool_choice
+                body["tool_choice"] = choice if isinstance(choice, str) else choice.model_dump()
         if request.response_format is not None:
             body.update(_response_format(request.response_format))
         stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
@@ -312,22 +313,15 @@ class ChatService:
             yield item
 
 
-def _response_format(response_format: dict[str, Any]) -> dict[str, Any]:
-    kind = response_format.get("type")
-    if kind == "text":
+def _response_format(response_format: ResponseFormat) -> dict[str, Any]:
+    """OpenAI's response_format as Workers AI's: a bare JSON Schema, not OpenAI's wrapper."""
+    if response_format.type == "text":
         return {}
-    if kind == "json_object":
+    if response_format.type == "json_object":
         return {"response_format": {"type": "json_object"}}
-    if kind == "json_schema":
-        wrapper = response_format.get("json_schema")
-        if not isinstance(wrapper, dict) or not isinstance(wrapper.get("schema", {}), dict):
-            raise BadRequest("response_format.json_schema must be an object", param="response_format.json_schema")
-        schema = wrapper.get("schema", {"type": "object"})
-        return {"response_format": {"type": "json_schema", "json_schema": schema}}
-    raise BadRequest(
-        f"Invalid value for 'response_format.type': {kind!r}; expected 'text', 'json_object' or 'json_schema'",
-        param="response_format.type",
-    )
+    if response_format.json_schema is None:
+        raise BadRequest("response_format.json_schema is required", param="response_format.json_schema")
+    return {"response_format": {"type": "json_schema", "json_schema": response_format.json_schema.schema_}}
 
 
 def _normalise(result: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None, str | None]:

@@ -1,0 +1,1 @@
+"""The contract suite's own code: target selection, OpenAI checks, levels."""

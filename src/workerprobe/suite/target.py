@@ -1,0 +1,68 @@
+"""Which server the suite tests: a deployed Worker from the environment or `.env`
+(`CLOUDFLARE_WORKER_URL` ending in `/v1`, and `API_KEY`), or, with neither set, the embedded
+default: the workerprobe gateway in front of the emulator, started on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from workerprobe.procs import serve
+
+__all__ = ["Target", "configured", "embedded"]
+
+
+@dataclass(frozen=True)
+class Target:
+    root: str  # base URL without /v1: /models/search lives outside it
+    api_key: str
+    embedded: bool
+    emulator_url: str | None = None
+
+    @property
+    def v1(self) -> str:
+        return f"{self.root}/v1"
+
+    def describe(self) -> str:
+        if self.embedded:
+            return f"the embedded default (workerprobe gateway at {self.root}, emulator upstream)"
+        return f"{self.v1} (CLOUDFLARE_WORKER_URL)"
+
+
+def configured(env_file: Path | None = None) -> Target | None:
+    """The target named by the environment (first) or `.env`, if any."""
+    values = {k: v for k, v in dotenv_values(env_file or Path(".env")).items() if v}
+    url = os.environ.get("CLOUDFLARE_WORKER_URL") or values.get("CLOUDFLARE_WORKER_URL")
+    key = os.environ.get("API_KEY") or values.get("API_KEY")
+    if not url:
+        return None
+    if not key:
+        raise RuntimeError("CLOUDFLARE_WORKER_URL is set but API_KEY is not: the suite needs both")
+    root = url.rstrip("/")
+    root = root[: -len("/v1")] if root.endswith("/v1") else root
+    return Target(root=root, api_key=key, embedded=False)
+
+
+@contextmanager
+def embedded(database: Path) -> Iterator[Target]:
+    """The gateway and the emulator as real processes, stopped when the block ends."""
+    key = f"sk-suite-{secrets.token_hex(8)}"
+    token = secrets.token_hex(8)
+    with ExitStack() as stack:
+        emulator = stack.enter_context(serve(["emulator"], env={"CF_API_TOKEN": token}))
+        env = {
+            "API_KEY": key,
+            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
+            "CF_ACCOUNT_ID": "workerprobe-suite",
+            "CF_API_TOKEN": token,
+            "WORKERPROBE_GATEWAY_DATABASE": str(database),
+            "WORKERPROBE_GATEWAY_REDIS_URL": "",
+        }
+        gateway = stack.enter_context(serve(["gateway"], env=env))
+        yield Target(root=gateway.url, api_key=key, embedded=True, emulator_url=emulator.url)
