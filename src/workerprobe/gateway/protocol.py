@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from workerprobe.gateway.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["Int", "OpenAIModel", "parse_body"]
+__all__ = ["Int", "OpenAIModel", "declared", "parse_body"]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -33,6 +33,25 @@ class OpenAIModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
     NOT_NULL: ClassVar[frozenset[str]] = frozenset()
+
+
+def declared(model: BaseModel) -> dict[str, Any]:
+    """The fields a client set that the model declares: extensions a client sent are accepted
+    but never stored or forwarded."""
+    out: dict[str, Any] = {}
+    for name, info in type(model).model_fields.items():
+        if name not in model.model_fields_set:
+            continue
+        out[info.alias or name] = _declared_value(getattr(model, name))
+    return out
+
+
+def _declared_value(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return declared(value)
+    if isinstance(value, list):
+        return [_declared_value(v) for v in value]
+    return value
 
 
 async def parse_body(request: Request, kind: type[T], max_bytes: int, *, optional: bool = False) -> T:

@@ -22,6 +22,7 @@ from workerprobe.gateway.assistants.service import AssistantsService, ListQuery,
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ChatMessage
 from workerprobe.gateway.chat.service import ChatService, Outcome
 from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound
+from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.store import Page
 from workerprobe.gateway.store.base import Document
 
@@ -97,7 +98,7 @@ class RunsService:
             "model": model,
             "instructions": instructions or "",
             "tools": (
-                [tool.model_dump(exclude_unset=True) for tool in body.tools]
+                [declared(tool) for tool in body.tools]
                 if body.tools is not None
                 else assistant.get("tools", [])
             ),

@@ -15,6 +15,7 @@ from workerprobe.gateway.assistants.protocol import (
 )
 from workerprobe.gateway.errors import BadRequest, NotFound
 from workerprobe.gateway.models import ModelRouter
+from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.store import Page, Store
 from workerprobe.gateway.store.base import Document
 
@@ -67,7 +68,7 @@ class AssistantsService:
             "description": body.description,
             "model": body.model,
             "instructions": body.instructions,
-            "tools": [tool.model_dump(exclude_unset=True) for tool in body.tools],
+            "tools": [declared(tool) for tool in body.tools],
             "tool_resources": body.tool_resources or {},
             "metadata": body.metadata or {},
             "temperature": body.temperature,
@@ -85,7 +86,9 @@ class AssistantsService:
     async def modify_assistant(self, assistant_id: str, body: AssistantModify) -> Document:
         if body.model is not None:
             self.models.resolve(body.model, "text-generation")
-        changes = body.model_dump(exclude_unset=True, exclude_none=False)
+        changes = declared(body)
+        if "metadata" in changes:
+            changes["metadata"] = changes["metadata"] or {}
         doc = await self.store.update("assistant", assistant_id, lambda d: {**d, **changes})
         if doc is None:
             raise NotFound(f"No assistant found with id '{assistant_id}'.")
@@ -124,7 +127,10 @@ class AssistantsService:
         return doc
 
     async def modify_thread(self, thread_id: str, body: MetadataModify) -> Document:
-        changes = body.model_dump(exclude_unset=True)
+        changes = declared(body)
+        for field in ("metadata", "tool_resources"):
+            if field in changes:
+                changes[field] = changes[field] or {}
         doc = await self.store.update("thread", thread_id, lambda d: {**d, **changes})
         if doc is None:
             raise NotFound(f"No thread found with id '{thread_id}'.")

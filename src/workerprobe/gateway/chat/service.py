@@ -27,6 +27,7 @@ from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ResponseFor
 from workerprobe.gateway.errors import BadRequest, GatewayError, from_upstream
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter, Resolved
+from workerprobe.gateway.protocol import declared
 from workerprobe.ids import unique_hex
 
 __all__ = ["ChatService", "Outcome", "Prepared"]
@@ -115,7 +116,7 @@ class ChatService:
             role = "system" if message.role == "developer" else message.role
             out: dict[str, Any] = {"role": role, "content": _text_content(i, message.content)}
             if message.tool_calls:
-                out["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+                out["tool_calls"] = [declared(call) for call in message.tool_calls]
             if message.tool_call_id:
                 out["tool_call_id"] = message.tool_call_id
             messages.append(out)
@@ -130,10 +131,10 @@ class ChatService:
         if request.seed is not None:
             body["seed"] = request.seed if 1 <= request.seed <= _SEED_MAX else request.seed % _SEED_MAX + 1
         if request.tools and request.tool_choice != "none":
-            body["tools"] = [tool.model_dump(exclude_unset=True) for tool in request.tools]
+            body["tools"] = [declared(tool) for tool in request.tools]
             if request.tool_choice is not None:
                 choice = request.tool_choice
-                body["tool_choice"] = choice if isinstance(choice, str) else choice.model_dump()
+                body["tool_choice"] = choice if isinstance(choice, str) else declared(choice)
         if request.response_format is not None:
             body.update(_response_format(request.response_format))
         stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
