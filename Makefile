@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-unit lint emulator gateway bench bench-gateway clean
+.PHONY: install test test-deep test-unit lint emulator gateway bench bench-gateway clean
 
 install: $(VENV)/.installed
 
@@ -15,6 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 test: install
 	$(PYTEST) -n auto
+
+# The contract tests with more than 10 times the generated cases of `make test`.
+test-deep: install
+	WORKERPROBE_CONTRACT_EXAMPLES=150 $(PYTEST) -n auto tests/contract
 
 test-unit: install
 	$(PYTEST) tests/unit

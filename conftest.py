@@ -8,7 +8,9 @@ front of the Workers AI emulator, as real processes on free loopback ports.
 from __future__ import annotations
 
 import platform
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,11 @@ def pytest_report_header() -> list[str]:
     ]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):
+        shutil.rmtree(Path(session.config.rootpath) / "reports" / "contract-cases", ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     """The server under test (started here when it is the embedded default)."""
@@ -38,3 +45,22 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         return
     with embedded(tmp_path_factory.mktemp("embedded") / "gateway.sqlite3") as started:
         yield started
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Each test process leaves the number of contract requests it sent, for the summary."""
+    from tests.contract.conftest import CASES
+
+    if CASES["count"]:
+        worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+        out = Path(session.config.rootpath) / "reports" / "contract-cases"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{worker}.txt").write_text(str(CASES["count"]))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    out = Path(config.rootpath) / "reports" / "contract-cases"
+    if hasattr(config, "workerinput") or not out.is_dir():
+        return
+    total = sum(int(p.read_text()) for p in out.glob("*.txt"))
+    terminalreporter.write_line(f"contract requests sent by generated cases: {total}")

@@ -25,5 +25,14 @@ def load_schema() -> schemathesis.BaseSchema:
     return schema
 
 
+CASES = {"count": 0}
+
+
+@schemathesis.hook
+def after_call(context: schemathesis.HookContext, case: schemathesis.Case, response: object) -> None:
+    """Counts the generated requests sent (reported at the end of the run)."""
+    CASES["count"] += 1
+
+
 def call_kwargs(target: Target) -> dict[str, object]:
     return {"base_url": target.root, "headers": {"Authorization": f"Bearer {target.api_key}"}, "timeout": 60}
