@@ -18,7 +18,7 @@ test: install
 
 # The contract tests with more than 10 times the generated cases of `make test`.
 test-deep: install
-	WORKERPROBE_CONTRACT_EXAMPLES=150 $(PYTEST) -n auto tests/contract
+	WORKERPROBE_CONTRACT_EXAMPLES=600 $(PYTEST) -n auto tests/contract
 
 test-unit: install
 	$(PYTEST) tests/unit

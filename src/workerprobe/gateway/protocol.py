@@ -63,7 +63,7 @@ async def parse_body(request: Request, kind: type[T], max_bytes: int, *, optiona
     raw = await request.body()
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
-    if optional and not raw.strip():
+    if optional and not raw:
         raw = b"{}"
     try:
         data = orjson.loads(raw)
