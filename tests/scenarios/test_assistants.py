@@ -1,0 +1,54 @@
+"""Assistant, thread and run lifecycles through the SDK against the target."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.scenarios.conftest import CHAT_MODEL
+
+
+def test_assistant_lifecycle(client: openai.OpenAI) -> None:
+    created = client.beta.assistants.create(model=CHAT_MODEL, name="Tutor", instructions="Be brief.")
+    assert client.beta.assistants.retrieve(created.id).name == "Tutor"
+    assert client.beta.assistants.update(created.id, name="Renamed").name == "Renamed"
+    assert created.id in {a.id for a in client.beta.assistants.list(limit=100).data}
+    assert client.beta.assistants.delete(created.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.beta.assistants.retrieve(created.id)
+
+
+def test_thread_lifecycle_with_messages(client: openai.OpenAI) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
+    client.beta.threads.messages.create(thread.id, role="user", content="second")
+    texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread.id, order="asc").data]  # type: ignore[union-attr]
+    assert texts == ["first", "second"]
+    assert client.beta.threads.update(thread.id, metadata={"k": "v"}).metadata == {"k": "v"}
+    assert client.beta.threads.delete(thread.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.retrieve(thread.id)
+
+
+def test_run_create_and_poll_stores_the_reply(client: openai.OpenAI) -> None:
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Answer briefly.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 6 * 7?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=32, poll_interval_ms=100
+    )
+    assert run.status in ("completed", "incomplete")
+    messages = client.beta.threads.messages.list(thread.id, order="asc").data
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].run_id == run.id and messages[1].content[0].text.value  # type: ignore[union-attr]
+
+
+def test_run_stream_yields_text_deltas(client: openai.OpenAI) -> None:
+    assistant = client.beta.assistants.create(model=CHAT_MODEL)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 12 / 4?"}])
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=32
+    ) as stream:
+        text = "".join(stream.text_deltas)
+        final = stream.get_final_run()
+    assert text and final.status in ("completed", "incomplete")
+    stored = client.beta.threads.messages.list(thread.id).data[0]
+    assert stored.role == "assistant" and stored.content[0].text.value == text  # type: ignore[union-attr]

@@ -1,0 +1,102 @@
+"""Chat through the official SDK against the target: plain, streamed, tools, JSON mode."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.scenarios.conftest import CHAT_MODEL
+from workerprobe.suite.target import Target
+
+QUESTION = [{"role": "user", "content": "What is 3 * 10? Answer briefly."}]
+
+
+def test_plain(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, max_tokens=24)
+    choice = completion.choices[0]
+    assert choice.message.role == "assistant" and choice.message.content
+    assert choice.finish_reason in ("stop", "length")
+    assert completion.usage is not None
+    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert completion.usage.completion_tokens <= 24
+
+
+def test_streamed(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=QUESTION, max_tokens=24, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert len({c.id for c in chunks}) == 1
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+
+
+def test_truncation_is_reported(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL,
+        max_tokens=8,
+        messages=[{"role": "user", "content": "Write a very long essay of at least 3000 words about Rome"}],
+    )
+    assert completion.usage is not None and completion.usage.completion_tokens == 8
+    assert completion.choices[0].finish_reason == "length"
+
+
+def test_streamed_text_equals_plain_text_for_one_seed(client: openai.OpenAI, target: Target) -> None:
+    if not target.embedded:
+        pytest.skip("only the embedded emulator guarantees the same text for the same seed")
+    kwargs = {
+        "model": CHAT_MODEL,
+        "messages": [{"role": "user", "content": "Describe a harbour"}],
+        "seed": 42,
+        "temperature": 0.7,
+        "max_tokens": 40,
+    }
+    plain = client.chat.completions.create(**kwargs).choices[0].message.content  # type: ignore[call-overload]
+    chunks = client.chat.completions.create(**kwargs, stream=True)  # type: ignore[call-overload]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == plain
+
+
+async def test_async_plain_and_streamed(async_client: openai.AsyncOpenAI) -> None:
+    completion = await async_client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, max_tokens=24)
+    assert completion.choices[0].message.content
+    stream = await async_client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, max_tokens=24, stream=True)
+    assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def test_tool_call(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL,
+        tools=[WEATHER],
+        tool_choice="required",
+        max_tokens=64,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = (choice.message.tool_calls or [])[0]
+    assert call.id and call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments), dict)
+
+
+def test_json_mode(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model=CHAT_MODEL,
+        max_tokens=64,
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Give a city and its country as JSON."}],
+    )
+    assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)

@@ -1,0 +1,37 @@
+"""The SDK raises the right error class for what went wrong."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.scenarios.conftest import CHAT_MODEL
+from workerprobe.suite.target import Target
+
+
+def test_wrong_key(target: Target) -> None:
+    client = openai.OpenAI(base_url=target.v1, api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+
+
+def test_unknown_id(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.beta.assistants.retrieve("asst_does_not_exist")
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="@cf/nobody/no-such-model", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_bad_input(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], temperature=7)
+
+
+@pytest.mark.parametrize("fault", ["3021", "3040", "4006"])
+def test_rate_limits_raise_rate_limit_error(client: openai.OpenAI, target: Target, fault: str) -> None:
+    if not target.embedded:
+        pytest.skip("forcing a 429 from a deployed Worker would spend its real allocation")
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": f"EMULATE_FAULT:{fault}"}]
+        )
