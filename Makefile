@@ -13,12 +13,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+ALLURE := --alluredir=reports/allure-results --clean-alluredir
+
 test: install
-	$(PYTEST) -n auto
+	$(PYTEST) -n auto $(ALLURE)
 
 # The contract tests with more than 10 times the generated cases of `make test`.
 test-deep: install
-	WORKERPROBE_CONTRACT_EXAMPLES=600 $(PYTEST) -n auto tests/contract
+	WORKERPROBE_CONTRACT_EXAMPLES=600 $(PYTEST) -n auto $(ALLURE) tests/contract
 
 test-unit: install
 	$(PYTEST) tests/unit

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import platform
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import workerprobe
+from workerprobe.suite.conformance import write_matrix
+from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.target import Target, configured, embedded
 
 
@@ -33,7 +36,7 @@ def pytest_report_header() -> list[str]:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):
-        shutil.rmtree(Path(session.config.rootpath) / "reports" / "contract-cases", ignore_errors=True)
+        shutil.rmtree(_parts(session.config), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -47,20 +50,51 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         yield started
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Each test process leaves the number of contract requests it sent, for the summary."""
-    from tests.contract.conftest import CASES
+def _parts(config: pytest.Config) -> Path:
+    return Path(config.rootpath) / "reports" / "parts"
 
-    if CASES["count"]:
-        worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
-        out = Path(session.config.rootpath) / "reports" / "contract-cases"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{worker}.txt").write_text(str(CASES["count"]))
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Each test process leaves what its contract tests saw, for the controller to merge."""
+    contract = sys.modules.get("tests.contract.conftest")
+    if contract is None or not contract.CASES["count"]:
+        return
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    parts = _parts(session.config)
+    parts.mkdir(parents=True, exist_ok=True)
+    (parts / f"cases-{worker}.txt").write_text(str(contract.CASES["count"]))
+    contract.RECORDER.dump(parts / f"conformance-{worker}.json")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    out = Path(config.rootpath) / "reports" / "contract-cases"
-    if hasattr(config, "workerinput") or not out.is_dir():
+    if hasattr(config, "workerinput"):
         return
-    total = sum(int(p.read_text()) for p in out.glob("*.txt"))
+    allure_dir = getattr(config.option, "allure_report_dir", None)
+    if allure_dir:
+        target = configured()
+        write_allure_metadata(
+            Path(allure_dir),
+            {
+                "target": target.describe() if target else "the embedded default",
+                "workerprobe": workerprobe.__version__,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+            },
+        )
+    parts = _parts(config)
+    if not parts.is_dir():
+        return
+    from tests.contract.conftest import operations
+
+    total = sum(int(p.read_text()) for p in parts.glob("cases-*.txt"))
     terminalreporter.write_line(f"contract requests sent by generated cases: {total}")
+    target = configured()
+    summary = write_matrix(
+        sorted(parts.glob("conformance-*.json")),
+        operations(),
+        Path(config.rootpath) / "reports",
+        target.describe() if target else "the embedded default",
+    )
+    for level, counts in summary.items():
+        shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        terminalreporter.write_line(f"conformance {level}: {shown}  (reports/conformance.md)")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import allure
 import schemathesis
+from schemathesis.core.failures import FailureGroup
 
 import workerprobe.suite.checks  # noqa: F401  (registers the OpenAI checks)
+from workerprobe.suite.conformance import Recorder
 from workerprobe.suite.target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +29,7 @@ def load_schema() -> schemathesis.BaseSchema:
 
 
 CASES = {"count": 0}
+RECORDER = Recorder()
 
 
 @schemathesis.hook
@@ -34,5 +38,26 @@ def after_call(context: schemathesis.HookContext, case: schemathesis.Case, respo
     CASES["count"] += 1
 
 
-def call_kwargs(target: Target) -> dict[str, object]:
-    return {"base_url": target.root, "headers": {"Authorization": f"Bearer {target.api_key}"}, "timeout": 60}
+@schemathesis.hook
+def after_validate(
+    context: schemathesis.HookContext, case: schemathesis.Case, response: schemathesis.Response, results: list
+) -> None:
+    """Feeds every check's outcome to the conformance matrix."""
+    RECORDER.record(f"{case.operation.method.upper()} {case.operation.path}", response.status_code, results)
+
+
+def operations() -> list[str]:
+    ops = (result.ok() for result in load_schema().get_all_operations())
+    return [f"{op.method.upper()} {op.path}" for op in ops]
+
+
+def call_and_validate(case: schemathesis.Case, target: Target) -> None:
+    """Send a case to the target and run every check; a failure is attached to Allure with the
+    request (as a curl command, `Authorization` filtered) and what the checks found."""
+    headers = {"Authorization": f"Bearer {target.api_key}"}
+    try:
+        case.call_and_validate(base_url=target.root, headers=headers, timeout=60)
+    except FailureGroup as group:
+        allure.attach(case.as_curl_command(headers=headers, base_url=target.root), "curl", allure.attachment_type.TEXT)
+        allure.attach(str(group), "failures", allure.attachment_type.TEXT)
+        raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import schemathesis
 
-from tests.contract.conftest import call_kwargs, load_schema
+from tests.contract.conftest import call_and_validate, load_schema
 from workerprobe.suite.target import Target
 
 schema = load_schema()
@@ -13,4 +13,4 @@ schema = load_schema()
 
 @schema.parametrize()
 def test_operation(case: schemathesis.Case, target: Target) -> None:
-    case.call_and_validate(**call_kwargs(target))
+    call_and_validate(case, target)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import openai
 import pytest
 
+from workerprobe.suite.reporting import Exchanges
 from workerprobe.suite.target import Target
 
 # A deployed Worker may serve other models: override with these variables.
@@ -16,12 +17,39 @@ EMBEDDING_MODEL = os.environ.get("WORKERPROBE_EMBEDDING_MODEL", "@cf/baai/bge-ba
 
 
 @pytest.fixture()
-def client(target: Target) -> openai.OpenAI:
-    return openai.OpenAI(base_url=target.v1, api_key=target.api_key, max_retries=0, timeout=60)
+def exchanges() -> Exchanges:
+    """The last requests and responses of the test's clients (attached to Allure on failure)."""
+    return Exchanges()
 
 
 @pytest.fixture()
-async def async_client(target: Target) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=target.v1, api_key=target.api_key, max_retries=0, timeout=60)
+def client(target: Target, exchanges: Exchanges) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=target.v1,
+        api_key=target.api_key,
+        max_retries=0,
+        timeout=60,
+        http_client=exchanges.client(timeout=60),
+    ) as client:
+        yield client
+
+
+@pytest.fixture()
+async def async_client(target: Target, exchanges: Exchanges) -> AsyncIterator[openai.AsyncOpenAI]:
+    client = openai.AsyncOpenAI(
+        base_url=target.v1,
+        api_key=target.api_key,
+        max_retries=0,
+        timeout=60,
+        http_client=exchanges.async_client(timeout=60),
+    )
     yield client
     await client.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if report.when == "call" and report.failed and "exchanges" in getattr(item, "funcargs", {}):
+        item.funcargs["exchanges"].attach()
+    return report

@@ -7,6 +7,9 @@ import pytest
 
 from tests.scenarios.conftest import CHAT_MODEL
 
+# Level of every test here unless it says otherwise: MUST (an official client breaks).
+pytestmark = pytest.mark.must
+
 
 def test_assistant_lifecycle(client: openai.OpenAI) -> None:
     created = client.beta.assistants.create(model=CHAT_MODEL, name="Tutor", instructions="Be brief.")

@@ -10,6 +10,9 @@ import pytest
 from tests.scenarios.conftest import CHAT_MODEL
 from workerprobe.suite.target import Target
 
+# Level of every test here unless it says otherwise: MUST (an official client breaks).
+pytestmark = pytest.mark.must
+
 QUESTION = [{"role": "user", "content": "What is 3 * 10? Answer briefly."}]
 
 
@@ -45,6 +48,7 @@ def test_truncation_is_reported(client: openai.OpenAI) -> None:
     assert completion.choices[0].finish_reason == "length"
 
 
+@pytest.mark.should
 def test_streamed_text_equals_plain_text_for_one_seed(client: openai.OpenAI, target: Target) -> None:
     if not target.embedded:
         pytest.skip("only the embedded emulator guarantees the same text for the same seed")

@@ -10,6 +10,9 @@ import pytest
 
 from tests.scenarios.conftest import EMBEDDING_MODEL
 
+# Level of every test here unless it says otherwise: MUST (an official client breaks).
+pytestmark = pytest.mark.must
+
 
 def test_float_and_base64_agree(client: openai.OpenAI) -> None:
     texts = ["The food was delicious.", "The service was slow."]

@@ -8,11 +8,14 @@ import pytest
 from tests.scenarios.conftest import CHAT_MODEL
 from workerprobe.suite.target import Target
 
+# Level of every test here unless it says otherwise: MUST (an official client breaks).
+pytestmark = pytest.mark.must
+
 
 def test_wrong_key(target: Target) -> None:
-    client = openai.OpenAI(base_url=target.v1, api_key="sk-wrong", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        client.models.list()
+    with openai.OpenAI(base_url=target.v1, api_key="sk-wrong", max_retries=0) as client:
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
 
 
 def test_unknown_id(client: openai.OpenAI) -> None:

@@ -98,9 +98,7 @@ class RunsService:
             "model": model,
             "instructions": instructions or "",
             "tools": (
-                [declared(tool) for tool in body.tools]
-                if body.tools is not None
-                else assistant.get("tools", [])
+                [declared(tool) for tool in body.tools] if body.tools is not None else assistant.get("tools", [])
             ),
             "metadata": body.metadata or {},
             "usage": None,

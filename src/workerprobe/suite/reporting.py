@@ -1,0 +1,103 @@
+"""Allure material: the exchanges of a failing test (request, response, a curl command to replay
+it, with `Authorization` redacted), and the run's environment and categories."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import httpx
+
+__all__ = ["CATEGORIES", "Exchanges", "write_allure_metadata"]
+
+REDACTED = "[redacted]"
+_SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
+
+# Allure groups failures by these (matched against the failure message).
+CATEGORIES = [
+    {"name": "MUST: an official client breaks", "matchedStatuses": ["failed"], "messageRegex": r"(?s).*\[MUST\].*"},
+    {"name": "SHOULD: differs from OpenAI", "matchedStatuses": ["failed"], "messageRegex": r"(?s).*\[SHOULD\].*"},
+    {
+        "name": "auth",
+        "matchedStatuses": ["failed"],
+        "messageRegex": r"(?s).*(AuthenticationError|401|ignored_auth|Authorization|API key).*",
+    },
+    {
+        "name": "streaming",
+        "matchedStatuses": ["failed"],
+        "messageRegex": r"(?s).*(stream|\[DONE\]|chunk|event-stream).*",
+    },
+    {
+        "name": "truncation",
+        "matchedStatuses": ["failed"],
+        "messageRegex": r"(?s).*(finish_reason|max_tokens|length|truncat).*",
+    },
+    {
+        "name": "schema conformance",
+        "matchedStatuses": ["failed"],
+        "messageRegex": r"(?s).*(schema|Schema|status code|Content-Type).*",
+    },
+    {"name": "broken tests", "matchedStatuses": ["broken"]},
+]
+
+
+def _headers(headers: httpx.Headers) -> dict[str, str]:
+    return {k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+class Exchanges:
+    """httpx event hooks that keep the last few request/response pairs of a client."""
+
+    def __init__(self, keep: int = 5) -> None:
+        self.keep = keep
+        self.items: list[httpx.Response] = []
+
+    def hook(self, response: httpx.Response) -> None:
+        self.items = [*self.items[-(self.keep - 1) :], response]
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(event_hooks={"response": [self.hook]}, **kwargs)  # type: ignore[arg-type]
+
+    def async_client(self, **kwargs: object) -> httpx.AsyncClient:
+        async def hook(response: httpx.Response) -> None:
+            self.hook(response)
+
+        return httpx.AsyncClient(event_hooks={"response": [hook]}, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def curl(request: httpx.Request) -> str:
+        parts = ["curl", "-X", request.method, shlex.quote(str(request.url))]
+        for name, value in _headers(request.headers).items():
+            if name.lower() in ("host", "content-length", "accept-encoding", "connection"):
+                continue
+            parts += ["-H", shlex.quote(f"{name}: {value}")]
+        body = request.content.decode(errors="replace") if request.content else ""
+        if body:
+            parts += ["-d", shlex.quote(body)]
+        return " ".join(parts)
+
+    def attach(self) -> None:
+        import allure
+
+        for i, response in enumerate(self.items, 1):
+            request = response.request
+            allure.attach(self.curl(request), f"{i}. curl", allure.attachment_type.TEXT)
+            try:
+                body = response.read().decode(errors="replace")
+            except httpx.StreamConsumed:
+                body = "(stream, consumed by the client)"
+            text = (
+                f"HTTP {response.status_code}\n"
+                + "\n".join(f"{k}: {v}" for k, v in _headers(response.headers).items())
+                + f"\n\n{body[:20000]}"
+            )
+            allure.attach(text, f"{i}. response {response.status_code}", allure.attachment_type.TEXT)
+
+
+def write_allure_metadata(results_dir: Path, environment: dict[str, str]) -> None:
+    """`environment.properties` and `categories.json`, which allure-pytest does not write."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"{key}={value}" for key, value in environment.items()]
+    (results_dir / "environment.properties").write_text("\n".join(lines) + "\n")
+    (results_dir / "categories.json").write_text(json.dumps(CATEGORIES, indent=2))
