@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-deep test-unit lint emulator gateway bench bench-gateway clean
+.PHONY: install test test-deep test-unit report lint emulator gateway bench bench-gateway clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ test: install
 # The contract tests with more than 10 times the generated cases of `make test`.
 test-deep: install
 	WORKERPROBE_CONTRACT_EXAMPLES=600 $(PYTEST) -n auto $(ALLURE) tests/contract
+
+# The HTML report of the last run: Allure 3 from npm (no Java needed).
+report:
+	npx --yes allure@3.18.0 generate reports/allure-results -o reports/allure-report
+	@echo "open reports/allure-report/index.html; the conformance matrix is reports/conformance.md"
 
 test-unit: install
 	$(PYTEST) tests/unit

@@ -28,10 +28,26 @@ def pytest_report_header() -> list[str]:
         if target
         else ("the embedded default (workerprobe gateway + Workers AI emulator, on free loopback ports)")
     )
-    return [
+    lines = [
         f"workerprobe {workerprobe.__version__} on {platform.machine()}, Python {platform.python_version()}",
         f"target under test: {under_test}",
     ]
+    if target is not None:
+        lines.append("running the contract and scenario tests only (tests/contract, tests/scenarios)")
+    return lines
+
+
+# With a deployed target, only the suite runs: the project's own tests need no target.
+_SUITE = ("contract", "scenarios")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if configured() is None:
+        return None
+    tests = Path(config.rootpath) / "tests"
+    if collection_path.parent == tests and collection_path.is_dir() and collection_path.name not in _SUITE:
+        return True
+    return None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

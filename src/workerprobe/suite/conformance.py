@@ -58,7 +58,9 @@ class Recorder:
             failed = result.failure is not None
             if failed:
                 self.outcomes[operation][name] = "fail"
-                self.examples[operation].setdefault(name, str(getattr(result.failure, "title", ""))[:200])
+                failure = result.failure
+                detail = (getattr(failure, "message", "") or getattr(failure, "title", "")).strip()
+                self.examples[operation].setdefault(name, " ".join(detail.split())[:240])
             else:
                 self.outcomes[operation].setdefault(name, "pass")
 
