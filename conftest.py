@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import workerprobe
+from workerprobe.suite.budget import Budget
 from workerprobe.suite.conformance import write_matrix
 from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.target import Target, configured, embedded
@@ -35,6 +36,24 @@ def pytest_report_header() -> list[str]:
     if target is not None:
         lines.append("running the contract and scenario tests only (tests/contract, tests/scenarios)")
     return lines
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--max-neurons",
+        type=float,
+        default=300.0,
+        help="cap on the Workers AI neurons the suite may spend on a deployed target (default 300, 3% of the free daily allocation)",
+    )
+
+
+@pytest.fixture(scope="session")
+def budget(request: pytest.FixtureRequest) -> Budget:
+    """This test process's share of --max-neurons (the processes split it evenly)."""
+    workers = int(getattr(request.config, "workerinput", {}).get("workercount", 1))
+    spend = Budget(request.config.getoption("--max-neurons") / workers)
+    request.session._workerprobe_budget = spend  # type: ignore[attr-defined]
+    return spend
 
 
 # With a deployed target, only the suite runs: the project's own tests need no target.
@@ -72,11 +91,15 @@ def _parts(config: pytest.Config) -> Path:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Each test process leaves what its contract tests saw, for the controller to merge."""
+    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    parts = _parts(session.config)
+    spent = getattr(session, "_workerprobe_budget", None)
+    if spent is not None:
+        parts.mkdir(parents=True, exist_ok=True)
+        (parts / f"neurons-{worker}.txt").write_text(f"{spent.spent} {spent.refused}")
     contract = sys.modules.get("tests.contract.conftest")
     if contract is None or not contract.CASES["count"]:
         return
-    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
-    parts = _parts(session.config)
     parts.mkdir(parents=True, exist_ok=True)
     (parts / f"cases-{worker}.txt").write_text(str(contract.CASES["count"]))
     contract.RECORDER.dump(parts / f"conformance-{worker}.json")
@@ -99,6 +122,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         )
     parts = _parts(config)
     if not parts.is_dir():
+        return
+    spends = [p.read_text().split() for p in parts.glob("neurons-*.txt")]
+    if spends:
+        spent, refused = sum(float(s[0]) for s in spends), sum(int(s[1]) for s in spends)
+        terminalreporter.write_line(
+            f"neurons spent on the deployed target (estimated): {spent:.2f} of {config.getoption('--max-neurons'):g};"
+            f" calls not run for the budget: {refused}"
+        )
+    if not any(parts.glob("conformance-*.json")):
         return
     from tests.contract.conftest import operations
 

@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 
 import allure
+import pytest
 import schemathesis
 from schemathesis.core.failures import FailureGroup
 
 import workerprobe.suite.checks  # noqa: F401  (registers the OpenAI checks)
+from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted
 from workerprobe.suite.conformance import Recorder
 from workerprobe.suite.target import Target
 
@@ -51,12 +53,49 @@ def operations() -> list[str]:
     return [f"{op.method.upper()} {op.path}" for op in ops]
 
 
-def call_and_validate(case: schemathesis.Case, target: Target) -> None:
+# Operations that make the target call a model (and so cost neurons on a deployed Worker).
+GENERATING = {
+    "/v1/chat/completions": "max_tokens",
+    "/v1/threads/{thread_id}/runs": "max_completion_tokens",
+    "/v1/threads/runs": "max_completion_tokens",
+    "/v1/embeddings": None,
+}
+DEFAULT_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+
+
+def _spend(case: schemathesis.Case, budget: Budget) -> float:
+    """Against a deployed target: cap generation at a few tokens and hold its worst case."""
+    path = case.operation.path
+    if case.operation.method.upper() != "POST" or path not in GENERATING or not isinstance(case.body, dict):
+        return 0.0
+    field = GENERATING[path]
+    if field is not None:
+        # Absent or too large: capped. Invalid values stay, so negative cases stay negative.
+        given = case.body.get(field)
+        if given is None and field not in case.body:
+            case.body[field] = GENERATION_CAP
+        elif isinstance(given, int) and not isinstance(given, bool) and given > GENERATION_CAP:
+            case.body[field] = GENERATION_CAP
+    try:
+        return budget.reserve(case.body, DEFAULT_MODEL)
+    except Exhausted as exc:
+        pytest.skip(str(exc))
+
+
+def call_and_validate(case: schemathesis.Case, target: Target, budget: Budget) -> None:
     """Send a case to the target and run every check; a failure is attached to Allure with the
     request (as a curl command, `Authorization` filtered) and what the checks found."""
     headers = {"Authorization": f"Bearer {target.api_key}"}
+    reserved = 0.0 if target.embedded else _spend(case, budget)
     try:
-        case.call_and_validate(base_url=target.root, headers=headers, timeout=60)
+        transport = {"base_url": target.root, "headers": headers, "timeout": 60}
+        response = case.call(**transport)
+        if reserved:
+            body = case.body if isinstance(case.body, dict) else {}
+            payload = response.json() if "json" in str(response.headers.get("content-type")) else None
+            usage = payload.get("usage") if isinstance(payload, dict) else None
+            budget.settle(reserved, body.get("model", DEFAULT_MODEL), response.status_code, usage)
+        case.validate_response(response, headers=headers, transport_kwargs=transport)
     except FailureGroup as group:
         allure.attach(case.as_curl_command(headers=headers, base_url=target.root), "curl", allure.attachment_type.TEXT)
         allure.attach(str(group), "failures", allure.attachment_type.TEXT)

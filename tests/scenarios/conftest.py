@@ -8,12 +8,28 @@ from collections.abc import AsyncIterator, Iterator
 import openai
 import pytest
 
+from workerprobe.suite.budget import Budget, Exhausted
 from workerprobe.suite.reporting import Exchanges
 from workerprobe.suite.target import Target
 
 # A deployed Worker may serve other models: override with these variables.
 CHAT_MODEL = os.environ.get("WORKERPROBE_CHAT_MODEL", "@cf/meta/llama-3.1-8b-instruct-fast")
 EMBEDDING_MODEL = os.environ.get("WORKERPROBE_EMBEDDING_MODEL", "@cf/baai/bge-base-en-v1.5")
+
+
+# What one scenario may spend at most: about two short chat calls.
+SCENARIO_ESTIMATE = {"messages": "x" * 200, "max_tokens": 2 * 64}
+
+
+@pytest.fixture(autouse=True)
+def neuron_budget(target: Target, budget: Budget) -> None:
+    """Against a deployed target, a scenario runs only while the budget covers its worst case."""
+    if target.embedded:
+        return
+    try:
+        budget.reserve(SCENARIO_ESTIMATE, CHAT_MODEL)
+    except Exhausted as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture()
