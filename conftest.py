@@ -43,7 +43,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--max-neurons",
         type=float,
         default=300.0,
-        help="cap on the Workers AI neurons the suite may spend on a deployed target (default 300, 3% of the free daily allocation)",
+        help="cap on the Workers AI neurons the suite may spend on a deployed target "
+        "(default 300, 3%% of the free daily allocation)",
     )
 
 
