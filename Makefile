@@ -15,12 +15,15 @@ $(VENV)/.installed: pyproject.toml
 
 ALLURE := --alluredir=reports/allure-results --clean-alluredir
 
+# Extra pytest options, e.g. make test PYTEST_ARGS="--max-neurons 100"
+PYTEST_ARGS ?=
+
 test: install
-	$(PYTEST) -n auto $(ALLURE)
+	$(PYTEST) -n auto $(ALLURE) $(PYTEST_ARGS)
 
 # The contract tests with more than 10 times the generated cases of `make test`.
 test-deep: install
-	WORKERPROBE_CONTRACT_EXAMPLES=600 $(PYTEST) -n auto $(ALLURE) tests/contract
+	WORKERPROBE_CONTRACT_EXAMPLES=600 $(PYTEST) -n auto $(ALLURE) $(PYTEST_ARGS) tests/contract
 
 # The HTML report of the last run: Allure 3 from npm (no Java needed).
 report:

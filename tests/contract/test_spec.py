@@ -83,7 +83,7 @@ def test_links_chain_create_retrieve_modify_delete() -> None:
         ("post", "/v1/assistants"): {"getAssistant", "modifyAssistant", "deleteAssistant"},
         ("post", "/v1/threads"): {"getThread", "modifyThread", "deleteThread", "createMessage"},
         ("post", "/v1/threads/{thread_id}/messages"): {"getMessage", "modifyMessage", "deleteMessage"},
-        ("post", "/v1/threads/{thread_id}/runs"): {"getRun", "cancelRun"},
+        ("post", "/v1/threads/{thread_id}/runs"): {"getRun", "modifyRun", "cancelRun"},
     }.items():
         links = ops[create]["responses"]["200"]["links"]
         assert targets <= {link["operationId"] for link in links.values()}
