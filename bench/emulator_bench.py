@@ -15,54 +15,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import orjson
 
-from workerprobe.procs import free_port, serve
-from workerprobe.sse import Decoder
+sys.path.insert(0, str(Path(__file__).parent))
+from loadgen import pin_self, throughput  # noqa: E402
+
+from workerprobe.procs import free_port, serve  # noqa: E402
+from workerprobe.sse import Decoder  # noqa: E402
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 PATH = f"/client/v4/accounts/bench/ai/run/{MODEL}"
 HEADERS = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
 SHORT = orjson.dumps({"messages": [{"role": "user", "content": "Tell me about harbours"}], "temperature": 0})
 LONG = orjson.dumps({"messages": [{"role": "user", "content": "Write a long essay about Rome"}]})  # cut at 256
-
-
-def _pin_self(cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > cpu:  # type: ignore[operator]
-        os.sched_setaffinity(0, {cpu})
-
-
-async def _closed_loop(url: str, body: bytes, seconds: float, concurrency: int) -> tuple[int, int, list[float]]:
-    """Requests completed, errors, and latencies during `seconds` of closed-loop load."""
-    done = errors = 0
-    latencies: list[float] = []
-    stop = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker() -> None:
-            nonlocal done, errors
-            while (start := time.perf_counter()) < stop:
-                async with session.post(url, data=body, headers=HEADERS) as response:
-                    await response.read()
-                    if response.status != 200:
-                        errors += 1
-                done += 1
-                latencies.append(time.perf_counter() - start)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done, errors, latencies
-
-
-async def _throughput(url: str, body: bytes, seconds: float, concurrency: int) -> tuple[float, float, int]:
-    await _closed_loop(url, body, 2.0, concurrency)  # warm-up
-    done, errors, latencies = await _closed_loop(url, body, seconds, concurrency)
-    return done / seconds, statistics.median(latencies) * 1000, errors
 
 
 async def _one_stream(session: aiohttp.ClientSession, url: str, body: bytes, tpot: float) -> list[float]:
@@ -108,7 +80,7 @@ def _baseline_app() -> None:
     )
 
 
-async def _baseline(seconds: float, concurrency: int) -> float:
+def _baseline(seconds: float, concurrency: int) -> float:
     import subprocess
 
     port = free_port()
@@ -116,12 +88,11 @@ async def _baseline(seconds: float, concurrency: int) -> float:
     try:
         for _ in range(100):
             try:
-                await asyncio.open_connection("127.0.0.1", port)
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
             except OSError:
-                await asyncio.sleep(0.05)
-        rps, _, _ = await _throughput(f"http://127.0.0.1:{port}{PATH}", SHORT, seconds, concurrency)
-        return rps
+                time.sleep(0.05)
+        return throughput(f"http://127.0.0.1:{port}{PATH}", SHORT, HEADERS, seconds, concurrency).rps
     finally:
         proc.terminate()
         proc.wait()
@@ -137,22 +108,20 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--tokens", type=int, default=100)
     args = parser.parse_args()
-    _pin_self(1)
+    pin_self(1)
     env = {"CF_API_TOKEN": "bench"}
     print(f"cores: {os.cpu_count()}; servers on core 0, load generator on core 1; one uvicorn worker each")
 
     with serve(["emulator"], env=env, cpu=0) as server:
-        rps, p50, errors = asyncio.run(_throughput(server.url + PATH, SHORT, args.seconds, args.concurrency))
-        long_rps, long_p50, long_errors = asyncio.run(
-            _throughput(server.url + PATH, LONG, args.seconds, args.concurrency)
-        )
-    ceiling = asyncio.run(_baseline(args.seconds, args.concurrency))
+        short = throughput(server.url + PATH, SHORT, HEADERS, args.seconds, args.concurrency)
+        long = throughput(server.url + PATH, LONG, HEADERS, args.seconds, args.concurrency)
+    ceiling = _baseline(args.seconds, args.concurrency)
     print(f"(a) non-streamed generations, zero latency, c={args.concurrency}, {args.seconds:.0f} s:")
-    print(f"    emulator          {rps:8.0f} req/s   p50 {p50:.2f} ms   errors {errors}")
-    print(f"    emulator, 256 tok {long_rps:8.0f} req/s   p50 {long_p50:.2f} ms   errors {long_errors}")
+    print(f"    emulator          {short.rps:8.0f} req/s   p50 {short.p50_ms:.2f} ms   errors {short.errors}")
+    print(f"    emulator, 256 tok {long.rps:8.0f} req/s   p50 {long.p50_ms:.2f} ms   errors {long.errors}")
     print(f"    bare Starlette    {ceiling:8.0f} req/s   (baseline: the same server with no work)")
-    verdict = "met" if min(rps, long_rps) >= 3000 else "MISSED"
-    print(f"    ratio emulator / baseline: {rps / ceiling:.2f} (short), {long_rps / ceiling:.2f} (256 tokens)")
+    verdict = "met" if min(short.rps, long.rps) >= 3000 else "MISSED"
+    print(f"    ratio emulator / baseline: {short.rps / ceiling:.2f} (short), {long.rps / ceiling:.2f} (256 tokens)")
     print(f"    target >= 3,000 req/s: {verdict}")
 
     tpot_ms = 20.0
