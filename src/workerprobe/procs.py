@@ -3,7 +3,9 @@ load runs), and stopping them again."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 __all__ = ["Server", "free_port", "serve"]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies, so a server
+    started here never outlives whoever started it (uvicorn re-raises SIGTERM after its own
+    shutdown, which ends the parent before any cleanup code of ours runs)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,7 +81,13 @@ def serve(
         argv = ["taskset", "-c", str(cpu), *argv]
     full_env = {**os.environ, **(env or {})}
     log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on it
-    process = subprocess.Popen(argv, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
+    process = subprocess.Popen(
+        argv,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
     try:
         try:
             _wait_ready(host, port, process, timeout)

@@ -55,7 +55,7 @@ class EdgeMiddleware:
             scheme, _, key = authorization.partition(" ")
             if scheme.lower() != "bearer" or not key.strip() or not await self.keys.allows(key.strip()):
                 error = Unauthorized("Incorrect API key provided." if authorization else _NO_KEY)
-                metrics.errors.labels(error.code).inc()
+                metrics.error(error.code)
                 await error(scope, receive, edge_send)
                 return
         await self.app(scope, receive, edge_send)

@@ -173,5 +173,5 @@ async def handle(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
-        metrics.errors.labels(exc.code or exc.type).inc()
+        metrics.error(exc.code or exc.type)
     return exc.response()

@@ -1,17 +1,22 @@
 """Prometheus metrics of the gateway, served at /metrics.
 
-Per registry (one per app, so tests and several apps in a process never share counters):
-requests and latency by endpoint and status, upstream latency by model, tokens and neurons spent
-by model, and errors by cause.
+Requests and latency by endpoint and status, upstream latency by model, tokens and neurons spent
+by model, and errors by cause. The hot path only adds to plain dictionaries (the event loop is
+one thread, so nothing needs a lock); a collector turns them into metric families when Prometheus
+scrapes. With prometheus_client's own Counter and Histogram, their per-call locks and label
+lookups were a measurable share of the gateway's CPU per request (bench/gateway_bench.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,81 +24,90 @@ from workerprobe.catalogue import Model
 
 __all__ = ["Metrics", "metrics_endpoint"]
 
-_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-class Metrics:
+class _Histogram:
+    __slots__ = ("counts", "total")
+
     def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(BUCKETS, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, count in zip((*map(str, BUCKETS), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, float(running)))
+        return out
+
+
+class Metrics(Collector):
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], int] = defaultdict(int)
+        self.latency: dict[str, _Histogram] = defaultdict(_Histogram)
+        self.upstream_latency: dict[str, _Histogram] = defaultdict(_Histogram)
+        self.tokens: dict[tuple[str, str], int] = defaultdict(int)
+        self.neurons: dict[str, float] = defaultdict(float)
+        self.errors: dict[str, int] = defaultdict(int)
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "workerprobe_requests_total",
-            "Requests by endpoint and status",
-            ["endpoint", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "workerprobe_request_seconds",
-            "Time to the response headers, by endpoint",
-            ["endpoint"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.upstream_latency = Histogram(
-            "workerprobe_upstream_seconds",
-            "Workers AI call time (to the first event when streamed)",
-            ["model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.tokens = Counter(
-            "workerprobe_tokens_total",
-            "Tokens by model and kind (prompt, completion)",
-            ["model", "kind"],
-            registry=self.registry,
-        )
-        self.neurons = Counter(
-            "workerprobe_neurons_total",
-            "Neurons spent, from usage and the catalogue's prices",
-            ["model"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "workerprobe_errors_total", "Error responses by cause (the error code)", ["cause"], registry=self.registry
-        )
-
-        # Labelled children, looked up once: `labels()` takes a lock and builds a key every call.
-        self._children: dict[tuple[str, ...], tuple[Any, ...]] = {}
-
-    def _child(self, key: tuple[str, ...], make: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = make()
-        return child
+        self.registry.register(self)
 
     def response(self, endpoint: str, status: str, seconds: float) -> None:
-        count, latency = self._child(
-            ("response", endpoint, status),
-            lambda: (self.requests.labels(endpoint, status), self.latency.labels(endpoint)),
-        )
-        count.inc()
-        latency.observe(seconds)
+        self.requests[(endpoint, status)] += 1
+        self.latency[endpoint].observe(seconds)
 
     def upstream(self, model: str, seconds: float) -> None:
-        (latency,) = self._child(("upstream", model), lambda: (self.upstream_latency.labels(model),))
-        latency.observe(seconds)
+        self.upstream_latency[model].observe(seconds)
 
     def usage(self, model: Model, prompt_tokens: int, completion_tokens: int) -> None:
-        prompt, completion, neurons = self._child(
-            ("usage", model.name),
-            lambda: (
-                self.tokens.labels(model.name, "prompt"),
-                self.tokens.labels(model.name, "completion"),
-                self.neurons.labels(model.name),
-            ),
+        self.tokens[(model.name, "prompt")] += prompt_tokens
+        self.tokens[(model.name, "completion")] += completion_tokens
+        self.neurons[model.name] += model.neurons(prompt_tokens, completion_tokens)
+
+    def error(self, cause: str) -> None:
+        self.errors[cause] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "workerprobe_requests", "Requests by endpoint and status", labels=["endpoint", "status"]
         )
-        prompt.inc(prompt_tokens)
-        completion.inc(completion_tokens)
-        neurons.inc(model.neurons(prompt_tokens, completion_tokens))
+        for (endpoint, status), n in sorted(self.requests.items()):
+            requests.add_metric([endpoint, status], n)
+        yield requests
+        for name, doc, label, series in (
+            ("workerprobe_request_seconds", "Time to the response headers, by endpoint", "endpoint", self.latency),
+            (
+                "workerprobe_upstream_seconds",
+                "Workers AI call time (to the first event when streamed)",
+                "model",
+                self.upstream_latency,
+            ),
+        ):
+            family = HistogramMetricFamily(name, doc, labels=[label])
+            for key, histogram in sorted(series.items()):
+                family.add_metric([key], histogram.buckets(), histogram.total)
+            yield family
+        tokens = CounterMetricFamily("workerprobe_tokens", "Tokens by model and kind", labels=["model", "kind"])
+        for (model, kind), n in sorted(self.tokens.items()):
+            tokens.add_metric([model, kind], n)
+        yield tokens
+        neurons = CounterMetricFamily(
+            "workerprobe_neurons", "Neurons spent, from usage and the catalogue's prices", labels=["model"]
+        )
+        for model, value in sorted(self.neurons.items()):
+            neurons.add_metric([model], value)
+        yield neurons
+        errors = CounterMetricFamily(
+            "workerprobe_errors", "Error responses by cause (the error code)", labels=["cause"]
+        )
+        for cause, n in sorted(self.errors.items()):
+            errors.add_metric([cause], n)
+        yield errors
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -288,7 +288,7 @@ class ChatService:
                     if prepared.include_usage:
                         yield self._chunk(prepared, [], usage=item.usage)
         except GatewayError as error:
-            self.metrics.errors.labels(error.code or error.type).inc()
+            self.metrics.error(error.code or error.type)
             yield sse.encode_json(error.body())
         finally:
             await items.aclose()
