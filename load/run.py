@@ -1,0 +1,156 @@
+"""Run a load profile headless against the selected target and write reports/load/.
+
+The target is the suite's: CLOUDFLARE_WORKER_URL and API_KEY (environment or .env), or, with
+neither, the embedded gateway in front of the emulator (with the emulator's latency model, and
+its free-plan limits when asked). Load goes to that one host only, bounded in time and users.
+
+    .venv/bin/python load/run.py --profile steady --users 8 --seconds 20 --classes StreamUser
+    .venv/bin/python load/run.py --workers 2 ...          (distributed: one master, two workers)
+
+Everything after `--` goes to Locust / the locustfile (thresholds: --p95-ttft-ms,
+--max-error-rate, --max-truncation-rate, --max-neurons). Exits non-zero when a threshold is
+breached or the daily allocation ran out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from workerprobe.procs import free_port, serve  # noqa: E402
+from workerprobe.suite.target import configured  # noqa: E402
+
+
+def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str]:
+    env = {"CF_API_TOKEN": "load", "WORKERPROBE_EMULATOR_LATENCY": args.emulator_latency}
+    if args.ttft_ms is not None:
+        env["WORKERPROBE_EMULATOR_TTFT_MS"] = str(args.ttft_ms)
+    if args.tpot_ms is not None:
+        env["WORKERPROBE_EMULATOR_TPOT_MS"] = str(args.tpot_ms)
+    if args.free_plan:
+        env["WORKERPROBE_EMULATOR_FREE_PLAN"] = "true"
+    if args.fault_rates:
+        env["WORKERPROBE_EMULATOR_FAULT_RATES"] = args.fault_rates
+    emulator = stack.enter_context(serve(["emulator"], env=env))
+    gateway_env = {
+        "API_KEY": "sk-load",
+        "CF_API_BASE_URL": f"{emulator.url}/client/v4",
+        "CF_ACCOUNT_ID": "load",
+        "CF_API_TOKEN": "load",
+        "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
+    }
+    gateway = stack.enter_context(serve(["gateway"], env=gateway_env))
+    return gateway.url, "sk-load"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="steady")
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--classes", nargs="*", default=["MixUser"], help="user classes (default MixUser)")
+    parser.add_argument("--workers", type=int, default=0, help="distributed: number of worker processes")
+    parser.add_argument("--out", default=str(ROOT / "reports" / "load"))
+    parser.add_argument("--emulator-latency", default="realistic", choices=["zero", "realistic"])
+    parser.add_argument("--ttft-ms", type=float)
+    parser.add_argument("--tpot-ms", type=float)
+    parser.add_argument("--free-plan", action="store_true", help="emulator with its free-plan limits")
+    parser.add_argument("--fault-rates", help="emulator faults, e.g. '{\"3040\": 0.1}'")
+    args, extra = parser.parse_known_args(argv)
+    extra = [a for a in extra if a != "--"]
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        target = configured()
+        if target is not None:
+            host, key = target.root, target.api_key
+            print(f"load target: {target.describe()}", flush=True)
+        else:
+            host, key = _embedded(stack, args)
+            print(f"load target: the embedded default (gateway at {host}, emulator upstream)", flush=True)
+        common = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(HERE / "locustfile.py"),
+            "--host",
+            host,
+            "--api-key",
+            key,
+            "--load-profile",
+            args.profile,
+            "--load-users",
+            str(args.users),
+            "--load-seconds",
+            str(args.seconds),
+            "--summary",
+            str(out / "summary.json"),
+            *extra,
+        ]
+        run = [
+            "--headless",
+            "--run-time",
+            f"{int(args.seconds) + 15}s",
+            "--stop-timeout",
+            "10",
+            "--csv",
+            str(out / "locust"),
+            "--html",
+            str(out / "locust.html"),
+            "--only-summary",
+            *args.classes,
+        ]
+        env = {**os.environ, "WORKERPROBE_LOAD_WORKERS": str(max(args.workers, 1))}
+        if args.workers:
+            port = free_port()
+            master = subprocess.Popen(
+                [
+                    *common,
+                    *run,
+                    "--master",
+                    "--master-bind-host",
+                    "127.0.0.1",
+                    "--master-bind-port",
+                    str(port),
+                    "--expect-workers",
+                    str(args.workers),
+                ],
+                env=env,
+            )
+            workers = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "locust",
+                        "-f",
+                        str(HERE / "locustfile.py"),
+                        "--worker",
+                        "--master-host",
+                        "127.0.0.1",
+                        "--master-port",
+                        str(port),
+                    ],
+                    env=env,
+                )
+                for _ in range(args.workers)
+            ]
+            code = master.wait(timeout=args.seconds + 120)
+            for worker in workers:
+                worker.wait(timeout=30)
+            return code
+        return subprocess.run([*common, *run], env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""Aggregating samples into the LLM metrics, exactly (no Locust buckets), mergeable across
+distributed workers (a part is plain JSON)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workerprobe.loadkit.causes import Cause
+from workerprobe.loadkit.timing import Sample
+
+__all__ = ["Collector", "percentiles"]
+
+QUANTILES = (50, 90, 95, 99)
+
+
+def percentiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    array = np.asarray(values, dtype=float)
+    out = {f"p{q}": float(np.percentile(array, q)) for q in QUANTILES}
+    out |= {"mean": float(array.mean()), "min": float(array.min()), "max": float(array.max()), "n": len(values)}
+    return out
+
+
+@dataclass
+class Collector:
+    """What one process measured; `part()` / `merge()` carry it to the master."""
+
+    ttfb: list[float] = field(default_factory=list)
+    ttft: list[float] = field(default_factory=list)
+    tpot: list[float] = field(default_factory=list)
+    itl: list[float] = field(default_factory=list)
+    e2e: list[float] = field(default_factory=list)
+    tokens_per_s: list[float] = field(default_factory=list)
+    requests: int = 0
+    estimated_tokens: int = 0
+    causes: Counter[str] = field(default_factory=Counter)
+    # per "model|max_tokens": [answers, finish "length", silent truncations]
+    truncation: dict[str, list[int]] = field(default_factory=dict)
+    neurons: float = 0.0
+    # (concurrency, e2e) pairs, for latency against concurrency
+    by_users: list[tuple[int, float]] = field(default_factory=list)
+
+    def add(self, sample: Sample, model: str, limit: int | None, users: int, neurons: float) -> None:
+        self.requests += 1
+        self.e2e.append(sample.e2e)
+        self.by_users.append((users, sample.e2e))
+        if sample.ttfb is not None:
+            self.ttfb.append(sample.ttfb)
+        if sample.ttft is not None:
+            self.ttft.append(sample.ttft)
+        if sample.tpot is not None:
+            self.tpot.append(sample.tpot)
+        self.itl.extend(sample.gaps)
+        if sample.e2e > 0 and sample.output_tokens:
+            self.tokens_per_s.append(sample.output_tokens / sample.e2e)
+        self.estimated_tokens += sample.estimated
+        self.neurons += neurons
+        key = f"{model}|{limit if limit is not None else 'default'}"
+        counts = self.truncation.setdefault(key, [0, 0, 0])
+        counts[0] += 1
+        if sample.finish_reason == "length":
+            counts[1] += 1
+        elif limit is not None and sample.output_tokens >= limit:
+            counts[2] += 1  # reached the limit but did not say so: silent truncation
+
+    def fail(self, cause: Cause) -> None:
+        self.requests += 1
+        self.causes[cause] += 1
+
+    def part(self) -> dict[str, Any]:
+        return {
+            "ttfb": self.ttfb,
+            "ttft": self.ttft,
+            "tpot": self.tpot,
+            "itl": self.itl,
+            "e2e": self.e2e,
+            "tokens_per_s": self.tokens_per_s,
+            "requests": self.requests,
+            "estimated_tokens": self.estimated_tokens,
+            "causes": dict(self.causes),
+            "truncation": self.truncation,
+            "neurons": self.neurons,
+            "by_users": self.by_users,
+        }
+
+    def merge(self, part: dict[str, Any]) -> None:
+        for name in ("ttfb", "ttft", "tpot", "itl", "e2e", "tokens_per_s"):
+            getattr(self, name).extend(part[name])
+        self.by_users.extend((int(u), float(t)) for u, t in part["by_users"])
+        self.requests += part["requests"]
+        self.estimated_tokens += part["estimated_tokens"]
+        self.causes.update(part["causes"])
+        self.neurons += part["neurons"]
+        for key, counts in part["truncation"].items():
+            mine = self.truncation.setdefault(key, [0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] += n
+
+    def clear(self) -> None:
+        fresh = Collector()
+        self.__dict__.update(fresh.__dict__)
+
+    def summary(self) -> dict[str, Any]:
+        answered = sum(c[0] for c in self.truncation.values())
+        return {
+            "requests": self.requests,
+            "failures": dict(self.causes),
+            "error_rate": (sum(self.causes.values()) / self.requests) if self.requests else 0.0,
+            "ttfb_s": percentiles(self.ttfb),
+            "ttft_s": percentiles(self.ttft),
+            "tpot_s": percentiles(self.tpot),
+            "itl_s": percentiles(self.itl),
+            "e2e_s": percentiles(self.e2e),
+            "output_tokens_per_s": percentiles(self.tokens_per_s),
+            "estimated_token_counts": self.estimated_tokens,
+            "truncation": {
+                key: {
+                    "answers": c[0],
+                    "length": c[1],
+                    "silent": c[2],
+                    "length_rate": c[1] / c[0] if c[0] else 0.0,
+                    "silent_rate": c[2] / c[0] if c[0] else 0.0,
+                }
+                for key, c in sorted(self.truncation.items())
+            },
+            "truncation_rate": (sum(c[1] + c[2] for c in self.truncation.values()) / answered) if answered else 0.0,
+            "neurons": self.neurons,
+        }

@@ -1,0 +1,119 @@
+"""Per-request LLM timings, measured as the stream arrives (vLLM bench's conventions):
+
+- TTFB: the first byte of the response body.
+- TTFT: the first chunk whose delta carries non-empty content (not the role chunk).
+- ITL: every gap between consecutive content chunks, pooled across requests.
+- TPOT: (end-to-end - TTFT) / (output tokens - 1), for more than one output token.
+- Output tokens: `usage.completion_tokens` when the target sends it, otherwise the content
+  counted with the shared tokenizer (and marked as estimated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from workerprobe import sse, tokens
+
+__all__ = ["Sample", "StreamMeter"]
+
+
+@dataclass
+class Sample:
+    """One request's measurements (seconds)."""
+
+    e2e: float
+    ttfb: float | None = None
+    ttft: float | None = None
+    gaps: list[float] = field(default_factory=list)
+    output_tokens: int = 0
+    prompt_tokens: int = 0
+    estimated: bool = False
+    finish_reason: str | None = None
+    longest_gap: float = 0.0
+
+    @property
+    def tpot(self) -> float | None:
+        if self.ttft is None or self.output_tokens <= 1:
+            return None
+        return (self.e2e - self.ttft) / (self.output_tokens - 1)
+
+
+class StreamMeter:
+    """Feed it the body's bytes with their arrival time; it times every event."""
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.decoder = sse.Decoder()
+        self.first_byte: float | None = None
+        self.first_content: float | None = None
+        self.last_content: float | None = None
+        self.last_event: float | None = None
+        self.gaps: list[float] = []
+        self.longest_gap = 0.0
+        self.text: list[str] = []
+        self.usage: dict[str, int] | None = None
+        self.finish_reason: str | None = None
+        self.done = False
+        self.error: dict[str, object] | None = None
+        self.malformed = False
+
+    def feed(self, chunk: bytes, now: float) -> None:
+        if self.first_byte is None:
+            self.first_byte = now
+        for event in self.decoder.feed(chunk):
+            self._event(event.data, now)
+
+    def _event(self, data: str, now: float) -> None:
+        if self.last_event is not None:
+            self.longest_gap = max(self.longest_gap, now - self.last_event)
+        self.last_event = now
+        if data == "[DONE]":
+            self.done = True
+            return
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self.malformed = True
+            return
+        if not isinstance(body, dict):
+            self.malformed = True
+            return
+        if "error" in body:
+            self.error = body["error"] if isinstance(body["error"], dict) else {"message": str(body["error"])}
+            return
+        if isinstance(body.get("usage"), dict):
+            self.usage = body["usage"]
+        for choice in body.get("choices") or []:
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                if self.first_content is None:
+                    self.first_content = now
+                else:
+                    assert self.last_content is not None
+                    self.gaps.append(now - self.last_content)
+                self.last_content = now
+                self.text.append(content)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def finish(self, now: float) -> Sample:
+        text = "".join(self.text)
+        if self.usage and isinstance(self.usage.get("completion_tokens"), int):
+            output, estimated = self.usage["completion_tokens"], False
+            prompt = int(self.usage.get("prompt_tokens") or 0)
+        else:
+            output, estimated, prompt = tokens.count(text), True, 0
+        return Sample(
+            e2e=now - self.start,
+            ttfb=None if self.first_byte is None else self.first_byte - self.start,
+            ttft=None if self.first_content is None else self.first_content - self.start,
+            gaps=self.gaps,
+            output_tokens=output,
+            prompt_tokens=prompt,
+            estimated=estimated,
+            finish_reason=self.finish_reason,
+            longest_gap=self.longest_gap,
+        )
