@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-deep test-unit report lint emulator gateway bench bench-gateway clean
+.PHONY: install test test-deep test-unit report load lint emulator gateway bench bench-gateway clean
 
 install: $(VENV)/.installed
 
@@ -18,8 +18,10 @@ ALLURE := --alluredir=reports/allure-results --clean-alluredir
 # Extra pytest options, e.g. make test PYTEST_ARGS="--max-neurons 100"
 PYTEST_ARGS ?=
 
+# The load-profile tests measure timing: they run after the parallel suite, on their own.
 test: install
-	$(PYTEST) -n auto $(ALLURE) $(PYTEST_ARGS)
+	$(PYTEST) -n auto $(ALLURE) $(PYTEST_ARGS) --ignore=tests/load
+	$(PYTEST) tests/load --alluredir=reports/allure-results $(PYTEST_ARGS) || test $$? -eq 5  # 5: not collected (a deployed target)
 
 # The contract tests with more than 10 times the generated cases of `make test`.
 test-deep: install
@@ -30,11 +32,16 @@ report:
 	npx --yes allure@3.18.0 generate reports/allure-results -o reports/allure-report
 	@echo "open reports/allure-report/index.html; the conformance matrix is reports/conformance.md"
 
+# A short load profile against the selected target (.env, or the embedded default), headless.
+LOAD_ARGS ?= --profile step --users 16 --seconds 20 --classes MixUser
+load: install
+	$(PY) load/run.py $(LOAD_ARGS)
+
 test-unit: install
 	$(PYTEST) tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench conftest.py
+	$(VENV)/bin/ruff check src tests bench load conftest.py
 	$(VENV)/bin/mypy
 
 emulator: install

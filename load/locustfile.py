@@ -158,10 +158,20 @@ def _breaches(options: Any, summary: dict[str, Any]) -> list[str]:
 class Shape(LoadTestShape):
     """The profile named by --load-profile (see shapes.py)."""
 
+    GRACE_S = 15.0
+
     def tick(self) -> tuple[int, float] | None:
         options = self.runner.environment.parsed_options  # type: ignore[union-attr]
         p = Plan(options.load_users, options.load_seconds, options.step, options.step_seconds)
-        return plan(options.load_profile, p, self.get_run_time())
+        t = self.get_run_time()
+        planned = plan(options.load_profile, p, t)
+        if planned is not None:
+            return planned
+        # The plan is over: let every user finish the request it has in flight (so that what the
+        # upstream served is measured too), then stop.
+        if self.runner.user_count > 0 and t < options.load_seconds + self.GRACE_S:  # type: ignore[union-attr]
+            return 0, 1000.0
+        return None
 
 
 class LLMUser(HttpUser):

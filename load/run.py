@@ -15,6 +15,7 @@ breached or the daily allocation ran out.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -25,11 +26,24 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+import httpx  # noqa: E402
+
 from workerprobe.procs import free_port, serve  # noqa: E402
 from workerprobe.suite.target import configured  # noqa: E402
 
 
-def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str]:
+def _upstream_count(emulator_url: str, summary: Path) -> None:
+    """Adds what the emulator served to the summary: a ground truth for the client's counts."""
+    report = httpx.get(f"{emulator_url}/__emulator/usage", timeout=10).json()
+    served = sum(account["requests"] for account in report["accounts"].values())
+    if summary.exists():
+        data = json.loads(summary.read_text())
+        data["upstream_requests_served"] = served
+        summary.write_text(json.dumps(data, indent=2))
+    print(f"the emulator served {served} requests", flush=True)
+
+
+def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str]:
     env = {"CF_API_TOKEN": "load", "WORKERPROBE_EMULATOR_LATENCY": args.emulator_latency}
     if args.ttft_ms is not None:
         env["WORKERPROBE_EMULATOR_TTFT_MS"] = str(args.ttft_ms)
@@ -37,6 +51,8 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str]:
         env["WORKERPROBE_EMULATOR_TPOT_MS"] = str(args.tpot_ms)
     if args.free_plan:
         env["WORKERPROBE_EMULATOR_FREE_PLAN"] = "true"
+    if args.daily_neurons is not None:
+        env["WORKERPROBE_EMULATOR_DAILY_NEURONS"] = str(args.daily_neurons)
     if args.fault_rates:
         env["WORKERPROBE_EMULATOR_FAULT_RATES"] = args.fault_rates
     emulator = stack.enter_context(serve(["emulator"], env=env))
@@ -48,7 +64,7 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str]:
         "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
     }
     gateway = stack.enter_context(serve(["gateway"], env=gateway_env))
-    return gateway.url, "sk-load"
+    return gateway.url, "sk-load", emulator.url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,19 +79,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttft-ms", type=float)
     parser.add_argument("--tpot-ms", type=float)
     parser.add_argument("--free-plan", action="store_true", help="emulator with its free-plan limits")
+    parser.add_argument("--daily-neurons", type=float, help="emulator's daily allocation (metering on)")
     parser.add_argument("--fault-rates", help="emulator faults, e.g. '{\"3040\": 0.1}'")
+    parser.add_argument("--embedded", action="store_true", help="ignore .env: load the embedded default")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        target = configured()
+        target = None if args.embedded else configured()
+        emulator_url = None
         if target is not None:
             host, key = target.root, target.api_key
             print(f"load target: {target.describe()}", flush=True)
         else:
-            host, key = _embedded(stack, args)
+            host, key, emulator_url = _embedded(stack, args)
             print(f"load target: the embedded default (gateway at {host}, emulator upstream)", flush=True)
         common = [
             sys.executable,
@@ -95,19 +114,23 @@ def main(argv: list[str] | None = None) -> int:
             str(args.seconds),
             "--summary",
             str(out / "summary.json"),
+            # Users finish the request in flight when the shape ends (workers read this too).
+            "--stop-timeout",
+            "10",
             *extra,
         ]
         run = [
             "--headless",
             "--run-time",
             f"{int(args.seconds) + 15}s",
-            "--stop-timeout",
-            "10",
             "--csv",
             str(out / "locust"),
             "--html",
             str(out / "locust.html"),
             "--only-summary",
+            # Failures are counted by cause and judged by the thresholds, not by Locust's default.
+            "--exit-code-on-error",
+            "0",
             *args.classes,
         ]
         env = {**os.environ, "WORKERPROBE_LOAD_WORKERS": str(max(args.workers, 1))}
@@ -130,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             workers = [
                 subprocess.Popen(
                     [
-                        sys.executable,
-                        "-m",
-                        "locust",
-                        "-f",
-                        str(HERE / "locustfile.py"),
+                        *common,  # the workerprobe options too: each worker builds its own budget share
                         "--worker",
                         "--master-host",
                         "127.0.0.1",
@@ -148,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             code = master.wait(timeout=args.seconds + 120)
             for worker in workers:
                 worker.wait(timeout=30)
-            return code
-        return subprocess.run([*common, *run], env=env, check=False).returncode
+        else:
+            code = subprocess.run([*common, *run], env=env, check=False).returncode
+        if emulator_url is not None:
+            _upstream_count(emulator_url, out / "summary.json")
+        return code
 
 
 if __name__ == "__main__":

@@ -1,0 +1,208 @@
+"""The load profiles, run headless against the embedded target (real gateway, real emulator,
+real Locust processes), bounded to a few seconds and users on loopback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+    result = subprocess.run(
+        # --embedded: these tests load only the loopback gateway they start, whatever .env says.
+        [sys.executable, str(ROOT / "load" / "run.py"), "--embedded", "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    summary_path = tmp_path / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return result.returncode, summary, result.stdout + result.stderr
+
+
+def test_measured_ttft_and_tpot_match_the_latency_model(tmp_path: Path) -> None:
+    """Emulator at TTFT 200 ms and 20 ms per token, 32 streaming users: medians within 5%."""
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "StreamUser",
+        "--users",
+        "32",
+        "--seconds",
+        "12",
+        "--emulator-latency",
+        "zero",
+        "--ttft-ms",
+        "200",
+        "--tpot-ms",
+        "20",
+        "--",
+        "--max-neurons",
+        "100000",
+    )
+    assert code == 0, output
+    ttft, tpot = summary["ttft_s"]["p50"], summary["tpot_s"]["p50"]
+    assert ttft == pytest.approx(0.200, rel=0.05), output
+    assert tpot == pytest.approx(0.020, rel=0.05), output
+    assert summary["itl_s"]["p50"] == pytest.approx(0.020, rel=0.05)
+    assert summary["estimated_token_counts"] == 0  # usage came with every stream
+    assert summary["failures"] == {}
+    for name in (
+        "locust.html",
+        "locust_stats.csv",
+        "ttft.png",
+        "tpot.png",
+        "latency_vs_concurrency.png",
+        "truncation_vs_max_tokens.png",
+    ):
+        assert (tmp_path / name).stat().st_size > 0, name
+
+
+def test_truncation_is_measured_per_max_tokens(tmp_path: Path) -> None:
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "ChatUser",
+        "--users",
+        "4",
+        "--seconds",
+        "4",
+        "--emulator-latency",
+        "zero",
+        "--",
+        "--max-neurons",
+        "100000",
+    )
+    assert code == 0, output
+    truncation = summary["truncation"]
+    long_answer = truncation["@cf/meta/llama-3.1-8b-instruct-fast|64"]
+    assert long_answer["length_rate"] == 1.0 and long_answer["silent_rate"] == 0.0
+    assert truncation["@cf/meta/llama-3.1-8b-instruct-fast|128"]["length_rate"] == 0.0
+
+
+def test_thresholds_fail_the_run(tmp_path: Path) -> None:
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "StreamUser",
+        "--users",
+        "4",
+        "--seconds",
+        "4",
+        "--emulator-latency",
+        "zero",
+        "--ttft-ms",
+        "200",
+        "--",
+        "--p95-ttft-ms",
+        "100",
+        "--max-truncation-rate",
+        "0.1",
+        "--max-neurons",
+        "100000",
+    )
+    assert code == 1, output
+    assert any("p95 TTFT" in b for b in summary["thresholds_breached"])
+    assert any("truncation rate" in b for b in summary["thresholds_breached"])
+    assert "THRESHOLD BREACHED" in output
+
+
+def test_failures_are_classified_by_cause(tmp_path: Path) -> None:
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "ChatUser",
+        "--users",
+        "4",
+        "--seconds",
+        "4",
+        "--emulator-latency",
+        "zero",
+        "--fault-rates",
+        '{"3040": 0.2, "500": 0.1}',
+        "--",
+        "--max-neurons",
+        "100000",
+    )
+    assert code == 0, output
+    assert set(summary["failures"]) == {"capacity", "upstream_5xx"}
+    assert summary["failures"]["capacity"] > summary["failures"]["upstream_5xx"] > 0
+
+
+def test_daily_allocation_stops_the_run_at_once(tmp_path: Path) -> None:
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "ChatUser",
+        "--users",
+        "2",
+        "--seconds",
+        "30",
+        "--emulator-latency",
+        "zero",
+        "--daily-neurons",
+        "40",
+        "--",
+        "--max-neurons",
+        "100000",
+    )
+    assert code == 1, output
+    assert summary["stop_reason"] == "daily allocation spent"
+    assert summary["failures"].get("daily_quota", 0) >= 1
+    assert "stopped early: daily allocation spent" in output
+
+
+def test_neuron_budget_stops_before_the_cap(tmp_path: Path) -> None:
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "ChatUser",
+        "--users",
+        "2",
+        "--seconds",
+        "30",
+        "--emulator-latency",
+        "zero",
+        "--",
+        "--max-neurons",
+        "60",
+    )
+    assert code == 0, output
+    assert summary["stop_reason"].startswith("neuron budget")
+    assert summary["neurons"] <= 60
+
+
+def test_distributed_mode_aggregates_the_workers(tmp_path: Path) -> None:
+    code, summary, output = _run(
+        tmp_path,
+        "--workers",
+        "2",
+        "--classes",
+        "StreamUser",
+        "--users",
+        "8",
+        "--seconds",
+        "6",
+        "--emulator-latency",
+        "zero",
+        "--ttft-ms",
+        "100",
+        "--tpot-ms",
+        "10",
+        "--",
+        "--max-neurons",
+        "100000",
+    )
+    assert code == 0, output
+    # Every request the emulator served was measured by one of the workers and reached the master.
+    served = summary["upstream_requests_served"]
+    assert served > 16 and summary["requests"] == served, output
+    assert summary["ttft_s"]["n"] == served
+    assert summary["ttft_s"]["p50"] == pytest.approx(0.100, rel=0.1)
