@@ -56,6 +56,7 @@ def _options(parser: Any) -> None:
     group.add_argument("--step", type=int, default=4, help="users added per step (profile step)")
     group.add_argument("--step-seconds", type=float, default=5.0)
     group.add_argument("--max-neurons", type=float, default=300.0, help="stop before spending more")
+    group.add_argument("--max-tokens", type=int, default=0, help="max_tokens of every chat request (0: the mix)")
     group.add_argument("--total-timeout", type=float, default=120.0, help="seconds for a whole request")
     group.add_argument("--stall-timeout", type=float, default=30.0, help="longest allowed gap between chunks")
     group.add_argument("--p95-ttft-ms", type=float, default=0.0, help="threshold (0: none)")
@@ -230,6 +231,8 @@ class LLMUser(HttpUser):
     def chat(self, stream: bool) -> None:
         prompt, limit = PROMPTS[self.turn % len(PROMPTS)]
         self.turn += 1
+        if self.options.max_tokens > 0:
+            limit = self.options.max_tokens
         body: dict[str, Any] = {"model": self.options.chat_model, "messages": [{"role": "user", "content": prompt}]}
         if limit is not None:
             body["max_tokens"] = limit

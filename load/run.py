@@ -55,7 +55,7 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str
         env["WORKERPROBE_EMULATOR_DAILY_NEURONS"] = str(args.daily_neurons)
     if args.fault_rates:
         env["WORKERPROBE_EMULATOR_FAULT_RATES"] = args.fault_rates
-    emulator = stack.enter_context(serve(["emulator"], env=env))
+    emulator = stack.enter_context(serve(["emulator"], env=env, cpu=args.server_cpu))
     gateway_env = {
         "API_KEY": "sk-load",
         "CF_API_BASE_URL": f"{emulator.url}/client/v4",
@@ -63,7 +63,7 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str
         "CF_API_TOKEN": "load",
         "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
     }
-    gateway = stack.enter_context(serve(["gateway"], env=gateway_env))
+    gateway = stack.enter_context(serve(["gateway"], env=gateway_env, cpu=args.server_cpu))
     return gateway.url, "sk-load", emulator.url
 
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daily-neurons", type=float, help="emulator's daily allocation (metering on)")
     parser.add_argument("--fault-rates", help="emulator faults, e.g. '{\"3040\": 0.1}'")
     parser.add_argument("--embedded", action="store_true", help="ignore .env: load the embedded default")
+    parser.add_argument("--server-cpu", type=int, help="pin the embedded emulator and gateway to this core")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
 
