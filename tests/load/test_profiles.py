@@ -206,3 +206,56 @@ def test_distributed_mode_aggregates_the_workers(tmp_path: Path) -> None:
     assert served > 16 and summary["requests"] == served, output
     assert summary["ttft_s"]["n"] == served
     assert summary["ttft_s"]["p50"] == pytest.approx(0.100, rel=0.1)
+
+
+def test_free_plan_profile_stays_under_the_per_minute_limit(tmp_path: Path) -> None:
+    """Paced to 300 text-generation requests a minute in total, against the emulator with its
+    free-plan limits on: the limit (3021) never fires."""
+    code, summary, output = _run(
+        tmp_path,
+        "--profile",
+        "free-plan",
+        "--classes",
+        "ChatUser",
+        "--users",
+        "10",
+        "--seconds",
+        "12",
+        "--emulator-latency",
+        "zero",
+        "--free-plan",
+        "--",
+        "--max-neurons",
+        "5000",
+    )
+    assert code == 0, output
+    assert "rate_limit" not in summary["failures"], summary["failures"]
+    assert 30 <= summary["upstream_requests_served"] <= 12 * 5 + 10  # 5 a second, give or take the edges
+
+
+def test_stalled_streams_are_a_cause_of_their_own(tmp_path: Path) -> None:
+    """Every upstream stream stalls for 3 s midway; with a 1 s stall timeout each one is counted
+    as timeout_stall, not as a cut stream or a total timeout."""
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "StreamUser",
+        "--users",
+        "2",
+        "--seconds",
+        "4",
+        "--emulator-latency",
+        "zero",
+        "--tpot-ms",
+        "5",
+        "--fault-rates",
+        '{"slow-stream": 1.0}',
+        "--",
+        "--stall-timeout",
+        "1",
+        "--max-neurons",
+        "5000",
+    )
+    assert code == 0, output
+    assert set(summary["failures"]) == {"timeout_stall"}, summary["failures"]
+    assert summary["error_rate"] == 1.0
