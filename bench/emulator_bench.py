@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import pin_self, throughput  # noqa: E402
 
-from workerprobe.procs import free_port, serve  # noqa: E402
+from workerprobe.procs import free_port, serve, wait_listening  # noqa: E402
 from workerprobe.sse import Decoder  # noqa: E402
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
@@ -86,12 +85,7 @@ def _baseline(seconds: float, concurrency: int) -> float:
     port = free_port()
     proc = subprocess.Popen(["taskset", "-c", "0", sys.executable, __file__, "--baseline-port", str(port)])
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_listening("127.0.0.1", port)
         return throughput(f"http://127.0.0.1:{port}{PATH}", SHORT, HEADERS, seconds, concurrency).rps
     finally:
         proc.terminate()

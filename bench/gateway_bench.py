@@ -15,7 +15,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
@@ -23,7 +22,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import Result, median_ttft, pin_self, throughput  # noqa: E402
 
-from workerprobe.procs import free_port, serve  # noqa: E402
+from workerprobe.procs import free_port, serve, wait_listening  # noqa: E402
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 BODY = orjson.dumps(
@@ -54,14 +53,7 @@ def _thin(upstream_base: str) -> tuple[subprocess.Popen[bytes], str]:
             upstream_base,
         ]
     )
-    import socket
-
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_listening("127.0.0.1", port)
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Server", "free_port", "serve"]
+__all__ = ["Server", "free_port", "serve", "wait_listening"]
 
 
 def _die_with_parent() -> None:
@@ -47,10 +47,11 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
 
-def _wait_ready(host: str, port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+def wait_listening(host: str, port: int, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts connections on host:port (or `process` exits)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
         try:
             with socket.create_connection((host, port), timeout=0.2):
@@ -90,7 +91,7 @@ def serve(
     )
     try:
         try:
-            _wait_ready(host, port, process, timeout)
+            wait_listening(host, port, timeout, process)
         except (RuntimeError, TimeoutError) as exc:
             log.seek(0)
             raise RuntimeError(f"{' '.join(command)}: {exc}\n{log.read().decode(errors='replace')}") from None

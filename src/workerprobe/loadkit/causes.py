@@ -5,7 +5,7 @@ and message, in either envelope (OpenAI's `error` or Cloudflare's `errors[]`).""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = ["CAUSES", "Cause", "classify"]
 
@@ -22,19 +22,7 @@ Cause = Literal[
     "timeout_stall",
     "client_error",
 ]
-CAUSES: tuple[Cause, ...] = (
-    "daily_quota",
-    "rate_limit",
-    "capacity",
-    "gateway_429",
-    "upstream_5xx",
-    "gateway_5xx",
-    "cut_stream",
-    "malformed",
-    "timeout_total",
-    "timeout_stall",
-    "client_error",
-)
+CAUSES: tuple[Cause, ...] = get_args(Cause)
 
 
 def _codes(body: Any) -> tuple[str, str, str]:
