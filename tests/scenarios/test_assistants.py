@@ -6,6 +6,7 @@ import openai
 import pytest
 
 from tests.scenarios.conftest import CHAT_MODEL
+from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
 pytestmark = pytest.mark.must
@@ -55,3 +56,23 @@ def test_run_stream_yields_text_deltas(client: openai.OpenAI) -> None:
     assert text and final.status in ("completed", "incomplete")
     stored = client.beta.threads.messages.list(thread.id).data[0]
     assert stored.role == "assistant" and stored.content[0].text.value == text  # type: ignore[union-attr]
+
+
+def test_list_pagination(client: openai.OpenAI) -> None:
+    made = [client.beta.assistants.create(model=CHAT_MODEL, name=f"page {i}").id for i in range(3)]
+    page = client.beta.assistants.list(limit=2, order="desc")
+    assert len(page.data) == 2 and page.has_more
+    assert [a.id for a in page.data] == made[::-1][:2]
+
+
+def test_run_instructions_reach_the_model(client: openai.OpenAI, target: Target) -> None:
+    if not target.embedded:
+        pytest.skip("only the embedded emulator answers deterministically from the whole prompt")
+
+    def answer(instructions: str) -> str:
+        assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions=instructions, temperature=0)
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Describe a harbour"}])
+        client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+        return client.beta.threads.messages.list(thread.id).data[0].content[0].text.value  # type: ignore[union-attr]
+
+    assert answer("You are terse.") != answer("You are verbose.")

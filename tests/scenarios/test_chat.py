@@ -104,3 +104,32 @@ def test_json_mode(client: openai.OpenAI) -> None:
         messages=[{"role": "user", "content": "Give a city and its country as JSON."}],
     )
     assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
+
+
+def test_temperature_zero_is_greedy(client: openai.OpenAI, target: Target) -> None:
+    if not target.embedded:
+        pytest.skip("only the embedded emulator guarantees greedy decoding at temperature 0")
+    texts = {
+        client.chat.completions.create(
+            model=CHAT_MODEL, temperature=0, max_tokens=40, messages=[{"role": "user", "content": "Describe a river"}]
+        )
+        .choices[0]
+        .message.content
+        for _ in range(3)
+    }
+    assert len(texts) == 1
+
+
+def test_split_upstream_events_lose_no_token(client: openai.OpenAI, target: Target) -> None:
+    if not target.embedded:
+        pytest.skip("needs the emulator's split-events fault")
+    kwargs = {
+        "model": CHAT_MODEL,
+        "seed": 7,
+        "temperature": 0.5,
+        "max_tokens": 40,
+        "messages": [{"role": "user", "content": "Describe a harbour EMULATE_FAULT:split-events"}],
+    }
+    plain = client.chat.completions.create(**kwargs).choices[0].message.content  # type: ignore[call-overload]
+    chunks = client.chat.completions.create(**kwargs, stream=True)  # type: ignore[call-overload]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == plain

@@ -34,7 +34,9 @@ def test_bad_input(client: openai.OpenAI) -> None:
 def test_rate_limits_raise_rate_limit_error(client: openai.OpenAI, target: Target, fault: str) -> None:
     if not target.embedded:
         pytest.skip("forcing a 429 from a deployed Worker would spend its real allocation")
-    with pytest.raises(openai.RateLimitError):
+    with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(
             model=CHAT_MODEL, messages=[{"role": "user", "content": f"EMULATE_FAULT:{fault}"}]
         )
+    if fault in ("3021", "3040"):  # transient: the client is told when to retry
+        assert caught.value.response.headers.get("retry-after", "").isdigit()

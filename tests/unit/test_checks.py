@@ -122,3 +122,14 @@ def test_run_streams() -> None:
     ):
         with pytest.raises(Violation):
             inspect_run_stream(bad)
+
+
+def test_list_limit() -> None:
+    from workerprobe.suite.checks import inspect_list
+
+    inspect_list(2, {"data": [1, 2]})
+    inspect_list(None, {"data": list(range(20))})
+    with pytest.raises(Violation, match=r"\[MUST\].*limit=2"):
+        inspect_list(2, {"data": [1, 2, 3]})
+    with pytest.raises(Violation, match="limit=20"):
+        inspect_list(None, {"data": list(range(21))})

@@ -10,7 +10,7 @@ import orjson
 from yarl import URL
 
 from workerprobe.cloudflare.errors import CloudflareError, StreamBroken, UpstreamUnavailable
-from workerprobe.sse import Decoder
+from workerprobe.sse import Decoder, Event
 
 __all__ = ["WorkersAI"]
 
@@ -18,7 +18,15 @@ __all__ = ["WorkersAI"]
 class WorkersAI:
     """`POST /accounts/{id}/ai/run/{model}`: JSON results and SSE streams, errors as exceptions."""
 
-    def __init__(self, base_url: str, account_id: str, token: str, timeout_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        account_id: str,
+        token: str,
+        timeout_s: float = 300.0,
+        defects: frozenset[str] = frozenset(),
+    ) -> None:
+        self.defects = defects
         self.base = f"{base_url.rstrip('/')}/accounts/{account_id}/ai"
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
@@ -83,6 +91,8 @@ class WorkersAI:
                 yield {"__result__": envelope.get("result")}
                 return
             decoder = Decoder()
+            if "split_events_lose_tokens" in self.defects:  # seeded defect: a decoder that trusts reads
+                decoder = _NaiveDecoder()  # type: ignore[assignment]
             try:
                 async for chunk in response.content.iter_any():
                     for event in decoder.feed(chunk):
@@ -121,3 +131,25 @@ def _parse(raw: bytes, status: int) -> dict[str, Any]:
         first = errors[0] if errors and isinstance(errors[0], dict) else {}
         raise CloudflareError(status, first.get("code"), str(first.get("message", "unknown error")))
     return body
+
+
+class _NaiveDecoder:
+    """The seeded defect `split_events_lose_tokens`: takes each read as whole events, so an event
+    split across two reads is lost (the bug the incremental Decoder exists to avoid)."""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        out = []
+        for block in chunk.split(b"\n\n"):
+            if block.startswith(b"data: "):
+                data = block[6:].decode(errors="replace")
+                if data == "[DONE]" or _is_json(data):
+                    out.append(Event(data))
+        return out
+
+
+def _is_json(text: str) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True

@@ -31,6 +31,8 @@ from workerprobe.gateway.assistants.service import AssistantsService
 from workerprobe.gateway.auth import KeyRing
 from workerprobe.gateway.chat.routes import create_chat_completion
 from workerprobe.gateway.chat.service import ChatService
+from workerprobe.gateway.defects import DefectsMiddleware
+from workerprobe.gateway.defects import validate as validate_defects
 from workerprobe.gateway.edge import EdgeMiddleware
 from workerprobe.gateway.embeddings import create_embeddings
 from workerprobe.gateway.metrics import Metrics, metrics_endpoint
@@ -65,11 +67,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | None = None) -> Starlette:
     settings = settings or GatewaySettings()
     catalogue = catalogue or load()
+    defects = validate_defects(settings.defects)
     upstream = WorkersAI(
         settings.upstream_url,
         settings.cf_account_id or "local",
         settings.cf_api_token or "local",
         settings.upstream_timeout_s,
+        defects,
     )
     models = ModelRouter(catalogue, settings)
     store = open_store(settings.database, settings.redis_url, settings.redis_prefix)
@@ -87,6 +91,8 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     keys = KeyRing(store, settings.api_key)
     metrics = Metrics()
     middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics)]
+    if defects:  # test mode only (settings refuse defects otherwise)
+        middleware.insert(0, Middleware(DefectsMiddleware, defects=defects, api_key=settings.api_key))
     if settings.cors_origins:
         middleware.insert(
             0, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
@@ -118,5 +124,5 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     app.state.metrics = metrics
     app.state.chat = chat = ChatService(upstream, models, metrics, settings.keepalive_s)
     app.state.assistants = assistants = AssistantsService(store, models)
-    app.state.runs = RunsService(assistants, chat)
+    app.state.runs = RunsService(assistants, chat, defects)
     return app

@@ -23,6 +23,7 @@ __all__ = [
     "inspect_chat_completion",
     "inspect_chat_stream",
     "inspect_error",
+    "inspect_list",
     "inspect_run_stream",
 ]
 
@@ -36,6 +37,7 @@ LEVELS: dict[str, Level] = {
     "openai_n_honoured": "MUST",
     "openai_usage_arithmetic": "SHOULD",
     "openai_run_stream": "MUST",
+    "openai_list_limit": "MUST",
 }
 
 
@@ -258,4 +260,28 @@ def openai_runs(ctx: Any, response: Any, case: Any) -> bool | None:
         and _media(response) == "text/event-stream"
     ):
         inspect_run_stream(response.content)
+    return None
+
+
+_LISTS = ("/v1/assistants", "/v1/threads/{thread_id}/messages", "/v1/threads/{thread_id}/runs")
+
+
+def inspect_list(limit: Any, body: Any) -> None:
+    """A list page holds at most `limit` objects (20 when not given), as OpenAI's lists do."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        return
+    cap = limit if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 100 else 20
+    if len(body["data"]) > cap:
+        raise _fail("openai_list_limit", f"a list page holds {len(body['data'])} objects for limit={cap}")
+
+
+@schemathesis.check
+def openai_list_limit(ctx: Any, response: Any, case: Any) -> bool | None:
+    """MUST: list pages honour `limit` (a paginating client silently misses objects otherwise)."""
+    if case.operation.method.upper() == "GET" and case.operation.path in _LISTS and response.status_code == 200:
+        query = case.query or {}
+        limit = query.get("limit")
+        if isinstance(limit, str) and limit.isdigit():
+            limit = int(limit)
+        inspect_list(limit, _json(response))
     return None

@@ -34,12 +34,18 @@ CHECK_LEVELS: dict[str, str] = {
     "openai_error_envelope": OPENAI_LEVELS["openai_error_envelope"],
     "openai_chat": "MUST",
     "openai_runs": OPENAI_LEVELS["openai_run_stream"],
+    "openai_list_limit": OPENAI_LEVELS["openai_list_limit"],
 }
 _NOT_IMPLEMENTED = {404, 405, 501}
 # Checks that only mean something for some operations (elsewhere they pass vacuously).
 _APPLIES: dict[str, tuple[str, ...]] = {
     "openai_chat": ("POST /v1/chat/completions",),
     "openai_runs": ("POST /v1/threads/{thread_id}/runs", "POST /v1/threads/runs"),
+    "openai_list_limit": (
+        "GET /v1/assistants",
+        "GET /v1/threads/{thread_id}/messages",
+        "GET /v1/threads/{thread_id}/runs",
+    ),
 }
 
 

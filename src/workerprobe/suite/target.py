@@ -36,7 +36,10 @@ class Target:
 
 
 def configured(env_file: Path | None = None) -> Target | None:
-    """The target named by the environment (first) or `.env`, if any."""
+    """The target named by the environment (first) or `.env`, if any.
+    `WORKERPROBE_TARGET=embedded` forces the embedded default whatever `.env` says."""
+    if os.environ.get("WORKERPROBE_TARGET") == "embedded":
+        return None
     values = {k: v for k, v in dotenv_values(env_file or Path(".env")).items() if v}
     url = os.environ.get("CLOUDFLARE_WORKER_URL") or values.get("CLOUDFLARE_WORKER_URL")
     key = os.environ.get("API_KEY") or values.get("API_KEY")

@@ -33,7 +33,8 @@ RUN_LIFETIME_S = 600
 
 
 class RunsService:
-    def __init__(self, assistants: AssistantsService, chat: ChatService) -> None:
+    def __init__(self, assistants: AssistantsService, chat: ChatService, defects: frozenset[str] = frozenset()) -> None:
+        self.defects = defects
         self.assistants = assistants
         self.store = assistants.store
         self.chat = chat
@@ -145,11 +146,11 @@ class RunsService:
 
     async def _request(self, run: Document) -> ChatCompletionRequest:
         messages: list[ChatMessage] = []
-        if run["instructions"]:
+        if run["instructions"] and "run_instructions_dropped" not in self.defects:  # a seeded defect
             messages.append(ChatMessage(role="system", content=run["instructions"]))
         for message in await self.assistants.all_messages(run["thread_id"]):
             messages.append(ChatMessage(role=message["role"], content=text_of(message)))
-        if len(messages) == (1 if run["instructions"] else 0):
+        if not any(m.role != "system" for m in messages):
             raise BadRequest("The thread has no messages to run on.")
         return ChatCompletionRequest(
             model=run["model"],

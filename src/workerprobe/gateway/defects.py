@@ -1,0 +1,244 @@
+"""Seeded defects: each one a real class of gateway bug, switched on one at a time (test mode
+only) to prove that the contract and scenario tests catch it (`make selftest`).
+
+Most are imposed from outside the gateway by `DefectsMiddleware`, which rewrites requests or
+responses the way the buggy gateway would have produced them; the two that live deeper (an SSE
+decoder that drops split events, run instructions never sent upstream) are checked where the
+real code would have gone wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["DEFECTS", "DefectsMiddleware", "validate"]
+
+DEFECTS: dict[str, str] = {
+    "create_201": "creates answer 201 instead of 200",
+    "error_without_type": "error bodies lack `type` and `code`",
+    "malformed_json_500": "malformed JSON answers 500",
+    "choices_without_index": "choices lack `index`",
+    "stop_at_limit": 'finish_reason "stop" when the answer hit max_tokens',
+    "stream_without_done": "streams end without data: [DONE]",
+    "split_events_lose_tokens": "the upstream SSE decoder drops events split across reads",
+    "no_usage_chunk": "no usage chunk despite stream_options.include_usage",
+    "models_skip_auth": "GET /v1/models answers without a key",
+    "deleted_still_retrievable": "a deleted assistant can still be retrieved",
+    "list_ignores_limit": "lists ignore `limit`",
+    "run_as_chat_completion": "creating a run answers with a chat completion",
+    "run_instructions_dropped": "run instructions are never sent upstream",
+    "run_reply_not_stored": "run replies are not stored in the thread",
+    "temperature_zero_remapped": "temperature 0 becomes the upstream default (a `|| 0.6`)",
+    "base64_big_endian": "base64 embeddings in big-endian byte order",
+    "retry_after_missing": "429s without Retry-After",
+    "quota_as_500": "the daily-quota error surfaces as a 500",
+    "usage_total_wrong": "usage.total_tokens leaves out the completion",
+    "max_tokens_dropped": "max_tokens is not forwarded upstream",
+}
+
+
+def validate(names: list[str]) -> frozenset[str]:
+    unknown = sorted(set(names) - set(DEFECTS))
+    if unknown:
+        raise ValueError(f"unknown defects {unknown}; known: {sorted(DEFECTS)}")
+    return frozenset(names)
+
+
+def _rewrite_json(body: bytes, change: Any) -> bytes:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    return orjson.dumps(change(data))
+
+
+class DefectsMiddleware:
+    """Imposes the switched-on defects on requests and responses (outermost layer)."""
+
+    def __init__(self, app: ASGIApp, defects: frozenset[str], api_key: str | None) -> None:
+        self.app = app
+        self.on = defects
+        self.api_key = api_key
+        self.deleted: dict[str, bytes] = {}  # deleted_still_retrievable: last body seen per id
+        self.seen: dict[str, bytes] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.on:
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        on = self.on
+        if "models_skip_auth" in on and path == "/v1/models" and self.api_key:
+            # As if this one route had been left out of the auth check: any caller gets in.
+            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            scope = {**scope, "headers": [*headers, (b"authorization", f"Bearer {self.api_key}".encode())]}
+        if "list_ignores_limit" in on and method == "GET":
+            query = b"&".join(p for p in scope["query_string"].split(b"&") if not p.startswith(b"limit="))
+            scope = {**scope, "query_string": query}
+        receive = await self._request(scope, receive)
+        if "deleted_still_retrievable" in on and method == "GET" and path in self.deleted:
+            await _answer(send, 200, self.deleted[path])
+            return
+        await self.app(scope, receive, self._sender(scope, send))
+
+    async def _request(self, scope: Scope, receive: Receive) -> Receive:
+        on = self.on
+        wants = {"temperature_zero_remapped", "max_tokens_dropped", "malformed_json_500"} & on
+        if not wants or scope["method"] != "POST":
+            return receive
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if "malformed_json_500" in on:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError:
+                scope["workerprobe.defect_500"] = True
+        if scope["path"] == "/v1/chat/completions":
+
+            def change(data: Any) -> Any:
+                if isinstance(data, dict):
+                    if "temperature_zero_remapped" in on and data.get("temperature") == 0:
+                        data["temperature"] = 0.6
+                    if "max_tokens_dropped" in on:
+                        data.pop("max_tokens", None)
+                        data.pop("max_completion_tokens", None)
+                return data
+
+            body = _rewrite_json(body, change)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return replay
+
+    def _sender(self, scope: Scope, send: Send) -> Send:
+        on = self.on
+        path, method = scope["path"], scope["method"]
+        state: dict[str, Any] = {"start": None, "body": b"", "stream": False}
+
+        async def defect_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", [])]
+                ctype = dict(headers).get(b"content-type", b"")
+                state["stream"] = ctype.startswith(b"text/event-stream")
+                status = message["status"]
+                if scope.get("workerprobe.defect_500"):
+                    status = 500
+                if (
+                    "create_201" in on
+                    and method == "POST"
+                    and status == 200
+                    and path in ("/v1/assistants", "/v1/threads")
+                ):
+                    status = 201
+                if "retry_after_missing" in on and status == 429:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"retry-after"]
+                state["start"] = {**message, "status": status, "headers": headers}
+                if state["stream"]:
+                    await send(state["start"])
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            if state["stream"]:
+                await send({**message, "body": self._stream_chunk(message.get("body", b""))})
+                return
+            state["body"] += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            start, body = state["start"], self._body(scope, state["start"]["status"], state["body"])
+            if "quota_as_500" in on and start["status"] == 429 and b"insufficient_quota" in body:
+                start = {**start, "status": 500}
+            start["headers"] = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"] + [
+                (b"content-length", str(len(body)).encode())
+            ]
+            await send(start)
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        return defect_send
+
+    def _stream_chunk(self, chunk: bytes) -> bytes:
+        on = self.on
+        if "stream_without_done" in on:
+            chunk = chunk.replace(b"data: [DONE]\n\n", b"")
+        if "no_usage_chunk" in on and b'"choices":[]' in chunk and b'"usage"' in chunk:
+            return b""
+        if "stop_at_limit" in on:
+            chunk = chunk.replace(b'"finish_reason":"length"', b'"finish_reason":"stop"')
+        return chunk
+
+    def _body(self, scope: Scope, status: int, body: bytes) -> bytes:
+        on = self.on
+        path, method = scope["path"], scope["method"]
+        if "error_without_type" in on and status >= 400:
+            body = _rewrite_json(body, lambda d: {"error": {"message": d.get("error", {}).get("message", "")}})
+        if path == "/v1/chat/completions" and status == 200:
+
+            def chat(d: dict[str, Any]) -> dict[str, Any]:
+                for choice in d.get("choices", []):
+                    if "choices_without_index" in on:
+                        choice.pop("index", None)
+                    if "stop_at_limit" in on and choice.get("finish_reason") == "length":
+                        choice["finish_reason"] = "stop"
+                if "usage_total_wrong" in on and "usage" in d:
+                    d["usage"]["total_tokens"] = d["usage"]["prompt_tokens"]
+                return d
+
+            body = _rewrite_json(body, chat)
+        if "base64_big_endian" in on and path == "/v1/embeddings" and status == 200:
+
+            def swap(d: dict[str, Any]) -> dict[str, Any]:
+                for item in d.get("data", []):
+                    if isinstance(item.get("embedding"), str):
+                        raw = base64.b64decode(item["embedding"])
+                        values = struct.unpack(f"<{len(raw) // 4}f", raw)
+                        item["embedding"] = base64.b64encode(struct.pack(f">{len(values)}f", *values)).decode()
+                return d
+
+            body = _rewrite_json(body, swap)
+        if "run_as_chat_completion" in on and method == "POST" and path.endswith("/runs") and status == 200:
+            body = orjson.dumps(
+                {
+                    "id": "chatcmpl-x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
+                }
+            )
+        if "run_reply_not_stored" in on and method == "GET" and path.endswith("/messages") and status == 200:
+            body = _rewrite_json(
+                body, lambda d: {**d, "data": [m for m in d.get("data", []) if m.get("role") != "assistant"]}
+            )
+        if "deleted_still_retrievable" in on and path.startswith("/v1/assistants/") and status == 200:
+            if method == "GET":
+                self.seen[path] = body
+            elif method == "DELETE" and path in self.seen:
+                self.deleted[path] = self.seen[path]
+        return body
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
