@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-deep test-unit report load lint emulator gateway bench bench-gateway clean
+.PHONY: install test test-deep test-unit report load selftest lint emulator gateway bench bench-gateway clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ test-deep: install
 report:
 	npx --yes allure@3.18.0 generate reports/allure-results -o reports/allure-report
 	@echo "open reports/allure-report/index.html; the conformance matrix is reports/conformance.md"
+
+# The suite against each seeded defect of the gateway (reduced depth): every one must be caught.
+selftest: install
+	WORKERPROBE_TARGET=embedded $(PY) -m workerprobe.suite.selftest --examples 6
 
 # A short load profile against the selected target (.env, or the embedded default), headless.
 LOAD_ARGS ?= --profile step --users 16 --seconds 20 --classes MixUser

@@ -63,6 +63,11 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str
         "CF_API_TOKEN": "load",
         "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
     }
+    if args.gateway_defects:
+        gateway_env |= {
+            "WORKERPROBE_GATEWAY_TEST_MODE": "true",
+            "WORKERPROBE_GATEWAY_DEFECTS": json.dumps(args.gateway_defects),
+        }
     gateway = stack.enter_context(serve(["gateway"], env=gateway_env, cpu=args.server_cpu))
     return gateway.url, "sk-load", emulator.url
 
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rates", help="emulator faults, e.g. '{\"3040\": 0.1}'")
     parser.add_argument("--embedded", action="store_true", help="ignore .env: load the embedded default")
     parser.add_argument("--server-cpu", type=int, help="pin the embedded emulator and gateway to this core")
+    parser.add_argument("--gateway-defects", nargs="*", default=[], help="seeded defects (selftest only)")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
 

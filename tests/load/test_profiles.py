@@ -259,3 +259,38 @@ def test_stalled_streams_are_a_cause_of_their_own(tmp_path: Path) -> None:
     assert code == 0, output
     assert set(summary["failures"]) == {"timeout_stall"}, summary["failures"]
     assert summary["error_rate"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("defect", "args", "seen"),
+    [
+        (
+            "stop_at_limit",
+            ["--classes", "StreamUser"],
+            lambda s: s["truncation"]["@cf/meta/llama-3.1-8b-instruct-fast|64"]["silent_rate"] == 1.0,
+        ),
+        ("stream_without_done", ["--classes", "StreamUser"], lambda s: s["failures"].get("cut_stream", 0) > 0),
+        (
+            "quota_as_500",
+            ["--classes", "ChatUser", "--daily-neurons", "40"],
+            lambda s: s["failures"].get("gateway_5xx", 0) > 0 and "daily_quota" not in s["failures"],
+        ),
+    ],
+)
+def test_load_profiles_expose_load_relevant_defects(tmp_path: Path, defect: str, args: list[str], seen) -> None:
+    code, summary, output = _run(
+        tmp_path,
+        *args,
+        "--users",
+        "2",
+        "--seconds",
+        "4",
+        "--emulator-latency",
+        "zero",
+        "--gateway-defects",
+        defect,
+        "--",
+        "--max-neurons",
+        "100000",
+    )
+    assert seen(summary), (defect, summary)

@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| `{r['defect']}` | {r['description']} | {shown or '**not caught**'} |")
     (out.parent / "selftest.md").write_text("\n".join(lines) + "\n")
     print(f"detection rate {detected}/{len(rows)} ({rate:.0%}); false alarms with no defect: {len(baseline)}")
+    # Each defect caught counts as passed, each missed one (and a false alarm) as failed.
+    print(f"selftest: {detected} passed, {len(rows) - detected + (1 if baseline else 0)} failed")
     return 0 if rate == 1.0 and not baseline else 1
 
 
