@@ -137,6 +137,10 @@ class GatewaySettings(BaseSettings):
     # `x-workerprobe-model-replaced` header); "error" answers 404 naming the replacement.
     retired_models: Literal["replace", "error"] = "replace"
 
+    # A deliberate max_tokens for requests that set none, per model ("*" for every model),
+    # instead of the upstream's silent 256 (e.g. {"*": 1024}). Unset: the upstream default.
+    default_max_tokens: dict[str, int] = Field(default_factory=dict)
+
     keepalive_s: float = 15.0
     max_body_bytes: int = 4_000_000
     cors_origins: list[str] = Field(default_factory=list)

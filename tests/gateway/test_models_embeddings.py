@@ -85,8 +85,17 @@ def test_dimensions_honoured_or_clear_400(client: openai.OpenAI) -> None:
 
 def test_embedding_errors(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
-        client.embeddings.create(model="@cf/baai/bge-base-en-v1.5", input=["x"] * 101)  # upstream limit
+        client.embeddings.create(model="@cf/baai/bge-base-en-v1.5", input=["x"] * 2049)  # OpenAI's limit
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="@cf/meta/llama-3.1-8b-instruct-fast", input="x")
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="@cf/baai/bge-base-en-v1.5", input="")
+
+
+def test_batches_over_the_upstream_limit_are_split_and_merged_in_order(client: openai.OpenAI) -> None:
+    texts = [f"text number {i} about topic {i % 7}" for i in range(250)]
+    merged = client.embeddings.create(model="@cf/baai/bge-small-en-v1.5", input=texts)
+    assert [d.index for d in merged.data] == list(range(250))
+    for i in (0, 99, 100, 199, 249):  # each one is the vector of its own text
+        alone = client.embeddings.create(model="@cf/baai/bge-small-en-v1.5", input=texts[i])
+        assert merged.data[i].embedding == pytest.approx(alone.data[0].embedding)

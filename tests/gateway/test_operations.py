@@ -78,3 +78,27 @@ def test_embedded_emulator_when_no_upstream_is_configured() -> None:
             model=CHAT_MODEL, messages=[{"role": "user", "content": "What is 2 * 21?"}]
         )
         assert reply.choices[0].message.content == "2 * 21 = 42."
+
+
+def test_deliberate_default_max_tokens() -> None:
+    """With a configured default, a request without max_tokens is not cut at the upstream's 256."""
+    from workerprobe.procs import serve
+
+    with serve(["emulator"], env={"CF_API_TOKEN": "t"}) as emulator:
+        env = {
+            "API_KEY": "k",
+            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
+            "CF_API_TOKEN": "t",
+            "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
+            "WORKERPROBE_GATEWAY_DEFAULT_MAX_TOKENS": '{"*": 1024, "@cf/meta/llama-3.2-1b-instruct": 300}',
+        }
+        with serve(["gateway"], env=env) as server:
+            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+            essay = [{"role": "user", "content": "Write a long essay about Rome"}]
+            default = client.chat.completions.create(model=CHAT_MODEL, messages=essay)
+            assert default.usage is not None and default.usage.completion_tokens == 1024
+            assert default.choices[0].finish_reason == "length"
+            per_model = client.chat.completions.create(model="@cf/meta/llama-3.2-1b-instruct", messages=essay)
+            assert per_model.usage is not None and per_model.usage.completion_tokens == 300
+            asked = client.chat.completions.create(model=CHAT_MODEL, messages=essay, max_tokens=20)
+            assert asked.usage is not None and asked.usage.completion_tokens == 20

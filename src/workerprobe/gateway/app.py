@@ -122,7 +122,7 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
     app.state.upstream = upstream
     app.state.models = models
     app.state.metrics = metrics
-    app.state.chat = chat = ChatService(upstream, models, metrics, settings.keepalive_s)
+    app.state.chat = chat = ChatService(upstream, models, metrics, settings.keepalive_s, settings.default_max_tokens)
     app.state.assistants = assistants = AssistantsService(store, models)
     app.state.runs = RunsService(assistants, chat, defects)
     return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -26,7 +27,8 @@ class EmbeddingRequest(OpenAIModel):
     NOT_NULL = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
 
     model: str = Field(min_length=1)
-    input: str | list[str] = Field(min_length=1)
+    # OpenAI's limit; batches over the upstream's 100 are split.
+    input: str | Annotated[list[str], Field(min_length=1, max_length=2048)]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Int | None = Field(default=None, ge=1)
     user: str | None = None
@@ -45,13 +47,19 @@ async def embed(
     texts = [request.input] if isinstance(request.input, str) else request.input
     if any(not t for t in texts):
         raise BadRequest("Input texts must not be empty", param="input")
+    # Batches over the upstream's limit (100 texts) are split, sent together, and merged in order.
+    size = resolved.model.max_batch or 100
+    batches = [texts[i : i + size] for i in range(0, len(texts), size)]
     try:
-        result = await upstream.run(resolved.model.name, {"text": texts})
+        results = await asyncio.gather(*(upstream.run(resolved.model.name, {"text": b}) for b in batches))
     except UpstreamFailure as exc:
         raise from_upstream(exc, request.model) from None
-    vectors = result.get("data") if isinstance(result, dict) else None
-    if not isinstance(vectors, list) or len(vectors) != len(texts):
-        raise from_upstream(UpstreamFailure("Workers AI returned no embeddings"), request.model)
+    vectors: list[Any] = []
+    for batch, result in zip(batches, results, strict=True):
+        data = result.get("data") if isinstance(result, dict) else None
+        if not isinstance(data, list) or len(data) != len(batch):
+            raise from_upstream(UpstreamFailure("Workers AI returned no embeddings"), request.model)
+        vectors.extend(data)
     data = []
     for i, vector in enumerate(vectors):
         value: Any = vector

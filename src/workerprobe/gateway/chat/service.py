@@ -97,7 +97,15 @@ def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
 
 
 class ChatService:
-    def __init__(self, upstream: WorkersAI, router: ModelRouter, metrics: Metrics, keepalive_s: float) -> None:
+    def __init__(
+        self,
+        upstream: WorkersAI,
+        router: ModelRouter,
+        metrics: Metrics,
+        keepalive_s: float,
+        default_max_tokens: dict[str, int] | None = None,
+    ) -> None:
+        self.default_max_tokens = default_max_tokens or {}
         self.upstream = upstream
         self.router = router
         self.metrics = metrics
@@ -122,6 +130,8 @@ class ChatService:
             messages.append(out)
         body: dict[str, Any] = {"messages": messages}
         max_tokens = request.max_completion_tokens or request.max_tokens
+        if max_tokens is None:  # the configured deliberate default, if any, beats the upstream's
+            max_tokens = self.default_max_tokens.get(model.name, self.default_max_tokens.get("*"))
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
         for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
