@@ -75,4 +75,5 @@ def test_run_instructions_reach_the_model(client: openai.OpenAI, target: Target)
         client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
         return client.beta.threads.messages.list(thread.id).data[0].content[0].text.value  # type: ignore[union-attr]
 
+    assert answer("You are terse.") == answer("You are terse.")
     assert answer("You are terse.") != answer("You are verbose.")
