@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import httpx
 
 import pytest
 
@@ -196,3 +199,28 @@ def test_prompt_over_the_context_window(emulator: Emulator) -> None:
 def test_json_mode_that_cannot_be_met(emulator: Emulator) -> None:
     body = {**_user("a city"), "response_format": {"type": "json_schema", "json_schema": {"type": "tuple"}}}
     assert error_of(emulator.run(TEXT_MODEL, body)) == (400, 5024, "AiError: JSON Mode couldn't be met")
+
+
+def test_known_long_text_continues_from_a_prefix(emulator: Emulator) -> None:
+    ask = {"role": "user", "content": "Recite EMULATE_LONG_TEXT:600"}
+    whole = _result(emulator.run(TEXT_MODEL, {"messages": [ask], "max_tokens": 1000}))
+    assert whole["usage"]["completion_tokens"] == 600 and whole["response"].endswith(".")
+    first = _result(emulator.run(TEXT_MODEL, {"messages": [ask], "temperature": 0.9}))
+    assert first["usage"]["completion_tokens"] == 256  # the default cut, whatever the sampling
+    assert whole["response"].startswith(first["response"])
+    parts = [first["response"]]
+    so_far = first["response"]
+    for follow_up in ([], [{"role": "user", "content": "Continue exactly where you stopped."}]):
+        body = {"messages": [ask, {"role": "assistant", "content": so_far}, *follow_up]}
+        part = _result(emulator.run(TEXT_MODEL, body))["response"]
+        parts.append(part)
+        so_far += part
+    assert "".join(parts) == whole["response"]  # nothing repeated, nothing missing
+    unknown = {"messages": [ask, {"role": "assistant", "content": "Not a prefix of it."}], "max_tokens": 4}
+    assert whole["response"].startswith(_result(emulator.run(TEXT_MODEL, unknown))["response"])
+
+
+def _result(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["result"]
+    return result

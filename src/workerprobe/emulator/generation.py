@@ -4,7 +4,11 @@ The rule (the README repeats it):
 - a question with simple arithmetic ("What is 3 * 10?") is answered ("3 * 10 = 30.") and ends;
 - a request for long output (an essay, a story, a detailed or long answer, "at least N words")
   runs on for thousands of tokens, so it stops at `max_tokens`: truncation is observable;
-- anything else gets a short answer of 16 to 63 tokens that ends naturally.
+- anything else gets a short answer of 16 to 63 tokens that ends naturally;
+- `EMULATE_LONG_TEXT:<n>` anywhere in the conversation asks for the known long text: n tokens,
+  the same for every request with that n, ending with a full stop. When the conversation ends
+  with an assistant turn holding a prefix of it (optionally followed by one user turn asking to
+  continue), the answer continues from exactly there: continuation is checkable by stitching.
 
 With temperature 0 the text depends on the model and the prompt only (greedy decoding); with a
 seed it depends on the seed too; with neither it is random, as a sampled model is. Text is made
@@ -51,6 +55,7 @@ _LONG = re.compile(
 )
 _ARITHMETIC = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/×x])\s*(-?\d+(?:\.\d+)?)")
 _KEYWORD = re.compile(r"[A-Za-z][a-z]{3,}")
+_LONG_TEXT = re.compile(r"EMULATE_LONG_TEXT:(\d{1,6})")
 LONG_ANSWER_TOKENS = 8192
 
 
@@ -68,6 +73,7 @@ class Prompt:
     tool_choice: Any = None
     after_tool: bool = False  # the last turn is a tool result
     json_schema: dict[str, Any] | None = None  # JSON mode: the schema ({} for json_object)
+    prefix: str = ""  # a trailing assistant turn: the answer so far, to be continued
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +183,9 @@ def generate(model: str, prompt: Prompt) -> Completion:
     if prompt.after_tool:
         pieces = tokens.split("Based on the tool result, ") + _words(rng, rng.randint(12, 40), [])
         return _cut(pieces, prompt.max_tokens)
+    known = _LONG_TEXT.search(prompt.text)
+    if known is not None:
+        return _cut(_continue(known_text(int(known.group(1))), prompt.prefix), prompt.max_tokens)
     answer = arithmetic(prompt.last_user)
     if answer is not None:
         return _cut(tokens.split(answer), prompt.max_tokens)
@@ -185,6 +194,25 @@ def generate(model: str, prompt: Prompt) -> Completion:
     if length > prompt.max_tokens:  # cut: take only the prefix, never build the whole answer
         return Completion(pieces=list(islice(_stream(rng, topic), prompt.max_tokens)), finish="length")
     return _cut(_words(rng, length, topic), prompt.max_tokens)
+
+
+def known_text(n: int) -> list[str]:
+    """The tokens of the known long text of `n` tokens (independent of sampling settings)."""
+    return _words(random.Random(n), max(n, 2), [])
+
+
+def _continue(pieces: list[str], prefix: str) -> list[str]:
+    """What follows `prefix` in `pieces` (all of them when the prefix is not one of theirs)."""
+    if not prefix:
+        return pieces
+    done = 0
+    for i, piece in enumerate(pieces):
+        if done == len(prefix):
+            return pieces[i:]
+        if not prefix.startswith(piece, done):
+            break
+        done += len(piece)
+    return [] if done == len(prefix) else pieces
 
 
 def _cut(pieces: list[str], max_tokens: int, value: Any = None) -> Completion:

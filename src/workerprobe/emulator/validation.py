@@ -117,6 +117,7 @@ def text_generation_input(body: Any, model: Model, catalogue: Catalogue) -> tupl
         )
     template = catalogue.chat_template_tokens
     after_tool = False
+    prefix = ""
     if has_prompt:
         prompt = body["prompt"]
         if not isinstance(prompt, str):
@@ -131,6 +132,8 @@ def text_generation_input(body: Any, model: Model, catalogue: Catalogue) -> tupl
         turns, after_tool = _messages(body, model, catalogue.prompt_max_chars)
         text = "\n".join(f"{role}: {content}" for role, content in turns)
         last_user = next((c for r, c in reversed(turns) if r == "user"), turns[-1][1])
+        # An assistant turn last (or before a last user turn): the answer so far, to continue.
+        prefix = next((c for r, c in reversed(turns[-2:]) if r == "assistant"), "")
         prompt_tokens = template.per_request + sum(template.per_message + tokens.count(c) for _, c in turns)
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
@@ -163,6 +166,7 @@ def text_generation_input(body: Any, model: Model, catalogue: Catalogue) -> tupl
             tool_choice=body.get("tool_choice"),
             after_tool=after_tool,
             json_schema=_json_schema(body.get("response_format"), model),
+            prefix=prefix,
         ),
         prompt_tokens,
         stream,

@@ -122,3 +122,48 @@ async def test_a_failed_change_changes_nothing(store: Store) -> None:
         await store.update("assistant", "x", boom)
     assert await store.get("assistant", "x") == {"id": "x", "v": 1}
     await store.create("assistant", {"id": "y"})  # the store still works
+
+
+async def test_cache_values_expire(store: Store) -> None:
+    value = bytes(range(256))  # every byte value survives the round trip
+    await store.cache_put("k", value, ttl_s=60)
+    assert await store.cache_get("k") == value
+    assert await store.cache_get("other") is None
+    await store.cache_put("short", b"x", ttl_s=0.05)
+    await asyncio.sleep(0.1)
+    assert await store.cache_get("short") is None
+
+
+async def test_counters_add_atomically_and_expire(store: Store) -> None:
+    await asyncio.gather(*(store.add("spent", 1.5, ttl_s=60) for _ in range(200)))
+    assert await store.total("spent") == pytest.approx(300.0)
+    assert await store.add("spent", 0.5, ttl_s=60) == pytest.approx(300.5)
+    assert await store.total("missing") == 0.0
+    await store.add("brief", 2.0, ttl_s=0.05)
+    await asyncio.sleep(0.1)
+    assert await store.total("brief") == 0.0
+    assert await store.add("brief", 1.0, ttl_s=60) == pytest.approx(1.0)  # starts again from 0
+
+
+def _add_many(kind: str, target: str, n: int) -> None:
+    async def go() -> None:
+        store: Store = SQLiteStore(target) if kind == "sqlite" else RedisStore(REDIS_URL, prefix=target)
+        await store.open()
+        for _ in range(n):
+            await store.add("shared", 1.0, ttl_s=600)
+        await store.close()
+
+    asyncio.run(go())
+
+
+async def test_counters_shared_by_processes_lose_nothing(store: Store) -> None:
+    target = store.path if isinstance(store, SQLiteStore) else store.prefix  # type: ignore[union-attr]
+    kind = "sqlite" if isinstance(store, SQLiteStore) else "redis"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_add_many, args=(kind, target, 200)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert await store.total("shared") == pytest.approx(400.0)

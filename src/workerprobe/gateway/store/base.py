@@ -1,6 +1,9 @@
 """The store interface: JSON documents by kind and id, optionally under a parent (a thread's
 messages and runs), listed in creation order with OpenAI's cursor pagination.
 
+Beside the documents: a cache of byte values with a time to live, and counters (floats) that
+concurrent writers add to atomically, for the free-plan methods (response cache, neuron budgets).
+
 Every write is atomic: an object is stored whole or not at all, and `update` applies its change
 to the latest stored version (concurrent writers never lose each other's changes).
 """
@@ -62,3 +65,17 @@ class Store(Protocol):
         after: str | None = None,
         before: str | None = None,
     ) -> Page: ...
+
+    async def cache_get(self, key: str) -> bytes | None:
+        """A cached value, unless it is missing or has expired."""
+        ...
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None: ...
+
+    async def add(self, key: str, amount: float, ttl_s: float) -> float:
+        """Add to a counter atomically (created at 0, dropped `ttl_s` after its creation); the new value."""
+        ...
+
+    async def total(self, key: str) -> float:
+        """A counter's value (0 when missing or expired)."""
+        ...

@@ -4,6 +4,8 @@
     {prefix}idx:{kind}:{parent}    sorted set of ids by creation sequence
     {prefix}kids:{id}              the `kind:id` of documents stored under this one
     {prefix}seq                    the creation sequence
+    {prefix}cache:{key}            a cached value (SET with EX)
+    {prefix}count:{key}            a counter (INCRBYFLOAT; EXPIRE NX sets its life once)
 
 Creates and deletes are MULTI/EXEC transactions; `update` is optimistic (WATCH, retry).
 """
@@ -148,3 +150,23 @@ class RedisStore:
         if backwards:
             docs.reverse()
         return Page(docs, has_more=len(ids) > limit)
+
+    async def cache_get(self, key: str) -> bytes | None:
+        value = await self.redis.get(f"{self.prefix}cache:{key}")
+        return None if value is None else value.encode("latin-1")
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        # The connection decodes responses as text: bytes travel as latin-1, which maps 1:1.
+        await self.redis.set(f"{self.prefix}cache:{key}", value.decode("latin-1"), px=max(int(ttl_s * 1000), 1))
+
+    async def add(self, key: str, amount: float, ttl_s: float) -> float:
+        name = f"{self.prefix}count:{key}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incrbyfloat(name, amount)
+            pipe.pexpire(name, max(int(ttl_s * 1000), 1), nx=True)
+            value, _ = await pipe.execute()
+        return float(value)
+
+    async def total(self, key: str) -> float:
+        value = await self.redis.get(f"{self.prefix}count:{key}")
+        return 0.0 if value is None else float(value)

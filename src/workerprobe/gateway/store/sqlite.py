@@ -7,6 +7,7 @@ IMMEDIATE` transaction, which serialises writers across processes (busy timeout 
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -26,6 +27,16 @@ CREATE TABLE IF NOT EXISTS objects (
     UNIQUE (kind, id)
 );
 CREATE INDEX IF NOT EXISTS objects_list ON objects (kind, parent, seq);
+CREATE TABLE IF NOT EXISTS cache (
+    key     TEXT PRIMARY KEY,
+    body    BLOB NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    key     TEXT PRIMARY KEY,
+    value   REAL NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
@@ -33,6 +44,7 @@ class SQLiteStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
+        self._puts = 0
 
     async def open(self) -> None:
         db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None, check_same_thread=False)
@@ -130,3 +142,30 @@ class SQLiteStore:
         if backwards:
             docs.reverse()
         return Page(docs, has_more=len(rows) > limit)
+
+    async def cache_get(self, key: str) -> bytes | None:
+        row = self.db.execute("SELECT body FROM cache WHERE key = ? AND expires > ?", (key, time.time())).fetchone()
+        return None if row is None else bytes(row[0])
+
+    async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None:
+        now = time.time()
+        db = self.db
+        db.execute("INSERT OR REPLACE INTO cache (key, body, expires) VALUES (?, ?, ?)", (key, value, now + ttl_s))
+        self._puts += 1
+        if self._puts % 1000 == 0:  # expired entries are dropped now and then
+            db.execute("DELETE FROM cache WHERE expires <= ?", (now,))
+
+    async def add(self, key: str, amount: float, ttl_s: float) -> float:
+        # One statement: atomic across processes. An expired counter starts again from 0.
+        now = time.time()
+        row = self.db.execute(
+            "INSERT INTO counters (key, value, expires) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE SET "
+            "value = CASE WHEN expires <= ?4 THEN ?2 ELSE value + ?2 END, "
+            "expires = CASE WHEN expires <= ?4 THEN ?3 ELSE expires END RETURNING value",
+            (key, amount, now + ttl_s, now),
+        ).fetchone()
+        return float(row[0])
+
+    async def total(self, key: str) -> float:
+        row = self.db.execute("SELECT value FROM counters WHERE key = ? AND expires > ?", (key, time.time())).fetchone()
+        return 0.0 if row is None else float(row[0])
