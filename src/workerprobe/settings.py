@@ -55,6 +55,9 @@ class EmulatorSettings(BaseSettings):
     fault_rates: dict[str, float] = Field(default_factory=dict)
     fault_seed: int = 0
     stall_ms: float = 3000.0
+    # A Retry-After header on 3040 and 3021 answers, in seconds (a 3021 from the per-minute limit
+    # carries the limiter's own wait). Unset: none, as no capture shows the live API sending one.
+    retry_after_s: float | None = None
 
     # Random `p` padding on stream events, as the real API sends against the length side channel.
     padding: bool = True
@@ -141,6 +144,47 @@ class GatewaySettings(BaseSettings):
     # instead of the upstream's silent 256 (e.g. {"*": 1024}). Unset: the upstream default.
     default_max_tokens: dict[str, int] = Field(default_factory=dict)
 
+    # --- The free-plan methods (gateway/freeplan/). Each is off until set; `free_plan` switches
+    # on the recommended set (values set explicitly win). ---
+    free_plan: bool = False
+    # Retries of transient upstream failures (3040 capacity, 3021 per-minute limit, 5xx, no
+    # answer): at most this many after the first call, with full-jitter exponential backoff
+    # (`retry_base_s` doubling up to `retry_max_s`, never shorter than the upstream's Retry-After),
+    # within `retry_deadline_s` of the request's start. `retry_budget`: retries may add at most
+    # this share to the calls made (a retry storm cannot multiply the load on a struggling upstream).
+    retry_attempts: int = Field(default=0, ge=0, le=10)
+    retry_base_s: float = Field(default=0.25, gt=0)
+    retry_max_s: float = Field(default=8.0, gt=0)
+    retry_deadline_s: float = Field(default=30.0, gt=0)
+    retry_budget: float = Field(default=0.2, ge=0)
+    # Exact-match response cache for deterministic chat requests (temperature 0 or a seed), in
+    # the store (SQLite or Redis): entries live this many seconds; 0 switches the cache off.
+    cache_ttl_s: float = Field(default=0.0, ge=0)
+    # Continuation: when the upstream stops at its token limit below what the client asked for,
+    # ask it to continue and stitch the parts. Models (or "*") where answers are continued even
+    # when the client set no max_tokens, up to `continuation_max_tokens`.
+    continuation_models: list[str] = Field(default_factory=list)
+    continuation_max_calls: int = Field(default=8, ge=2)
+    continuation_max_tokens: int = Field(default=4096, ge=1)
+    # Upstream calls ask at most this many tokens each (0: no cap), so that long answers come in
+    # parts that finish within the upstream's time limit for non-streamed generations.
+    continuation_part_tokens: int = Field(default=0, ge=0)
+    # Embedding inputs over the model's token limit: truncated to it (true), or a 400 with the
+    # counts (false). A client may opt in per request with `x-workerprobe-truncate: true`.
+    embedding_truncate: bool = False
+    # Neuron budgets per UTC day, from upstream usage and the catalogue's prices: in total, and
+    # per client key. At the budget the gateway answers 429 insufficient_quota itself.
+    daily_neurons: float | None = Field(default=None, gt=0)
+    key_daily_neurons: float | None = Field(default=None, gt=0)
+    # Per model, e.g. {"@cf/meta/llama-3.3-70b-instruct-fp8-fast": 3000}: past it, the model's
+    # fallback is used (`fallback_models`), or 429 when it has none.
+    model_daily_neurons: dict[str, float] = Field(default_factory=dict)
+    # Per-key request rate limit, e.g. "300/minute" or "10/second;300/minute".
+    key_rate_limit: str | None = None
+    # Fallback: the model to use instead when a model is out of capacity (after retries) or its
+    # share of the budget is spent; "*" for any model. E.g. {"*": "@cf/meta/llama-3.2-1b-instruct"}.
+    fallback_models: dict[str, str] = Field(default_factory=dict)
+
     keepalive_s: float = 15.0
     max_body_bytes: int = 4_000_000
     cors_origins: list[str] = Field(default_factory=list)
@@ -149,6 +193,21 @@ class GatewaySettings(BaseSettings):
     # unless test mode is on: a real deployment can never switch one on by accident.
     test_mode: bool = False
     defects: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _free_plan_preset(self) -> GatewaySettings:
+        if self.free_plan:
+            chosen = self.model_fields_set
+            preset: dict[str, object] = {
+                "retry_attempts": 3,
+                "cache_ttl_s": 3600.0,
+                "continuation_models": ["*"],
+                "daily_neurons": 10_000.0,
+            }
+            for name, value in preset.items():
+                if name not in chosen:
+                    setattr(self, name, value)
+        return self
 
     @model_validator(mode="after")
     def _defects_need_test_mode(self) -> GatewaySettings:

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import httpx
-
 import pytest
 
 from tests.emulator.conftest import TEXT_MODEL, Emulator, error_of

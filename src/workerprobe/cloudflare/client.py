@@ -66,9 +66,10 @@ class WorkersAI:
             async with self.session.post(self._run_url(model), data=orjson.dumps(body), headers=headers) as r:
                 raw = await r.read()
                 status = r.status
+                retry_after = r.headers.get("retry-after")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
-        envelope = _parse(raw, status)
+        envelope = _parse(raw, status, retry_after)
         return envelope.get("result")
 
     async def stream(
@@ -86,7 +87,7 @@ class WorkersAI:
     async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[dict[str, Any]]:
         async with response:
             if response.status != 200 or not response.headers.get("content-type", "").startswith("text/event-stream"):
-                envelope = _parse(await response.read(), response.status)
+                envelope = _parse(await response.read(), response.status, response.headers.get("retry-after"))
                 # Some models answer `stream: true` with plain JSON: pass it on as one event.
                 yield {"__result__": envelope.get("result")}
                 return
@@ -118,7 +119,7 @@ class WorkersAI:
         return result if isinstance(result, list) else []
 
 
-def _parse(raw: bytes, status: int) -> dict[str, Any]:
+def _parse(raw: bytes, status: int, retry_after: str | None = None) -> dict[str, Any]:
     """The envelope of a response; an error envelope (or junk) raises CloudflareError."""
     try:
         body = orjson.loads(raw)
@@ -129,8 +130,18 @@ def _parse(raw: bytes, status: int) -> dict[str, Any]:
     errors = body.get("errors") or []
     if status >= 400 or body.get("success") is False:
         first = errors[0] if errors and isinstance(errors[0], dict) else {}
-        raise CloudflareError(status, first.get("code"), str(first.get("message", "unknown error")))
+        error = CloudflareError(status, first.get("code"), str(first.get("message", "unknown error")))
+        error.retry_after = _seconds(retry_after)
+        raise error
     return body
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After in seconds (delta-seconds form; an HTTP date is read as unknown)."""
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
 
 
 class _NaiveDecoder:

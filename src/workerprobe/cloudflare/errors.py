@@ -27,6 +27,7 @@ class CloudflareError(UpstreamFailure):
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after: float | None = None  # the upstream's Retry-After, in seconds
 
     @property
     def daily_quota(self) -> bool:

@@ -3,6 +3,7 @@
     x-emulate-fault: 3040 | 3021 | 4006 | 3036 | 5xx | 500 | 502 | 503 | 504 | timeout
                      | cut-stream | slow-stream | malformed-event | split-events
     "... EMULATE_FAULT:3040 ..." in the last message (or the prompt)
+    "... EMULATE_FAULT:3040@2 ..."  only the first 2 requests with this same text (retries succeed)
     fault_rates = {"3040": 0.1}   a share of run requests, drawn from a seeded generator
 
 Error faults answer at once with the catalogue's error; stream faults change how a stream is sent.
@@ -31,16 +32,19 @@ ERROR_FAULTS: dict[str, str] = {
     "timeout": "timeout",
 }
 STREAM_FAULTS = frozenset({"cut-stream", "slow-stream", "malformed-event", "split-events"})
-_PHRASE = re.compile(r"EMULATE_FAULT:([\w-]+)")
+_PHRASE = re.compile(r"EMULATE_FAULT:([A-Za-z0-9-]+?)(?:@(\d+))?(?![\w-])")
+_TRANSIENT = frozenset({"3040", "3021"})
 
 
 class Faults:
-    def __init__(self, rates: dict[str, float], seed: int) -> None:
+    def __init__(self, rates: dict[str, float], seed: int, retry_after_s: float | None = None) -> None:
         for name in rates:
             if name not in ERROR_FAULTS and name not in STREAM_FAULTS:
                 raise ValueError(f"unknown fault {name!r} in fault_rates")
         self.rates = rates
+        self.retry_after_s = retry_after_s
         self._rng = random.Random(seed)
+        self._seen: dict[str, int] = {}  # EMULATE_FAULT:<name>@<n>: requests seen per text
 
     def pick(self, header: str | None, text: str) -> str | None:
         """The fault for this request, if any (header first, then phrase, then rates)."""
@@ -48,6 +52,12 @@ class Faults:
         if name is None:
             match = _PHRASE.search(text)
             name = match.group(1) if match else None
+            if match is not None and match.group(2) is not None:
+                if len(self._seen) > 10_000:
+                    self._seen.clear()
+                seen = self._seen[text] = self._seen.get(text, 0) + 1
+                if seen > int(match.group(2)):
+                    name = None
         if name is None and self.rates:
             draw = self._rng.random()
             for candidate, rate in self.rates.items():
@@ -59,7 +69,9 @@ class Faults:
             raise BadInput(f"unknown emulated fault {name!r}")
         return name
 
-    @staticmethod
-    def raise_error(name: str | None) -> None:
+    def raise_error(self, name: str | None) -> None:
         if name in ERROR_FAULTS:
-            raise UpstreamError(ERROR_FAULTS[name])
+            headers = None
+            if name in _TRANSIENT and self.retry_after_s is not None:
+                headers = {"retry-after": f"{self.retry_after_s:g}"}
+            raise UpstreamError(ERROR_FAULTS[name], headers=headers)

@@ -4,6 +4,7 @@ embedding, metering, and the response in the shape the real API gives."""
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -48,7 +49,7 @@ class Emulator:
             daily = catalogue.free_plan.daily_neurons
         self.meter = Meter(self.clock, daily)
         self.limiter = RateLimiter(self.clock)
-        self.faults = Faults(settings.fault_rates, settings.fault_seed)
+        self.faults = Faults(settings.fault_rates, settings.fault_seed, settings.retry_after_s)
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -69,7 +70,10 @@ class Emulator:
         if self.settings.rate_limits:
             wait = self.limiter.acquire(call.account, model.limit_class, self.catalogue.rpm(model))
             if wait is not None:
-                raise UpstreamError("rate_limited")
+                headers = None
+                if self.settings.retry_after_s is not None:
+                    headers = {"retry-after": str(max(math.ceil(wait), 1))}
+                raise UpstreamError("rate_limited", headers=headers)
         return fault
 
     def record_error(self, account: str, error: UpstreamError) -> None:

@@ -35,6 +35,9 @@ from workerprobe.gateway.defects import DefectsMiddleware
 from workerprobe.gateway.defects import validate as validate_defects
 from workerprobe.gateway.edge import EdgeMiddleware
 from workerprobe.gateway.embeddings import create_embeddings
+from workerprobe.gateway.freeplan.budget import Budgets, KeyRateLimiter
+from workerprobe.gateway.freeplan.cache import ResponseCache
+from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics, metrics_endpoint
 from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
 from workerprobe.gateway.store import open_store
@@ -90,7 +93,12 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
 
     keys = KeyRing(store, settings.api_key)
     metrics = Metrics()
-    middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics)]
+    limiter = (
+        KeyRateLimiter(settings.key_rate_limit, settings.redis_url, settings.redis_prefix)
+        if settings.key_rate_limit
+        else None
+    )
+    middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter)]
     if defects:  # test mode only (settings refuse defects otherwise)
         middleware.insert(0, Middleware(DefectsMiddleware, defects=defects, api_key=settings.api_key))
     if settings.cors_origins:
@@ -118,11 +126,16 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
             HTTPException: _http_error,
         },
     )
+    resilient = Resilient(upstream, settings, metrics)
+    budgets = Budgets(store, settings, metrics)
     app.state.settings = settings
-    app.state.upstream = upstream
+    app.state.upstream = resilient
+    app.state.budgets = budgets
     app.state.models = models
     app.state.metrics = metrics
-    app.state.chat = chat = ChatService(upstream, models, metrics, settings.keepalive_s, settings.default_max_tokens)
+    app.state.chat = chat = ChatService(
+        resilient, models, metrics, settings, budgets, ResponseCache(store, settings.cache_ttl_s)
+    )
     app.state.assistants = assistants = AssistantsService(store, models)
     app.state.runs = RunsService(assistants, chat, defects)
     return app

@@ -61,8 +61,15 @@ class KeyRing:
         return False
 
     async def allows(self, key: str) -> bool:
+        return await self.identify(key) is not None
+
+    async def identify(self, key: str) -> str | None:
+        """Who a key is ("api_key" for API_KEY, else the stored key's id), or None if it is not valid."""
         candidate = digest(key)
         if self._configured is not None and hmac.compare_digest(candidate, self._configured):
-            return True
+            return "api_key"
         doc = await self.store.get("api_key", candidate.hex())
-        return doc is not None and doc["revoked_at"] is None
+        if doc is None or doc["revoked_at"] is not None:
+            return None
+        key_id: str = doc["key_id"]
+        return key_id

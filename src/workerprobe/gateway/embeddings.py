@@ -1,4 +1,9 @@
-"""POST /v1/embeddings: string or array input, float or base64 (little-endian float32)."""
+"""POST /v1/embeddings: string or array input, float or base64 (little-endian float32).
+
+Batches over the upstream's limit (100 texts) are split, sent together and merged in order. An
+input over the model's token limit is truncated to it when the client opts in (header
+`x-workerprobe-truncate: true`, or `embedding_truncate` in the settings); otherwise it is a 400
+with the counts, before any upstream call."""
 
 from __future__ import annotations
 
@@ -13,14 +18,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from workerprobe import tokens
-from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import UpstreamFailure
+from workerprobe.gateway.edge import client_key
 from workerprobe.gateway.errors import BadRequest, from_upstream
+from workerprobe.gateway.freeplan.budget import Budgets
+from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter
 from workerprobe.gateway.protocol import Int, OpenAIModel, parse_body
 
 __all__ = ["EmbeddingRequest", "create_embeddings"]
+
+TRUNCATE_HEADER = "x-workerprobe-truncate"
 
 
 class EmbeddingRequest(OpenAIModel):
@@ -34,8 +43,37 @@ class EmbeddingRequest(OpenAIModel):
     user: str | None = None
 
 
+def _fit(texts: list[str], limit: int | None, truncate: bool, model: str, metrics: Metrics) -> list[str]:
+    """Inputs within the model's token limit: truncated when allowed, else a 400 with the counts."""
+    if limit is None:
+        return texts
+    out = []
+    for i, text in enumerate(texts):
+        pieces = tokens.split(text)
+        if len(pieces) <= limit:
+            out.append(text)
+        elif truncate:
+            metrics.method("split", "embedding_truncated")
+            out.append("".join(pieces[:limit]))
+        else:
+            where = "The input" if len(texts) == 1 else f"Input {i}"
+            raise BadRequest(
+                f"{where} has {len(pieces)} tokens; the model `{model}` takes at most {limit} tokens per input. "
+                f"Shorten it, or send `{TRUNCATE_HEADER}: true` to have it truncated to {limit} tokens.",
+                param="input",
+                code="context_length_exceeded",
+            )
+    return out
+
+
 async def embed(
-    upstream: WorkersAI, router: ModelRouter, metrics: Metrics, request: EmbeddingRequest
+    upstream: Resilient,
+    router: ModelRouter,
+    metrics: Metrics,
+    request: EmbeddingRequest,
+    truncate: bool = False,
+    budgets: Budgets | None = None,
+    key: str = "",
 ) -> tuple[dict[str, Any], dict[str, str]]:
     resolved = router.resolve(request.model, "text-embeddings")
     dims = resolved.model.dimensions
@@ -47,9 +85,15 @@ async def embed(
     texts = [request.input] if isinstance(request.input, str) else request.input
     if any(not t for t in texts):
         raise BadRequest("Input texts must not be empty", param="input")
+    texts = _fit(texts, resolved.model.max_input_tokens, truncate, resolved.model.name, metrics)
+    headers = dict(resolved.headers())
+    if budgets is not None:
+        headers.update((await budgets.admit(key, resolved.model.name))[0])
     # Batches over the upstream's limit (100 texts) are split, sent together, and merged in order.
     size = resolved.model.max_batch or 100
     batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+    if len(batches) > 1:
+        metrics.method("split", "embedding_batches")
     try:
         results = await asyncio.gather(*(upstream.run(resolved.model.name, {"text": b}) for b in batches))
     except UpstreamFailure as exc:
@@ -68,17 +112,22 @@ async def embed(
         data.append({"object": "embedding", "index": i, "embedding": value})
     used = sum(tokens.count(t) for t in texts)
     metrics.usage(resolved.model, used, 0)
+    if budgets is not None:
+        await budgets.spend(key, resolved.model, used, 0)
     body = {
         "object": "list",
         "data": data,
         "model": request.model,
         "usage": {"prompt_tokens": used, "total_tokens": used},
     }
-    return body, resolved.headers()
+    return body, headers
 
 
 async def create_embeddings(request: Request) -> Response:
     state = request.app.state
     body = await parse_body(request, EmbeddingRequest, state.settings.max_body_bytes)
-    result, headers = await embed(state.upstream, state.models, state.metrics, body)
+    truncate = state.settings.embedding_truncate or request.headers.get(TRUNCATE_HEADER, "").lower() == "true"
+    result, headers = await embed(
+        state.upstream, state.models, state.metrics, body, truncate, state.budgets, client_key(request.scope)
+    )
     return Response(orjson.dumps(result), media_type="application/json", headers=headers)

@@ -1,10 +1,12 @@
 """Prometheus metrics of the gateway, served at /metrics.
 
 Requests and latency by endpoint and status, upstream latency by model, tokens and neurons spent
-by model, and errors by cause. The hot path only adds to plain dictionaries (the event loop is
-one thread, so nothing needs a lock); a collector turns them into metric families when Prometheus
-scrapes. With prometheus_client's own Counter and Histogram, their per-call locks and label
-lookups were a measurable share of the gateway's CPU per request (bench/gateway_bench.py).
+by model, errors by cause, and what the free-plan methods did: continuations, splits, cache hits
+and the neurons they saved, retries by cause, budget remaining. The hot path only adds to plain
+dictionaries (the event loop is one thread, so nothing needs a lock); a collector turns them into
+metric families when Prometheus scrapes. With prometheus_client's own Counter and Histogram,
+their per-call locks and label lookups were a measurable share of the gateway's CPU per request
+(bench/gateway_bench.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -54,6 +56,9 @@ class Metrics(Collector):
         self.tokens: dict[tuple[str, str], int] = defaultdict(int)
         self.neurons: dict[str, float] = defaultdict(float)
         self.errors: dict[str, int] = defaultdict(int)
+        self.methods: dict[tuple[str, str], int] = defaultdict(int)
+        self.neurons_saved: dict[str, float] = defaultdict(float)
+        self.budget_remaining: dict[str, float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -71,6 +76,13 @@ class Metrics(Collector):
 
     def error(self, cause: str) -> None:
         self.errors[cause] += 1
+
+    def method(self, method: str, event: str) -> None:
+        """A free-plan method acted: e.g. ("retry", "capacity"), ("cache", "hit"), ("continuation", "part")."""
+        self.methods[(method, event)] += 1
+
+    def saved(self, model: Model, prompt_tokens: int, completion_tokens: int) -> None:
+        self.neurons_saved[model.name] += model.neurons(prompt_tokens, completion_tokens)
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -108,6 +120,29 @@ class Metrics(Collector):
         for cause, n in sorted(self.errors.items()):
             errors.add_metric([cause], n)
         yield errors
+        methods = CounterMetricFamily(
+            "workerprobe_free_plan_events",
+            "What the free-plan methods did: retries by cause, cache hits and misses, continuations, splits, "
+            "fallbacks, budget and rate-limit refusals",
+            labels=["method", "event"],
+        )
+        for (method, event), n in sorted(self.methods.items()):
+            methods.add_metric([method, event], n)
+        yield methods
+        saved = CounterMetricFamily(
+            "workerprobe_cache_neurons_saved", "Neurons the response cache saved, by model", labels=["model"]
+        )
+        for model, value in sorted(self.neurons_saved.items()):
+            saved.add_metric([model], value)
+        yield saved
+        remaining = GaugeMetricFamily(
+            "workerprobe_budget_remaining_neurons",
+            "Neurons left in today's budgets (UTC day), as of the last request",
+            labels=["budget"],
+        )
+        for budget, value in sorted(self.budget_remaining.items()):
+            remaining.add_metric([budget], value)
+        yield remaining
 
 
 async def metrics_endpoint(request: Request) -> Response:

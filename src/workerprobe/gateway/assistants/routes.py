@@ -20,6 +20,7 @@ from workerprobe.gateway.assistants.protocol import (
 )
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService, ListQuery
+from workerprobe.gateway.edge import client_key
 from workerprobe.gateway.protocol import T, parse_body
 
 __all__ = ["routes"]
@@ -114,25 +115,27 @@ async def delete_message(request: Request) -> Response:
     return _json(await service.delete_message(request.path_params["thread_id"], request.path_params["message_id"]))
 
 
-def _started(runs: RunsService, run: dict[str, Any], stream: bool | None) -> Response:
+def _started(runs: RunsService, run: dict[str, Any], stream: bool | None, key: str) -> Response:
     if stream:
         return StreamingResponse(
-            runs.stream(run), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            runs.stream(run, key), media_type="text/event-stream", headers={"cache-control": "no-cache"}
         )
-    runs.start(run)
+    runs.start(run, key)
     return _json(run)
 
 
 async def create_run(request: Request) -> Response:
     _, runs = _services(request)
     body = await _body(request, RunCreate)
-    return _started(runs, await runs.create(request.path_params["thread_id"], body), body.stream)
+    return _started(
+        runs, await runs.create(request.path_params["thread_id"], body), body.stream, client_key(request.scope)
+    )
 
 
 async def create_thread_and_run(request: Request) -> Response:
     _, runs = _services(request)
     body = await _body(request, ThreadAndRunCreate)
-    return _started(runs, await runs.create_thread_and_run(body), body.stream)
+    return _started(runs, await runs.create_thread_and_run(body), body.stream, client_key(request.scope))
 
 
 async def list_runs(request: Request) -> Response:

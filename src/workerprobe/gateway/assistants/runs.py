@@ -119,10 +119,10 @@ class RunsService:
         thread = await self.assistants.create_thread(body.thread or ThreadCreate())
         return await self.create(thread["id"], body)
 
-    def start(self, run: Document) -> None:
-        """Execute a queued run in the background."""
+    def start(self, run: Document, key: str = "") -> None:
+        """Execute a queued run in the background (`key`: the client's, for its budget)."""
         run_id = run["id"]
-        task = asyncio.create_task(self._execute(run))
+        task = asyncio.create_task(self._execute(run, key))
         self._tasks[run_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
 
@@ -206,11 +206,12 @@ class RunsService:
             last_error={"code": code, "message": error.message},
         )
 
-    async def _execute(self, run: Document) -> None:
+    async def _execute(self, run: Document, key: str) -> None:
         thread_id, run_id = run["thread_id"], run["id"]
         try:
             run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
-            prepared = self.chat.prepare(await self._request(run))
+            prepared = self.chat.prepare(await self._request(run), key=key)
+            await self.chat.admit(prepared)
             outcome = await self.chat.outcome(prepared)
             reply = await self._reply(run)
             await self._finish(run, outcome, reply["id"])
@@ -219,14 +220,14 @@ class RunsService:
         except asyncio.CancelledError:
             await self._set(thread_id, run_id, status="cancelled", cancelled_at=int(time.time()))
 
-    async def stream(self, run: Document) -> AsyncIterator[bytes]:
+    async def stream(self, run: Document, key: str = "") -> AsyncIterator[bytes]:
         """Execute `run` while emitting the Assistants event stream."""
         run_id = run["id"]
         task = asyncio.current_task()
         if task is not None:
             self._tasks[run_id] = task
         try:
-            async for chunk in self._stream(run):
+            async for chunk in self._stream(run, key):
                 yield chunk
         except asyncio.CancelledError:
             await self._set(run["thread_id"], run_id, status="cancelled", cancelled_at=int(time.time()))
@@ -234,7 +235,7 @@ class RunsService:
         finally:
             self._tasks.pop(run_id, None)
 
-    async def _stream(self, run: Document) -> AsyncIterator[bytes]:
+    async def _stream(self, run: Document, key: str) -> AsyncIterator[bytes]:
         event: Callable[[str, Any], bytes] = lambda name, data: sse.encode_json(data, event=name)  # noqa: E731
         thread_id, run_id = run["thread_id"], run["id"]
         yield event("thread.run.created", run)
@@ -242,7 +243,8 @@ class RunsService:
         run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
         yield event("thread.run.in_progress", run)
         try:
-            prepared = self.chat.prepare(await self._request(run))
+            prepared = self.chat.prepare(await self._request(run), key=key)
+            await self.chat.admit(prepared)
             items = await self.chat.stream_items(prepared)
             reply = await self._reply(run)
             reply = {**reply, "status": "in_progress", "content": [], "completed_at": None}

@@ -8,11 +8,21 @@ OpenAI clients expect, plain or streamed.
 - temperature is forwarded unchanged: OpenAI's 0-2 lies inside Workers AI's 0-5, and 0 stays
   greedy. Seeds outside Workers AI's 1-9,999,999,999 are folded into it (deterministically).
 - `stop` is applied by the gateway (Workers AI has no stop parameter), also across chunks.
+
+The free-plan methods (each switchable, see settings and gateway/freeplan/):
+- continuation: an answer the upstream cut at its token limit, below what the client asked for,
+  is continued (the answer so far as an assistant turn, then a request to go on) and the parts
+  stitched into one answer, plain or streamed, usage summed, bounded in calls and tokens;
+- part by part (`x-workerprobe-split: paragraphs | tokens:N`): the last user message is cut into
+  parts, each answered with the same instructions, the answers joined in order;
+- a prompt over the model's context window is a 400 with the counts, before any upstream call;
+- the response cache, budgets and fallback model (freeplan/).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
@@ -21,18 +31,28 @@ from typing import Any
 import orjson
 
 from workerprobe import sse, tokens
-from workerprobe.cloudflare import WorkersAI
-from workerprobe.cloudflare.errors import UpstreamFailure
+from workerprobe.catalogue import Model
+from workerprobe.cloudflare.errors import CAPACITY_CODE, CloudflareError, UpstreamFailure
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ResponseFormat
-from workerprobe.gateway.errors import BadRequest, GatewayError, from_upstream
+from workerprobe.gateway.errors import BadRequest, GatewayError, QuotaExceeded, from_upstream
+from workerprobe.gateway.freeplan.budget import Budgets
+from workerprobe.gateway.freeplan.cache import HEADER as CACHE_HEADER
+from workerprobe.gateway.freeplan.cache import CacheDecision, ResponseCache
+from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter, Resolved
 from workerprobe.gateway.protocol import declared
 from workerprobe.ids import unique_hex
+from workerprobe.settings import GatewaySettings
 
-__all__ = ["ChatService", "Outcome", "Prepared"]
+__all__ = ["ChatService", "Outcome", "Prepared", "segments"]
 
 _SEED_MAX = 9_999_999_999
+CONTINUE = "Continue exactly where you stopped, without repeating anything."
+FALLBACK_HEADER = "x-workerprobe-fallback-model"
+SPLIT_HEADER = "x-workerprobe-split"
+_MAX_SEGMENTS = 64
+_PARAGRAPHS = re.compile(r"\n\s*\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +69,23 @@ class Outcome:
 class Prepared:
     resolved: Resolved
     body: dict[str, Any]
-    limit: int  # the max_tokens in force upstream
+    limit: int  # the max_tokens in force: in total when answers are continued
     stops: list[str]
     include_usage: bool
+    key: str = ""  # the client key's identity (budgets)
+    model: Model | None = None  # the model called: the resolved one, or its fallback
+    explicit: int | None = None  # the client's max_tokens (or the configured default)
+    continuing: bool = False  # cut answers are continued, up to `limit` tokens
+    segments: list[list[dict[str, Any]]] = field(default_factory=list)  # messages of each part
+    cache_key: str | None = None
+    cache: CacheDecision | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     id: str = field(default_factory=lambda: f"chatcmpl-{unique_hex()}")
     created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def called(self) -> Model:
+        return self.model or self.resolved.model
 
 
 def _text_content(index: int, content: Any) -> str:
@@ -96,25 +128,83 @@ def _cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
     return text[: min(positions)], True
 
 
+def segments(text: str, how: str) -> list[str]:
+    """`text` cut into parts: by paragraph ("paragraphs"), or paragraphs packed into parts of
+    at most N tokens ("tokens:N"; a longer paragraph is cut at token boundaries)."""
+    paragraphs = [p.strip() for p in _PARAGRAPHS.split(text) if p.strip()]
+    if how == "paragraphs":
+        return paragraphs
+    kind, _, size = how.partition(":")
+    if kind != "tokens" or not size.isdigit() or int(size) < 1:
+        raise BadRequest(f"{SPLIT_HEADER} must be 'paragraphs' or 'tokens:N' (N >= 1), not {how!r}")
+    budget = int(size)
+    out: list[str] = []
+    current: list[str] = []
+    used = 0
+    for paragraph in paragraphs:
+        pieces = tokens.split(paragraph)
+        if len(pieces) > budget:  # a paragraph over the budget: on its own, cut into parts
+            if current:
+                out.append("\n\n".join(current))
+                current, used = [], 0
+            out.extend("".join(pieces[i : i + budget]).strip() for i in range(0, len(pieces), budget))
+            continue
+        if used + len(pieces) > budget and current:
+            out.append("\n\n".join(current))
+            current, used = [], 0
+        current.append(paragraph)
+        used += len(pieces)
+    if current:
+        out.append("\n\n".join(current))
+    return [part for part in out if part]
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the parts of one answer added up to."""
+
+    prompt: int = 0
+    completion: int = 0
+    cut: bool = False  # some part ended at its token limit and was not continued
+
+    def usage(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+        }
+
+
 class ChatService:
     def __init__(
         self,
-        upstream: WorkersAI,
+        upstream: Resilient,
         router: ModelRouter,
         metrics: Metrics,
-        keepalive_s: float,
-        default_max_tokens: dict[str, int] | None = None,
+        settings: GatewaySettings,
+        budgets: Budgets,
+        cache: ResponseCache,
     ) -> None:
-        self.default_max_tokens = default_max_tokens or {}
+        self.settings = settings
+        self.default_max_tokens = settings.default_max_tokens
         self.upstream = upstream
         self.router = router
         self.metrics = metrics
-        self.keepalive_s = keepalive_s
+        self.keepalive_s = settings.keepalive_s
+        self.budgets = budgets
+        self.cache = cache
+        self.template = router.catalogue.chat_template_tokens
 
-    def _spent(self, prepared: Prepared, usage: dict[str, Any]) -> None:
-        self.metrics.usage(prepared.resolved.model, usage["prompt_tokens"], usage["completion_tokens"])
+    # -- before the upstream -----------------------------------------------------------------
 
-    def prepare(self, request: ChatCompletionRequest) -> Prepared:
+    def prepare(
+        self,
+        request: ChatCompletionRequest,
+        *,
+        key: str = "",
+        cache_control: str | None = None,
+        split: str | None = None,
+    ) -> Prepared:
         if request.n is not None and request.n > 1:
             raise BadRequest("n > 1 is not supported: Workers AI returns one choice per request", param="n")
         resolved = self.router.resolve(request.model, "text-generation")
@@ -150,35 +240,247 @@ class ChatService:
         stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
         if any(not s for s in stops):
             raise BadRequest("stop sequences must not be empty", param="stop")
-        return Prepared(
+        settings = self.settings
+        plain_text = "tools" not in body and "response_format" not in body
+        wanted = "*" in settings.continuation_models or model.name in settings.continuation_models
+        continuing = plain_text and (wanted or settings.continuation_part_tokens > 0)
+        upstream_default = model.default_max_tokens or 256
+        if max_tokens is not None:
+            limit = max_tokens
+        elif continuing and wanted:
+            limit = settings.continuation_max_tokens
+        else:
+            limit, continuing = upstream_default, continuing and max_tokens is not None
+        prepared = Prepared(
             resolved=resolved,
             body=body,
-            limit=max_tokens or model.default_max_tokens or 256,
+            limit=limit,
             stops=stops,
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            key=key,
+            explicit=max_tokens,
+            continuing=continuing,
+            segments=self._segments(messages, split),
+            headers=dict(resolved.headers()),
         )
+        self._check_context(prepared)
+        prepared.cache_key = self.cache.key(model.name, body, stops)
+        if prepared.cache_key is not None:
+            prepared.cache = CacheDecision(cache_control)
+        return prepared
 
-    # -- plain -------------------------------------------------------------------------------
+    def _segments(self, messages: list[dict[str, Any]], split: str | None) -> list[list[dict[str, Any]]]:
+        if split is None:
+            return [messages]
+        last = messages[-1]
+        if last["role"] != "user" or not last["content"]:
+            raise BadRequest(f"{SPLIT_HEADER} needs the text to process as the last (user) message", param="messages")
+        parts = segments(last["content"], split.strip())
+        if not parts:
+            raise BadRequest("the last message has no text to split", param="messages")
+        if len(parts) > _MAX_SEGMENTS:
+            raise BadRequest(
+                f"the text splits into {len(parts)} parts; at most {_MAX_SEGMENTS} are processed per request",
+                param="messages",
+            )
+        self.metrics.method("split", "request")
+        return [[*messages[:-1], {**last, "content": part}] for part in parts]
 
-    async def outcome(self, prepared: Prepared) -> Outcome:
-        """Run a completion upstream, not streamed."""
-        name = prepared.resolved.model.name
+    def _check_context(self, prepared: Prepared) -> None:
+        """A 400 with the counts when the prompt (and the asked completion) exceed the window."""
+        window = prepared.resolved.model.context_window
+        if window is None:
+            return
+        requested = prepared.explicit or 0
+        for messages in prepared.segments:
+            prompt = self.template.per_request + sum(
+                self.template.per_message + tokens.count(str(m.get("content") or "")) for m in messages
+            )
+            if prompt + requested > window:
+                self.metrics.method("context", "refused")
+                detail = (
+                    f"your messages resulted in {prompt} tokens"
+                    if not requested
+                    else f"you requested {prompt + requested} tokens ({prompt} in the messages, "
+                    f"{requested} in the completion)"
+                )
+                raise BadRequest(
+                    f"This model's maximum context length is {window} tokens. However, {detail}. "
+                    "Please reduce the length of the messages or completion.",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+
+    async def admit(self, prepared: Prepared) -> None:
+        """Budgets: 429 when the total or the key's is spent; the fallback model when the model's is."""
+        headers, model_spent = await self.budgets.admit(prepared.key, prepared.called.name)
+        prepared.headers.update(headers)
+        if model_spent:
+            fallback = self._fallback_model(prepared.called)
+            if fallback is None:
+                self.metrics.method("budget", "refused_model")
+                raise QuotaExceeded(
+                    f"the daily neuron budget of `{prepared.called.name}` is spent; it resets at 00:00 UTC"
+                )
+            self._use_fallback(prepared, fallback, "budget")
+
+    def _fallback_model(self, model: Model) -> Model | None:
+        fallbacks = self.settings.fallback_models
+        name = fallbacks.get(model.name, fallbacks.get("*"))
+        if name is None or name == model.name:
+            return None
+        return self.router.lookup(name)
+
+    def _use_fallback(self, prepared: Prepared, model: Model, cause: str) -> None:
+        self.metrics.method("fallback", cause)
+        prepared.headers[FALLBACK_HEADER] = model.name
+        prepared.model = model
+
+    async def cached(self, prepared: Prepared) -> Outcome | None:
+        """The cached answer of a deterministic request (`x-cache` says whether there was one)."""
+        if prepared.cache_key is None or prepared.cache is None:
+            return None
+        entry = await self.cache.get(prepared.cache_key) if prepared.cache.lookup else None
+        if entry is None:
+            self.metrics.method("cache", "miss")
+            prepared.headers[CACHE_HEADER] = "MISS"
+            return None
+        self.metrics.method("cache", "hit")
+        prepared.headers[CACHE_HEADER] = "HIT"
+        outcome = Outcome(entry["text"], entry["tool_calls"], entry["usage"], entry["finish"])
+        self.metrics.saved(prepared.called, outcome.usage["prompt_tokens"], outcome.usage["completion_tokens"])
+        return outcome
+
+    async def _finished(self, prepared: Prepared, outcome: Outcome) -> None:
+        usage = outcome.usage
+        model = prepared.called
+        self.metrics.usage(model, usage["prompt_tokens"], usage["completion_tokens"])
+        await self.budgets.spend(prepared.key, model, usage["prompt_tokens"], usage["completion_tokens"])
+        if prepared.cache_key is not None and prepared.cache is not None and prepared.cache.store:
+            entry = {"text": outcome.text, "tool_calls": outcome.tool_calls, "usage": usage, "finish": outcome.finish}
+            await self.cache.put(prepared.cache_key, entry)
+
+    # -- the parts of an answer --------------------------------------------------------------
+
+    def _ask(self, prepared: Prepared, produced: int) -> int | None:
+        """max_tokens for the next upstream call of a part that has `produced` tokens so far."""
+        part_cap = self.settings.continuation_part_tokens if prepared.continuing else 0
+        if not prepared.continuing:
+            return prepared.explicit
+        remaining = prepared.limit - produced
+        if part_cap:
+            return min(remaining, part_cap)
+        if prepared.explicit is not None:
+            return remaining
+        # Continued without a client limit: the upstream's default per call (less at the end).
+        default = prepared.called.default_max_tokens or 256
+        return remaining if remaining < default else None
+
+    def _body(self, prepared: Prepared, messages: list[dict[str, Any]], so_far: str, produced: int) -> dict[str, Any]:
+        body = {**prepared.body}
+        body["messages"] = (
+            [*messages, {"role": "assistant", "content": so_far}, {"role": "user", "content": CONTINUE}]
+            if so_far
+            else messages
+        )
+        ask = self._ask(prepared, produced)
+        if ask is None:
+            body.pop("max_tokens", None)
+        else:
+            body["max_tokens"] = ask
+        return body
+
+    def _part_limit(self, prepared: Prepared, body: dict[str, Any]) -> int:
+        ask = body.get("max_tokens")
+        return int(ask) if ask is not None else (prepared.called.default_max_tokens or 256)
+
+    def _goes_on(self, prepared: Prepared, cut: bool, calls: int, produced: int) -> bool:
+        """Whether a cut part is continued."""
+        if not (cut and prepared.continuing):
+            return False
+        if produced >= prepared.limit:
+            return False
+        if calls >= self.settings.continuation_max_calls:
+            self.metrics.method("continuation", "max_calls")
+            return False
+        self.metrics.method("continuation", "part")
+        return True
+
+    async def _run(self, prepared: Prepared, body: dict[str, Any]) -> Any:
         started = time.perf_counter()
+        name = prepared.called.name
         try:
-            result = await self.upstream.run(name, prepared.body)
+            try:
+                return await self.upstream.run(name, body)
+            except CloudflareError as exc:
+                fallback = self._fallback_model(prepared.called) if exc.code == CAPACITY_CODE else None
+                if fallback is None:
+                    raise
+                self._use_fallback(prepared, fallback, "capacity")
+                return await self.upstream.run(fallback.name, body)
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
         finally:
             self.metrics.upstream(name, time.perf_counter() - started)
-        text, calls, usage, upstream_finish = _normalise(result)
-        text, stopped = _cut_at_stop(text, prepared.stops)
-        final_usage = _usage(usage, prepared, text)
-        self._spent(prepared, final_usage)
-        finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
-        return Outcome(text, calls, final_usage, finish)
 
-    async def complete(self, prepared: Prepared) -> dict[str, Any]:
-        done = await self.outcome(prepared)
+    async def _open(
+        self, prepared: Prepared, body: dict[str, Any]
+    ) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
+        started = time.perf_counter()
+        name = prepared.called.name
+        try:
+            try:
+                events = await self.upstream.stream(name, body)
+                return events, await anext(events, None)
+            except CloudflareError as exc:
+                fallback = self._fallback_model(prepared.called) if exc.code == CAPACITY_CODE else None
+                if fallback is None:
+                    raise
+                self._use_fallback(prepared, fallback, "capacity")
+                events = await self.upstream.stream(fallback.name, body)
+                return events, await anext(events, None)
+        except UpstreamFailure as exc:
+            raise from_upstream(exc, prepared.resolved.requested) from None
+        finally:
+            self.metrics.upstream(name, time.perf_counter() - started)
+
+    # -- plain -------------------------------------------------------------------------------
+
+    async def outcome(self, prepared: Prepared, cached: Outcome | None = None) -> Outcome:
+        """Run a completion upstream (in parts, when continued or split), not streamed."""
+        if cached is not None:
+            return cached
+        tally = _Tally()
+        answers: list[str] = []
+        calls: list[dict[str, Any]] = []
+        for messages in prepared.segments:
+            so_far, produced, made = "", 0, 0
+            while True:
+                body = self._body(prepared, messages, so_far, produced)
+                text, new_calls, usage, finish = _normalise(await self._run(prepared, body))
+                part = _usage(usage, body, text)
+                tally.prompt += part["prompt_tokens"]
+                tally.completion += part["completion_tokens"]
+                so_far += text
+                produced += part["completion_tokens"]
+                made += 1
+                calls.extend(new_calls)
+                cut = finish == "length" or part["completion_tokens"] >= self._part_limit(prepared, body)
+                if new_calls or _cut_at_stop(so_far, prepared.stops)[1]:
+                    break
+                if not self._goes_on(prepared, cut, made, produced):
+                    tally.cut = tally.cut or cut
+                    break
+            answers.append(so_far)
+            if calls or _cut_at_stop("\n\n".join(answers), prepared.stops)[1]:
+                break
+        text, stopped = _cut_at_stop("\n\n".join(answers), prepared.stops)
+        done = Outcome(text, calls, tally.usage(), _finish(calls, stopped, tally.cut))
+        await self._finished(prepared, done)
+        return done
+
+    async def complete(self, prepared: Prepared, cached: Outcome | None = None) -> dict[str, Any]:
+        done = await self.outcome(prepared, cached)
         message: dict[str, Any] = {
             "role": "assistant",
             "content": done.text if not done.tool_calls else (done.text or None),
@@ -198,73 +500,98 @@ class ChatService:
 
     # -- streamed ----------------------------------------------------------------------------
 
-    async def stream_items(self, prepared: Prepared) -> AsyncGenerator[str | None | Outcome]:
+    async def stream_items(
+        self, prepared: Prepared, cached: Outcome | None = None
+    ) -> AsyncGenerator[str | None | Outcome]:
         """A streamed completion as text pieces, None for each keep-alive interval without
-        news, and the `Outcome` last. Upstream errors before the first event raise at the first
-        `anext`; later ones raise a GatewayError from the iteration."""
-        name = prepared.resolved.model.name
-        started = time.perf_counter()
-        try:
-            events = await self.upstream.stream(name, prepared.body)
-            first = await anext(events, None)
-        except UpstreamFailure as exc:
-            raise from_upstream(exc, prepared.resolved.requested) from None
-        finally:
-            self.metrics.upstream(name, time.perf_counter() - started)
-        return self._items(prepared, events, first)
+        news, and the `Outcome` last. Upstream errors before the first event raise here; later
+        ones (a continuation or part that fails included) raise a GatewayError from the iteration."""
+        if cached is not None:
+            return _replay(cached)
+        body = self._body(prepared, prepared.segments[0], "", 0)
+        events, first = await self._open(prepared, body)
+        return self._items(prepared, body, events, first)
 
     async def _items(
-        self, prepared: Prepared, events: AsyncGenerator[dict[str, Any]], first: dict[str, Any] | None
+        self,
+        prepared: Prepared,
+        body: dict[str, Any],
+        events: AsyncGenerator[dict[str, Any]],
+        first: dict[str, Any] | None,
     ) -> AsyncGenerator[str | None | Outcome]:
         emitted: list[str] = []
         calls: list[dict[str, Any]] = []
-        usage: dict[str, Any] | None = None
-        upstream_finish: str | None = None
+        tally = _Tally()
         hold = max((len(s) for s in prepared.stops), default=1) - 1
         pending = ""
         stopped = False
-        relayed = self._with_keepalive(events, first)
-        try:
-            async for item in relayed:
-                if item is None:
-                    yield None
-                    continue
-                piece, new_calls, event_usage, finish = _event_parts(item)
-                calls.extend(new_calls)
-                usage = event_usage or usage
-                upstream_finish = finish or upstream_finish
-                if not piece:
-                    continue
-                pending += piece
-                if prepared.stops:
-                    text, stopped = _cut_at_stop(pending, prepared.stops)
-                    if stopped:
-                        pending = text
-                        break
-                    # Hold back what could be the start of a stop sequence split across chunks.
-                    ready, pending = (pending[:-hold], pending[-hold:]) if hold else (pending, "")
-                else:
-                    ready, pending = pending, ""
-                if ready:
-                    emitted.append(ready)
-                    yield ready
-        except UpstreamFailure as exc:
-            raise from_upstream(exc, prepared.resolved.requested) from None
-        finally:
-            await relayed.aclose()
-            await events.aclose()
+        segment, so_far, produced, made = 0, "", 0, 0
+        while True:
+            usage: dict[str, Any] | None = None
+            upstream_finish: str | None = None
+            part: list[str] = []
+            relayed = self._with_keepalive(events, first)
+            try:
+                async for item in relayed:
+                    if item is None:
+                        yield None
+                        continue
+                    piece, new_calls, event_usage, finish = _event_parts(item)
+                    calls.extend(new_calls)
+                    usage = event_usage or usage
+                    upstream_finish = finish or upstream_finish
+                    if not piece:
+                        continue
+                    part.append(piece)
+                    pending += piece
+                    if prepared.stops:
+                        text, stopped = _cut_at_stop(pending, prepared.stops)
+                        if stopped:
+                            pending = text
+                            break
+                        # Hold back what could be the start of a stop sequence split across chunks.
+                        ready, pending = (pending[:-hold], pending[-hold:]) if hold else (pending, "")
+                    else:
+                        ready, pending = pending, ""
+                    if ready:
+                        emitted.append(ready)
+                        yield ready
+            except UpstreamFailure as exc:
+                raise from_upstream(exc, prepared.resolved.requested) from None
+            finally:
+                await relayed.aclose()
+                await events.aclose()
+            text = "".join(part)
+            counted = _usage(usage, body, text)
+            tally.prompt += counted["prompt_tokens"]
+            tally.completion += counted["completion_tokens"]
+            so_far += text
+            produced += counted["completion_tokens"]
+            made += 1
+            if stopped or calls:
+                break
+            cut = upstream_finish == "length" or counted["completion_tokens"] >= self._part_limit(prepared, body)
+            if self._goes_on(prepared, cut, made, produced):
+                body = self._body(prepared, prepared.segments[segment], so_far, produced)
+            else:
+                tally.cut = tally.cut or cut
+                segment += 1
+                if segment >= len(prepared.segments):
+                    break
+                pending += "\n\n"
+                so_far, produced, made = "", 0, 0
+                body = self._body(prepared, prepared.segments[segment], "", 0)
+            events, first = await self._open(prepared, body)
         if pending:
             emitted.append(pending)
             yield pending
-        text = "".join(emitted)
-        final_usage = _usage(usage, prepared, text)
-        self._spent(prepared, final_usage)
-        finish = _finish(prepared, final_usage["completion_tokens"], calls, upstream_finish, stopped)
-        yield Outcome(text, calls, final_usage, finish)
+        done = Outcome("".join(emitted), calls, tally.usage(), _finish(calls, stopped, tally.cut))
+        await self._finished(prepared, done)
+        yield done
 
-    async def open_stream(self, prepared: Prepared) -> AsyncIterator[bytes]:
+    async def open_stream(self, prepared: Prepared, cached: Outcome | None = None) -> AsyncIterator[bytes]:
         """The bytes of a streamed chat completion; see `stream_items` for errors."""
-        return self._relay(prepared, await self.stream_items(prepared))
+        return self._relay(prepared, await self.stream_items(prepared, cached))
 
     def _chunk(self, prepared: Prepared, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         return sse.encode_json(
@@ -324,6 +651,14 @@ class ChatService:
             yield item
 
 
+async def _replay(cached: Outcome) -> AsyncGenerator[str | None | Outcome]:
+    """A cached answer as a stream: its text in pieces of a few tokens, then the outcome."""
+    pieces = tokens.split(cached.text)
+    for i in range(0, len(pieces), 8):
+        yield "".join(pieces[i : i + 8])
+    yield cached
+
+
 def _response_format(response_format: ResponseFormat) -> dict[str, Any]:
     """OpenAI's response_format as Workers AI's: a bare JSON Schema, not OpenAI's wrapper."""
     if response_format.type == "text":
@@ -375,23 +710,22 @@ def _event_parts(event: dict[str, Any]) -> tuple[str, list[dict[str, Any]], dict
     return _as_text(event.get("response")), calls, event.get("usage"), None
 
 
-def _usage(upstream: dict[str, Any] | None, prepared: Prepared, text: str) -> dict[str, Any]:
+def _usage(upstream: dict[str, Any] | None, body: dict[str, Any], text: str) -> dict[str, Any]:
+    """The usage of one upstream call (estimated with the shared tokenizer when it gave none)."""
     if upstream and isinstance(upstream.get("completion_tokens"), int):
         prompt = int(upstream.get("prompt_tokens") or 0)
         completion = int(upstream["completion_tokens"])
-    else:  # no usage upstream: estimate with the shared tokenizer
-        prompt = sum(tokens.count(str(m.get("content") or "")) for m in prepared.body["messages"])
+    else:
+        prompt = sum(tokens.count(str(m.get("content") or "")) for m in body["messages"])
         completion = tokens.count(text)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def _finish(
-    prepared: Prepared, completion_tokens: int, calls: list[dict[str, Any]], upstream: str | None, stopped: bool
-) -> str:
+def _finish(calls: list[dict[str, Any]], stopped: bool, cut: bool) -> str:
+    """ "tool_calls", "stop" at a stop sequence or a natural end, "length" when the answer was
+    cut at a token limit (never a silent "stop")."""
     if calls:
         return "tool_calls"
     if stopped:
         return "stop"
-    if completion_tokens >= prepared.limit or upstream == "length":
-        return "length"
-    return "stop"
+    return "length" if cut else "stop"

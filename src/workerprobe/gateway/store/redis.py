@@ -153,7 +153,9 @@ class RedisStore:
 
     async def cache_get(self, key: str) -> bytes | None:
         value = await self.redis.get(f"{self.prefix}cache:{key}")
-        return None if value is None else value.encode("latin-1")
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else value.encode("latin-1")
 
     async def cache_put(self, key: str, value: bytes, ttl_s: float) -> None:
         # The connection decodes responses as text: bytes travel as latin-1, which maps 1:1.
