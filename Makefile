@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-deep test-unit report load selftest lint emulator gateway bench bench-gateway clean
+.PHONY: install test test-deep test-unit report load selftest arm64-check lint emulator gateway bench bench-gateway bench-free-plan clean
 
 install: $(VENV)/.installed
 
@@ -41,11 +41,16 @@ LOAD_ARGS ?= --profile step --users 16 --seconds 20 --classes MixUser
 load: install
 	$(PY) load/run.py $(LOAD_ARGS)
 
+# The gateway on an emulated aarch64 CPU (needs root; builds a Debian arm64 root filesystem
+# into .cache/arm64 once): SDK scenario tests against it, throughput beside native.
+arm64-check: install
+	$(PY) arm64/check.py
+
 test-unit: install
 	$(PYTEST) tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench load conftest.py
+	$(VENV)/bin/ruff check src tests bench load arm64 conftest.py
 	$(VENV)/bin/mypy
 
 emulator: install

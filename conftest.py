@@ -125,7 +125,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if not parts.is_dir():
         return
     spends = [p.read_text().split() for p in parts.glob("neurons-*.txt")]
-    if spends and configured() is not None:
+    chosen = configured()
+    if spends and chosen is not None and not chosen.emulated:
         spent, refused = sum(float(s[0]) for s in spends), sum(int(s[1]) for s in spends)
         terminalreporter.write_line(
             f"neurons spent on the deployed target (estimated): {spent:.2f} of {config.getoption('--max-neurons'):g};"

@@ -86,7 +86,7 @@ def call_and_validate(case: schemathesis.Case, target: Target, budget: Budget) -
     """Send a case to the target and run every check; a failure is attached to Allure with the
     request (as a curl command, `Authorization` filtered) and what the checks found."""
     headers = {"Authorization": f"Bearer {target.api_key}"}
-    reserved = 0.0 if target.embedded else _spend(case, budget)
+    reserved = 0.0 if target.emulated else _spend(case, budget)
     try:
         transport = {"base_url": target.root, "headers": headers, "timeout": 60}
         response = case.call(**transport)

@@ -24,7 +24,7 @@ SCENARIO_ESTIMATE = {"messages": "x" * 200, "max_tokens": 2 * 64}
 @pytest.fixture(autouse=True)
 def neuron_budget(target: Target, budget: Budget) -> None:
     """Against a deployed target, a scenario runs only while the budget covers its worst case."""
-    if target.embedded:
+    if target.emulated:
         return
     try:
         budget.reserve(SCENARIO_ESTIMATE, CHAT_MODEL)

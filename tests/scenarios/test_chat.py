@@ -50,7 +50,7 @@ def test_truncation_is_reported(client: openai.OpenAI) -> None:
 
 @pytest.mark.should
 def test_streamed_text_equals_plain_text_for_one_seed(client: openai.OpenAI, target: Target) -> None:
-    if not target.embedded:
+    if not target.emulated:
         pytest.skip("only the embedded emulator guarantees the same text for the same seed")
     kwargs = {
         "model": CHAT_MODEL,
@@ -107,7 +107,7 @@ def test_json_mode(client: openai.OpenAI) -> None:
 
 
 def test_temperature_zero_is_greedy(client: openai.OpenAI, target: Target) -> None:
-    if not target.embedded:
+    if not target.emulated:
         pytest.skip("only the embedded emulator guarantees greedy decoding at temperature 0")
     texts = {
         client.chat.completions.create(
@@ -121,7 +121,7 @@ def test_temperature_zero_is_greedy(client: openai.OpenAI, target: Target) -> No
 
 
 def test_split_upstream_events_lose_no_token(client: openai.OpenAI, target: Target) -> None:
-    if not target.embedded:
+    if not target.emulated:
         pytest.skip("needs the emulator's split-events fault")
     kwargs = {
         "model": CHAT_MODEL,

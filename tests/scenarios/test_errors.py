@@ -32,7 +32,7 @@ def test_bad_input(client: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize("fault", ["3021", "3040", "4006"])
 def test_rate_limits_raise_rate_limit_error(client: openai.OpenAI, target: Target, fault: str) -> None:
-    if not target.embedded:
+    if not target.emulated:
         pytest.skip("forcing a 429 from a deployed Worker would spend its real allocation")
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(

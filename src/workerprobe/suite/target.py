@@ -24,6 +24,14 @@ class Target:
     api_key: str
     embedded: bool
     emulator_url: str | None = None
+    # Its upstream is the workerprobe emulator (always for the embedded default; for a configured
+    # target when WORKERPROBE_TARGET_UPSTREAM=emulator): emulator-only scenarios run, no neurons
+    # are real.
+    upstream_emulated: bool = False
+
+    @property
+    def emulated(self) -> bool:
+        return self.embedded or self.upstream_emulated
 
     @property
     def v1(self) -> str:
@@ -32,7 +40,7 @@ class Target:
     def describe(self) -> str:
         if self.embedded:
             return f"the embedded default (workerprobe gateway at {self.root}, emulator upstream)"
-        return f"{self.v1} (CLOUDFLARE_WORKER_URL)"
+        return f"{self.v1} (CLOUDFLARE_WORKER_URL{', emulator upstream' if self.upstream_emulated else ''})"
 
 
 def configured(env_file: Path | None = None) -> Target | None:
@@ -49,7 +57,9 @@ def configured(env_file: Path | None = None) -> Target | None:
         raise RuntimeError("CLOUDFLARE_WORKER_URL is set but API_KEY is not: the suite needs both")
     root = url.rstrip("/")
     root = root[: -len("/v1")] if root.endswith("/v1") else root
-    return Target(root=root, api_key=key, embedded=False)
+    upstream = os.environ.get("WORKERPROBE_TARGET_UPSTREAM") or values.get("WORKERPROBE_TARGET_UPSTREAM")
+    emulated = upstream == "emulator"
+    return Target(root=root, api_key=key, embedded=False, upstream_emulated=emulated)
 
 
 @contextmanager
