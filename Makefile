@@ -66,5 +66,8 @@ bench: install
 bench-gateway: install
 	$(PY) bench/gateway_bench.py
 
+bench-free-plan: install
+	$(PY) bench/free_plan_methods.py
+
 clean:
 	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache

@@ -36,12 +36,30 @@ COLLECTOR = Collector()
 CATALOGUE = load_catalogue()
 STATE: dict[str, Any] = {"budget": None, "stop_reason": None}
 
-PROMPTS = [
-    ("What is 3 * 10?", None),
-    ("Tell me about harbours in the north.", 128),
-    ("Write a very long essay of at least 3000 words about Rome.", 64),
-    ("Write a detailed story about a mountain village.", None),
-]
+# Prompt sets (--prompts): (prompt, max_tokens) pairs taken in turn.
+PROMPT_SETS: dict[str, list[tuple[str, int | None]]] = {
+    # A mix of short, capped and long answers.
+    "mix": [
+        ("What is 3 * 10?", None),
+        ("Tell me about harbours in the north.", 128),
+        ("Write a very long essay of at least 3000 words about Rome.", 64),
+        ("Write a detailed story about a mountain village.", None),
+    ],
+    # Answers of 400 to 900 tokens with no max_tokens: past the 256-token default, so cut unless
+    # the gateway continues them. (EMULATE_LONG_TEXT:n makes the emulator answer with its known
+    # text of n tokens; a real model answers the request in front of it.)
+    "long-answer": [
+        (f"Write a detailed story of about {n * 3 // 4} words about a mountain village. EMULATE_LONG_TEXT:{n}", None)
+        for n in (400, 600, 900)
+    ],
+    # Four questions asked over and over, greedily (temperature 0): what a cache is for.
+    "repeated": [
+        ("What is the capital of France? Answer in one sentence.", 64),
+        ("Give three tips for writing clear documentation.", 96),
+        ("What is 12 * 12?", 32),
+        ("Summarise the water cycle in two sentences.", 96),
+    ],
+}
 
 
 @events.init_command_line_parser.add_listener
@@ -55,8 +73,12 @@ def _options(parser: Any) -> None:
     group.add_argument("--load-seconds", type=float, default=20.0, help="length of the shape")
     group.add_argument("--step", type=int, default=4, help="users added per step (profile step)")
     group.add_argument("--step-seconds", type=float, default=5.0)
+    group.add_argument(
+        "--requests-per-minute", type=float, default=300.0, help="pace of the free-plan profile, all users together"
+    )
     group.add_argument("--max-neurons", type=float, default=300.0, help="stop before spending more")
-    group.add_argument("--max-tokens", type=int, default=0, help="max_tokens of every chat request (0: the mix)")
+    group.add_argument("--max-tokens", type=int, default=0, help="max_tokens of every chat request (0: the set's)")
+    group.add_argument("--prompts", default="mix", choices=sorted(PROMPT_SETS), help="prompt set of chat requests")
     group.add_argument("--total-timeout", type=float, default=120.0, help="seconds for a whole request")
     group.add_argument("--stall-timeout", type=float, default=30.0, help="longest allowed gap between chunks")
     group.add_argument("--p95-ttft-ms", type=float, default=0.0, help="threshold (0: none)")
@@ -181,9 +203,9 @@ class LLMUser(HttpUser):
     def wait_time(self) -> float:
         options = _options_of(self.environment)
         if options.load_profile == "free-plan":
-            # 300 text-generation requests a minute in total, shared by the users running now.
+            # 300 text-generation requests a minute in total (by default), shared by the users running now.
             users = max(1, self.environment.runner.user_count if self.environment.runner else 1)
-            return constant_throughput(5.0 / users)(self)
+            return constant_throughput(options.requests_per_minute / 60.0 / users)(self)
         return 0.0
 
     def on_start(self) -> None:
@@ -229,13 +251,16 @@ class LLMUser(HttpUser):
             gevent.sleep(min(wait, 60.0))  # back off as asked
 
     def chat(self, stream: bool) -> None:
-        prompt, limit = PROMPTS[self.turn % len(PROMPTS)]
+        prompts = PROMPT_SETS[self.options.prompts]
+        prompt, limit = prompts[self.turn % len(prompts)]
         self.turn += 1
         if self.options.max_tokens > 0:
             limit = self.options.max_tokens
         body: dict[str, Any] = {"model": self.options.chat_model, "messages": [{"role": "user", "content": prompt}]}
         if limit is not None:
             body["max_tokens"] = limit
+        if self.options.prompts == "repeated":
+            body["temperature"] = 0
         if stream:
             body |= {"stream": True, "stream_options": {"include_usage": True}}
         reserved = self._reserve(body)

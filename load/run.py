@@ -36,11 +36,18 @@ def _upstream_count(emulator_url: str, summary: Path) -> None:
     """Adds what the emulator served to the summary: a ground truth for the client's counts."""
     report = httpx.get(f"{emulator_url}/__emulator/usage", timeout=10).json()
     served = sum(account["requests"] for account in report["accounts"].values())
+    neurons = sum(account["neurons"] for account in report["accounts"].values())
     if summary.exists():
         data = json.loads(summary.read_text())
         data["upstream_requests_served"] = served
+        data["upstream_neurons"] = neurons
+        errors: dict[str, int] = {}
+        for account in report["accounts"].values():
+            for code, n in account["errors"].items():
+                errors[code] = errors.get(code, 0) + n
+        data["upstream_errors"] = errors
         summary.write_text(json.dumps(data, indent=2))
-    print(f"the emulator served {served} requests", flush=True)
+    print(f"the emulator served {served} requests for {neurons:.2f} neurons", flush=True)
 
 
 def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str]:
@@ -63,6 +70,9 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str
         "CF_API_TOKEN": "load",
         "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
     }
+    for setting in args.gateway_env:
+        name, _, value = setting.partition("=")
+        gateway_env[name if name.startswith("WORKERPROBE_GATEWAY_") else f"WORKERPROBE_GATEWAY_{name.upper()}"] = value
     if args.gateway_defects:
         gateway_env |= {
             "WORKERPROBE_GATEWAY_TEST_MODE": "true",
@@ -89,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedded", action="store_true", help="ignore .env: load the embedded default")
     parser.add_argument("--server-cpu", type=int, help="pin the embedded emulator and gateway to this core")
     parser.add_argument("--gateway-defects", nargs="*", default=[], help="seeded defects (selftest only)")
+    parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the embedded gateway, e.g. free_plan=true or retry_attempts=3 (repeatable)",
+    )
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
 

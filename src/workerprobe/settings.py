@@ -164,6 +164,9 @@ class GatewaySettings(BaseSettings):
     # ask it to continue and stitch the parts. Models (or "*") where answers are continued even
     # when the client set no max_tokens, up to `continuation_max_tokens`.
     continuation_models: list[str] = Field(default_factory=list)
+    # Client keys (their ids from `workerprobe api-key list`, or "api_key" for API_KEY) whose
+    # answers are continued on every model.
+    continuation_keys: list[str] = Field(default_factory=list)
     continuation_max_calls: int = Field(default=8, ge=2)
     continuation_max_tokens: int = Field(default=4096, ge=1)
     # Upstream calls ask at most this many tokens each (0: no cap), so that long answers come in

@@ -294,3 +294,37 @@ def test_load_profiles_expose_load_relevant_defects(tmp_path: Path, defect: str,
         "100000",
     )
     assert seen(summary), (defect, summary)
+
+
+@pytest.mark.parametrize("continued", [False, True])
+def test_long_answer_profile_shows_what_continuation_buys(tmp_path: Path, continued: bool) -> None:
+    """The long-answer prompt set with a zero-truncation threshold: the plain gateway breaches
+    it (every answer cut at 256 tokens), the gateway that continues cut answers meets it."""
+    settings = ["--gateway-env", 'continuation_models=["*"]'] if continued else []
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "ChatUser",
+        "StreamUser",
+        "--users",
+        "2",
+        "--seconds",
+        "5",
+        "--emulator-latency",
+        "zero",
+        *settings,
+        "--",
+        "--prompts",
+        "long-answer",
+        "--max-truncation-rate",
+        "0",
+        "--max-neurons",
+        "100000",
+    )
+    assert summary["requests"] > 0 and summary["failures"] == {}, output
+    if continued:
+        assert code == 0 and summary["truncation_rate"] == 0.0, output
+        assert summary["upstream_requests_served"] > summary["requests"]  # the continuations
+    else:
+        assert code == 1 and summary["truncation_rate"] == 1.0, output
+        assert "THRESHOLD BREACHED: truncation rate" in output

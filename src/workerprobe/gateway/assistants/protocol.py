@@ -50,7 +50,7 @@ class AssistantCreate(_WithMetadata):
     tool_resources: dict[str, Any] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    response_format: str | dict[str, Any] | None = None
+    response_format: Literal["auto"] | dict[str, Any] | None = None
 
 
 class AssistantModify(_WithMetadata):
@@ -62,7 +62,7 @@ class AssistantModify(_WithMetadata):
     tool_resources: dict[str, Any] | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    response_format: str | dict[str, Any] | None = None
+    response_format: Literal["auto"] | dict[str, Any] | None = None
 
 
 class MessageCreate(_WithMetadata):

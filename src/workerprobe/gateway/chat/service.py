@@ -242,7 +242,11 @@ class ChatService:
             raise BadRequest("stop sequences must not be empty", param="stop")
         settings = self.settings
         plain_text = "tools" not in body and "response_format" not in body
-        wanted = "*" in settings.continuation_models or model.name in settings.continuation_models
+        wanted = (
+            "*" in settings.continuation_models
+            or model.name in settings.continuation_models
+            or (bool(key) and key in settings.continuation_keys)
+        )
         continuing = plain_text and (wanted or settings.continuation_part_tokens > 0)
         upstream_default = model.default_max_tokens or 256
         if max_tokens is not None:
@@ -411,13 +415,16 @@ class ChatService:
         name = prepared.called.name
         try:
             try:
-                return await self.upstream.run(name, body)
+                result = await self.upstream.run(name, body)
             except CloudflareError as exc:
                 fallback = self._fallback_model(prepared.called) if exc.code == CAPACITY_CODE else None
                 if fallback is None:
                     raise
                 self._use_fallback(prepared, fallback, "capacity")
-                return await self.upstream.run(fallback.name, body)
+                result = await self.upstream.run(fallback.name, body)
+            if not isinstance(result, dict):  # never an empty answer passed off as a real one
+                raise UpstreamFailure(f"Workers AI answered without a result ({type(result).__name__})")
+            return result
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
         finally:
