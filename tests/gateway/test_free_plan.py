@@ -23,6 +23,8 @@ from workerprobe.procs import serve
 from workerprobe.sse import Decoder
 
 FALLBACK = "@cf/meta/llama-3.2-1b-instruct"
+BUDGETED = "@cf/meta/llama-3.1-8b-instruct-fp8-fast"  # a tiny budget, and a fallback
+BUDGETED_ALONE = "@cf/google/gemma-4-26b-a4b-it"  # a tiny budget, no fallback
 EMBEDDING_MODEL = "@cf/baai/bge-base-en-v1.5"
 
 
@@ -71,7 +73,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             "WORKERPROBE_GATEWAY_CACHE_TTL_S": "600",
             "WORKERPROBE_GATEWAY_CONTINUATION_MODELS": f'["{CHAT_MODEL}"]',
             "WORKERPROBE_GATEWAY_CONTINUATION_MAX_TOKENS": "2000",
-            "WORKERPROBE_GATEWAY_FALLBACK_MODELS": f'{{"{CHAT_MODEL}": "{FALLBACK}"}}',
+            "WORKERPROBE_GATEWAY_FALLBACK_MODELS": f'{{"{CHAT_MODEL}": "{FALLBACK}", "{BUDGETED}": "{FALLBACK}"}}',
+            "WORKERPROBE_GATEWAY_MODEL_DAILY_NEURONS": f'{{"{BUDGETED}": 0.001, "{BUDGETED_ALONE}": 0.001}}',
         }
         with serve(["gateway"], env=env) as gateway:
             headers = {"Authorization": f"Bearer {KEY}"}
@@ -163,6 +166,20 @@ def test_fallback_model_when_capacity_persists(pair: Pair) -> None:
     assert response.status_code == 200, response.text
     assert response.headers["x-workerprobe-fallback-model"] == FALLBACK
     assert pair.metric("workerprobe_free_plan_events_total", method="fallback", event="capacity") >= 1
+
+
+def test_a_model_whose_budget_is_spent_falls_back_or_is_refused(pair: Pair) -> None:
+    first = pair.chat("Tell me about rivers", model=BUDGETED)
+    assert first.status_code == 200 and "x-workerprobe-fallback-model" not in first.headers
+    then = pair.chat("Tell me about rivers", model=BUDGETED)
+    assert then.status_code == 200, then.text
+    assert then.headers["x-workerprobe-fallback-model"] == FALLBACK
+    assert then.json()["model"] == BUDGETED  # the client's name stays; the header says who answered
+    assert pair.chat("Tell me about lakes", model=BUDGETED_ALONE).status_code == 200
+    refused = pair.chat("Tell me about lakes", model=BUDGETED_ALONE)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "insufficient_quota"
+    assert BUDGETED_ALONE in refused.json()["error"]["message"]
 
 
 # -- continuation --------------------------------------------------------------------------------
