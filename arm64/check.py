@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import throughput  # noqa: E402
 
-from workerprobe.procs import free_port, serve, wait_listening  # noqa: E402
+from workerprobe.procs import free_port, serve, stop, wait_listening  # noqa: E402
 
 # The Dockerfile's base is the same distribution and Python (tests/unit/test_arm64_check.py).
 SUITE = "bookworm"
@@ -255,12 +255,7 @@ def emulated_gateway(env: dict[str, str]) -> Iterator[str]:
         wait_listening("127.0.0.1", port, timeout=180, process=process)  # type: ignore[arg-type]
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)  # type: ignore[arg-type]
 
 
 def rps(url: str, key: str, seconds: float, concurrency: int) -> float:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Server", "free_port", "serve", "wait_listening"]
+__all__ = ["Server", "free_port", "serve", "stop", "wait_listening"]
 
 
 def _die_with_parent() -> None:
@@ -97,10 +97,15 @@ def serve(
             raise RuntimeError(f"{' '.join(command)}: {exc}\n{log.read().decode(errors='replace')}") from None
         yield Server(host, port, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Terminate a server, and kill it if it has not exited within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -24,9 +24,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -47,6 +47,7 @@ from workerprobe.settings import GatewaySettings
 
 __all__ = ["ChatService", "Outcome", "Prepared", "segments"]
 
+T = TypeVar("T")
 _SEED_MAX = 9_999_999_999
 CONTINUE = "Continue exactly where you stopped, without repeating anything."
 FALLBACK_HEADER = "x-workerprobe-fallback-model"
@@ -410,46 +411,42 @@ class ChatService:
         self.metrics.method("continuation", "part")
         return True
 
-    async def _run(self, prepared: Prepared, body: dict[str, Any]) -> Any:
+    async def _call(self, prepared: Prepared, call: Callable[[str], Awaitable[T]]) -> T:
+        """`call(model name)` upstream; on capacity errors that outlast the retries, the fallback
+        model (when one is set). Upstream failures become the client-facing errors."""
         started = time.perf_counter()
         name = prepared.called.name
         try:
             try:
-                result = await self.upstream.run(name, body)
+                return await call(name)
             except CloudflareError as exc:
                 fallback = self._fallback_model(prepared.called) if exc.code == CAPACITY_CODE else None
                 if fallback is None:
                     raise
                 self._use_fallback(prepared, fallback, "capacity")
-                result = await self.upstream.run(fallback.name, body)
-            if not isinstance(result, dict):  # never an empty answer passed off as a real one
-                raise UpstreamFailure(f"Workers AI answered without a result ({type(result).__name__})")
-            return result
+                return await call(fallback.name)
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
         finally:
             self.metrics.upstream(name, time.perf_counter() - started)
 
+    async def _run(self, prepared: Prepared, body: dict[str, Any]) -> dict[str, Any]:
+        async def run(name: str) -> dict[str, Any]:
+            result = await self.upstream.run(name, body)
+            if not isinstance(result, dict):  # never an empty answer passed off as a real one
+                raise UpstreamFailure(f"Workers AI answered without a result ({type(result).__name__})")
+            return result
+
+        return await self._call(prepared, run)
+
     async def _open(
         self, prepared: Prepared, body: dict[str, Any]
     ) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
-        started = time.perf_counter()
-        name = prepared.called.name
-        try:
-            try:
-                events = await self.upstream.stream(name, body)
-                return events, await anext(events, None)
-            except CloudflareError as exc:
-                fallback = self._fallback_model(prepared.called) if exc.code == CAPACITY_CODE else None
-                if fallback is None:
-                    raise
-                self._use_fallback(prepared, fallback, "capacity")
-                events = await self.upstream.stream(fallback.name, body)
-                return events, await anext(events, None)
-        except UpstreamFailure as exc:
-            raise from_upstream(exc, prepared.resolved.requested) from None
-        finally:
-            self.metrics.upstream(name, time.perf_counter() - started)
+        async def opened(name: str) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
+            events = await self.upstream.stream(name, body)
+            return events, await anext(events, None)
+
+        return await self._call(prepared, opened)
 
     # -- plain -------------------------------------------------------------------------------
 
