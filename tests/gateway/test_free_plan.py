@@ -375,3 +375,21 @@ def test_key_rate_limit(budgeted: tuple[Pair, str]) -> None:
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+@pytest.mark.parametrize("redis", [False, True])
+async def test_key_rate_limiter_in_memory_and_in_redis(redis: bool) -> None:
+    import uuid
+
+    from workerprobe.gateway.errors import RateLimited
+    from workerprobe.gateway.freeplan.budget import KeyRateLimiter
+
+    url = "redis://127.0.0.1:6379/0" if redis else None
+    limiter = KeyRateLimiter("3/minute", url, prefix=f"wp-test-{uuid.uuid4().hex}:")
+    for _ in range(3):
+        await limiter.hit("key_a")
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit("key_a")
+    assert 1 <= int(refused.value.headers["retry-after"]) <= 60
+    await limiter.hit("key_b")  # each key has its own window
+    await limiter.close()

@@ -88,6 +88,8 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         try:
             yield
         finally:
+            if limiter is not None:
+                await limiter.close()
             await store.close()
             await upstream.close()
 

@@ -15,6 +15,7 @@ import datetime as dt
 import math
 import time
 
+import redis.asyncio as aioredis
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -105,12 +106,24 @@ class KeyRateLimiter:
     def __init__(self, spec: str, redis_url: str | None, prefix: str) -> None:
         self.items: list[RateLimitItem] = parse_many(spec)
         storage: Storage
+        self._pool: aioredis.ConnectionPool | None = None
         if redis_url:
-            uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            storage = RedisStorage(uri, implementation="redispy", key_prefix=f"{prefix}ratelimit")
+            # Our own pool, so that closing the gateway closes its connections.
+            self._pool = aioredis.ConnectionPool.from_url(redis_url.removeprefix("async+"))
+            uri = "async+" + redis_url.removeprefix("async+")
+            storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                key_prefix=f"{prefix}ratelimit",
+                connection_pool=self._pool,  # type: ignore[arg-type]  # documented, typed narrowly
+            )
         else:
             storage = MemoryStorage()
         self.limiter = MovingWindowRateLimiter(storage)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect()
 
     async def hit(self, key: str) -> None:
         """Count a request; raises RateLimited (with Retry-After) when a limit is reached."""
