@@ -47,5 +47,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 @pytest.fixture()
-def client(gateway: Gateway) -> openai.OpenAI:
-    return gateway.client()
+def client(gateway: Gateway) -> Iterator[openai.OpenAI]:
+    with gateway.client() as client:
+        yield client

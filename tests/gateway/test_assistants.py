@@ -40,16 +40,16 @@ def test_assistant_validation(client: openai.OpenAI) -> None:
 
 
 def test_assistant_list_pagination(gateway: Gateway) -> None:
-    client = gateway.client()
-    made = [client.beta.assistants.create(model=CHAT_MODEL, name=f"page-{i}").id for i in range(5)]
-    page = client.beta.assistants.list(limit=2, order="asc", after=made[0])
-    assert [a.id for a in page.data] == made[1:3] and page.has_more
-    newest = client.beta.assistants.list(limit=3)
-    assert [a.id for a in newest.data] == made[::-1][:3]
-    raw = gateway.http.get("/v1/assistants", params={"limit": 2, "order": "asc", "after": made[2]}).json()
-    assert raw["first_id"] == made[3] and raw["last_id"] == made[4]
-    assert gateway.http.get("/v1/assistants", params={"limit": 0}).status_code == 400
-    assert gateway.http.get("/v1/assistants", params={"order": "sideways"}).status_code == 400
+    with gateway.client() as client:
+        made = [client.beta.assistants.create(model=CHAT_MODEL, name=f"page-{i}").id for i in range(5)]
+        page = client.beta.assistants.list(limit=2, order="asc", after=made[0])
+        assert [a.id for a in page.data] == made[1:3] and page.has_more
+        newest = client.beta.assistants.list(limit=3)
+        assert [a.id for a in newest.data] == made[::-1][:3]
+        raw = gateway.http.get("/v1/assistants", params={"limit": 2, "order": "asc", "after": made[2]}).json()
+        assert raw["first_id"] == made[3] and raw["last_id"] == made[4]
+        assert gateway.http.get("/v1/assistants", params={"limit": 0}).status_code == 400
+        assert gateway.http.get("/v1/assistants", params={"order": "sideways"}).status_code == 400
 
 
 def test_thread_lifecycle_with_messages(client: openai.OpenAI) -> None:
@@ -128,18 +128,18 @@ def test_run_stream_yields_text_deltas(client: openai.OpenAI) -> None:
 
 
 def test_raw_run_event_stream(gateway: Gateway) -> None:
-    client = gateway.client()
-    assistant = client.beta.assistants.create(model=CHAT_MODEL)
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 1 + 2?"}])
-    body = {"assistant_id": assistant.id, "stream": True}
-    with gateway.http.stream("POST", f"/v1/threads/{thread.id}/runs", json=body) as response:
-        raw = response.read().decode()
-    names = [line[7:] for line in raw.splitlines() if line.startswith("event: ")]
-    assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
-    assert names[3:5] == ["thread.message.created", "thread.message.in_progress"]
-    assert "thread.message.delta" in names
-    assert names[-3:] == ["thread.message.completed", "thread.run.completed", "done"]
-    assert raw.rstrip().endswith("data: [DONE]")
+    with gateway.client() as client:
+        assistant = client.beta.assistants.create(model=CHAT_MODEL)
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 1 + 2?"}])
+        body = {"assistant_id": assistant.id, "stream": True}
+        with gateway.http.stream("POST", f"/v1/threads/{thread.id}/runs", json=body) as response:
+            raw = response.read().decode()
+        names = [line[7:] for line in raw.splitlines() if line.startswith("event: ")]
+        assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
+        assert names[3:5] == ["thread.message.created", "thread.message.in_progress"]
+        assert "thread.message.delta" in names
+        assert names[-3:] == ["thread.message.completed", "thread.run.completed", "done"]
+        assert raw.rstrip().endswith("data: [DONE]")
 
 
 def test_failed_run_on_upstream_error(client: openai.OpenAI) -> None:
@@ -189,32 +189,31 @@ def test_cancel_a_slow_run() -> None:
             "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
         }
         with serve(["gateway"], env=env) as server:
-            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
-            assistant = client.beta.assistants.create(model=CHAT_MODEL)
-            thread = client.beta.threads.create(messages=[{"role": "user", "content": "Write a long story"}])
-            run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
-            assert run.status == "queued"
-            cancelling = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
-            assert cancelling.status in ("cancelling", "cancelled")
-            final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
-            assert final.status == "cancelled" and final.cancelled_at
-            assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["user"]
+            with openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0) as client:
+                assistant = client.beta.assistants.create(model=CHAT_MODEL)
+                thread = client.beta.threads.create(messages=[{"role": "user", "content": "Write a long story"}])
+                run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+                assert run.status == "queued"
+                cancelling = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+                assert cancelling.status in ("cancelling", "cancelled")
+                final = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
+                assert final.status == "cancelled" and final.cancelled_at
+                assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["user"]
 
 
 async def test_async_run_lifecycle(gateway: Gateway) -> None:
-    client = gateway.async_client()
-    assistant = await client.beta.assistants.create(model=CHAT_MODEL)
-    thread = await client.beta.threads.create(messages=[{"role": "user", "content": "What is 5 + 5?"}])
-    run = await client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
-    )
-    assert run.status == "completed"
-    async with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
-        text = "".join([d async for d in stream.text_deltas])
-    assert text
-    messages = await client.beta.threads.messages.list(thread.id)
-    assert len(messages.data) == 3
-    await client.close()
+    async with gateway.async_client() as client:
+        assistant = await client.beta.assistants.create(model=CHAT_MODEL)
+        thread = await client.beta.threads.create(messages=[{"role": "user", "content": "What is 5 + 5?"}])
+        run = await client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+        )
+        assert run.status == "completed"
+        async with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+            text = "".join([d async for d in stream.text_deltas])
+        assert text
+        messages = await client.beta.threads.messages.list(thread.id)
+        assert len(messages.data) == 3
 
 
 def test_bad_bodies(gateway: Gateway) -> None:

@@ -29,9 +29,9 @@ def test_missing_or_wrong_key(gateway: Gateway, header: str | None) -> None:
 
 
 def test_sdk_wrong_key(gateway: Gateway) -> None:
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="nope", max_retries=0)
-    with pytest.raises(openai.AuthenticationError):
-        client.models.list()
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="nope", max_retries=0) as client:
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
 
 
 @pytest.mark.parametrize(
@@ -100,10 +100,12 @@ def test_sdk_error_classes_for_upstream_errors(client: openai.OpenAI) -> None:
 
 
 def test_quota_error_is_not_retried_by_the_sdk(gateway: Gateway) -> None:
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=3)
-    with pytest.raises(openai.RateLimitError) as caught:
-        client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "EMULATE_FAULT:4006"}])
-    assert caught.value.response.headers["x-should-retry"] == "false"
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=3) as client:
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(
+                model=CHAT_MODEL, messages=[{"role": "user", "content": "EMULATE_FAULT:4006"}]
+            )
+        assert caught.value.response.headers["x-should-retry"] == "false"
 
 
 def test_unknown_path_and_wrong_method(gateway: Gateway) -> None:

@@ -35,8 +35,10 @@ class Pair:
     http: httpx.Client
     database: str
 
-    def client(self, key: str = KEY) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.gateway}/v1", api_key=key, max_retries=0)
+    def complete(self, **kwargs: Any) -> Any:
+        """A chat completion through the official SDK (its client closed after)."""
+        with openai.OpenAI(base_url=f"{self.gateway}/v1", api_key=KEY, max_retries=0) as client:
+            return client.chat.completions.create(**kwargs)
 
     def upstream_calls(self) -> int:
         report = httpx.get(f"{self.emulator}/__emulator/usage").json()
@@ -187,14 +189,12 @@ def test_a_model_whose_budget_is_spent_falls_back_or_is_refused(pair: Pair) -> N
 
 def test_cut_answer_is_continued_and_stitched(pair: Pair) -> None:
     expected = "".join(known_text(700))
-    completion = pair.client().chat.completions.create(
-        model=CHAT_MODEL, messages=[{"role": "user", "content": "Recite EMULATE_LONG_TEXT:700"}]
-    )
+    completion = pair.complete(model=CHAT_MODEL, messages=[{"role": "user", "content": "Recite EMULATE_LONG_TEXT:700"}])
     assert completion.choices[0].message.content == expected  # no repeated or missing text
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None and completion.usage.completion_tokens == 700
     # Three upstream calls (256 + 256 + 188 tokens): the prompt tokens of all of them.
-    single = pair.client().chat.completions.create(
+    single = pair.complete(
         model=CHAT_MODEL, max_tokens=5, messages=[{"role": "user", "content": "Recite EMULATE_LONG_TEXT:700"}]
     )
     assert single.usage is not None and completion.usage.prompt_tokens > 3 * single.usage.prompt_tokens
@@ -208,7 +208,7 @@ def test_cut_answer_is_continued_in_a_stream(pair: Pair) -> None:
 
 
 def test_continuation_stops_at_the_clients_max_tokens(pair: Pair) -> None:
-    completion = pair.client().chat.completions.create(
+    completion = pair.complete(
         model=CHAT_MODEL, max_tokens=300, messages=[{"role": "user", "content": "Recite EMULATE_LONG_TEXT:700"}]
     )
     assert completion.choices[0].message.content == "".join(known_text(700)[:300])
@@ -222,7 +222,7 @@ def test_continuation_is_bounded_by_its_token_maximum(pair: Pair) -> None:
 
 
 def test_no_continuation_where_it_is_not_switched_on(pair: Pair) -> None:
-    completion = pair.client().chat.completions.create(
+    completion = pair.complete(
         model="@cf/meta/llama-3.2-3b-instruct", messages=[{"role": "user", "content": "Recite EMULATE_LONG_TEXT:700"}]
     )
     assert completion.usage is not None and completion.usage.completion_tokens == 256

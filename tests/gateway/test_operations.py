@@ -29,18 +29,18 @@ def test_api_key_create_list_revoke(gateway: Gateway) -> None:
     assert made.returncode == 0, made.stderr
     key_id, key = made.stdout.strip().split("\t")
     assert key.startswith("sk-wp-") and key_id.startswith("key_")
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
-    assert client.models.list().data
-    listed = _cli(gateway, "list").stdout
-    assert key_id in listed and key not in listed and "active" in listed  # only a prefix is shown
-    assert _cli(gateway, "revoke", key_id).returncode == 0
-    assert "revoked" in _cli(gateway, "list").stdout
-    try:
-        client.models.list()
-        raise AssertionError("a revoked key was accepted")
-    except openai.AuthenticationError:
-        pass
-    assert _cli(gateway, "revoke", key_id).returncode == 1
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0) as client:
+        assert client.models.list().data
+        listed = _cli(gateway, "list").stdout
+        assert key_id in listed and key not in listed and "active" in listed  # only a prefix is shown
+        assert _cli(gateway, "revoke", key_id).returncode == 0
+        assert "revoked" in _cli(gateway, "list").stdout
+        try:
+            client.models.list()
+            raise AssertionError("a revoked key was accepted")
+        except openai.AuthenticationError:
+            pass
+        assert _cli(gateway, "revoke", key_id).returncode == 1
 
 
 def test_metrics(gateway: Gateway, client: openai.OpenAI) -> None:
@@ -73,11 +73,11 @@ def test_embedded_emulator_when_no_upstream_is_configured() -> None:
         "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
     }
     with serve(["gateway", "--emulator-port", str(free_port())], env=env) as server:
-        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
-        reply = client.chat.completions.create(
-            model=CHAT_MODEL, messages=[{"role": "user", "content": "What is 2 * 21?"}]
-        )
-        assert reply.choices[0].message.content == "2 * 21 = 42."
+        with openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model=CHAT_MODEL, messages=[{"role": "user", "content": "What is 2 * 21?"}]
+            )
+            assert reply.choices[0].message.content == "2 * 21 = 42."
 
 
 def test_deliberate_default_max_tokens() -> None:
@@ -93,12 +93,12 @@ def test_deliberate_default_max_tokens() -> None:
             "WORKERPROBE_GATEWAY_DEFAULT_MAX_TOKENS": '{"*": 1024, "@cf/meta/llama-3.2-1b-instruct": 300}',
         }
         with serve(["gateway"], env=env) as server:
-            client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
-            essay = [{"role": "user", "content": "Write a long essay about Rome"}]
-            default = client.chat.completions.create(model=CHAT_MODEL, messages=essay)
-            assert default.usage is not None and default.usage.completion_tokens == 1024
-            assert default.choices[0].finish_reason == "length"
-            per_model = client.chat.completions.create(model="@cf/meta/llama-3.2-1b-instruct", messages=essay)
-            assert per_model.usage is not None and per_model.usage.completion_tokens == 300
-            asked = client.chat.completions.create(model=CHAT_MODEL, messages=essay, max_tokens=20)
-            assert asked.usage is not None and asked.usage.completion_tokens == 20
+            with openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0) as client:
+                essay = [{"role": "user", "content": "Write a long essay about Rome"}]
+                default = client.chat.completions.create(model=CHAT_MODEL, messages=essay)
+                assert default.usage is not None and default.usage.completion_tokens == 1024
+                assert default.choices[0].finish_reason == "length"
+                per_model = client.chat.completions.create(model="@cf/meta/llama-3.2-1b-instruct", messages=essay)
+                assert per_model.usage is not None and per_model.usage.completion_tokens == 300
+                asked = client.chat.completions.create(model=CHAT_MODEL, messages=essay, max_tokens=20)
+                assert asked.usage is not None and asked.usage.completion_tokens == 20
