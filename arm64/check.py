@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from loadgen import throughput  # noqa: E402
 
-from workerprobe.procs import free_port, serve, stop, wait_listening  # noqa: E402
+from workerprobe.procs import free_port, gateway_env, serve, stop, wait_listening  # noqa: E402
 
 # The Dockerfile's base is the same distribution and Python (tests/unit/test_arm64_check.py).
 SUITE = "bookworm"
@@ -235,15 +235,10 @@ def health(url: str) -> dict[str, str]:
     return data
 
 
-def gateway_env(key: str, token: str, emulator_url: str, database: str) -> dict[str, str]:
-    return {
-        "API_KEY": key,
-        "CF_ACCOUNT_ID": "workerprobe-arm64",
-        "CF_API_TOKEN": token,
-        "CF_API_BASE_URL": f"{emulator_url}/client/v4",
-        "WORKERPROBE_GATEWAY_DATABASE": database,
-        "WORKERPROBE_GATEWAY_REDIS_URL": "",
-    }
+def _env(emulator_url: str, key: str, token: str, database: str) -> dict[str, str]:
+    return gateway_env(
+        emulator_url, api_key=key, token=token, database=database, account="workerprobe-arm64", redis_url=""
+    )
 
 
 @contextmanager
@@ -302,7 +297,7 @@ def main() -> int:
         say(f"{what} in {install_s:.0f} s")
         figures["install_s"] = round(install_s, 1)
         emulator = stack.enter_context(serve(["emulator"], env={"CF_API_TOKEN": token}))
-        emulated = stack.enter_context(emulated_gateway(gateway_env(key, token, emulator.url, "/tmp/arm64.sqlite3")))
+        emulated = stack.enter_context(emulated_gateway(_env(emulator.url, key, token, "/tmp/arm64.sqlite3")))
         seen = health(emulated)
         say(f"the gateway in the root filesystem reports machine={seen['machine']} python={seen['python']}")
         if seen["machine"] != "aarch64":
@@ -326,9 +321,7 @@ def main() -> int:
             say("FAILED: the SDK scenario tests failed against the gateway on aarch64")
             return 1
         emulated_rps = rps(emulated, key, args.seconds, args.concurrency)
-        with serve(
-            ["gateway"], env=gateway_env(key, token, emulator.url, str(CACHE / "native.sqlite3"))
-        ) as native_server:
+        with serve(["gateway"], env=_env(emulator.url, key, token, str(CACHE / "native.sqlite3"))) as native_server:
             native_rps = rps(native_server.url, key, args.seconds, args.concurrency)
     figures |= {
         "rps_emulated": round(emulated_rps, 1),

@@ -22,7 +22,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import Result, median_ttft, pin_self, throughput  # noqa: E402
 
-from workerprobe.procs import free_port, serve, wait_listening  # noqa: E402
+from workerprobe.procs import free_port, gateway_env, serve, wait_listening  # noqa: E402
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 BODY = orjson.dumps(
@@ -66,13 +66,7 @@ def main() -> int:
     print(f"cores: {os.cpu_count()}; emulator, gateway and pass-through on core 0, load generator on core 1")
     with serve(["emulator"], env={"CF_API_TOKEN": "bench"}, cpu=0) as emulator:
         base = f"{emulator.url}/client/v4/accounts/bench/ai"
-        env = {
-            "API_KEY": "bench",
-            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-            "CF_ACCOUNT_ID": "bench",
-            "CF_API_TOKEN": "bench",
-            "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
-        }
+        env = gateway_env(emulator.url, api_key="bench", token="bench", account="bench")
         with serve(["gateway"], env=env, cpu=0) as gateway:
             thin, thin_url = _thin(base)
             try:

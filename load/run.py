@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import httpx  # noqa: E402
 
-from workerprobe.procs import free_port, serve  # noqa: E402
+from workerprobe.procs import free_port, gateway_env, serve  # noqa: E402
 from workerprobe.suite.target import configured  # noqa: E402
 
 
@@ -63,23 +63,18 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str
     if args.fault_rates:
         env["WORKERPROBE_EMULATOR_FAULT_RATES"] = args.fault_rates
     emulator = stack.enter_context(serve(["emulator"], env=env, cpu=args.server_cpu))
-    gateway_env = {
-        "API_KEY": "sk-load",
-        "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-        "CF_ACCOUNT_ID": "load",
-        "CF_API_TOKEN": "load",
-        "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
-    }
-    for setting in args.gateway_env:
+    settings = {}
+    for setting in args.gateway_env:  # NAME=VALUE, with or without the WORKERPROBE_GATEWAY_ prefix
         name, _, value = setting.partition("=")
-        gateway_env[name if name.startswith("WORKERPROBE_GATEWAY_") else f"WORKERPROBE_GATEWAY_{name.upper()}"] = value
+        settings[name.removeprefix("WORKERPROBE_GATEWAY_")] = value
+    gateway = gateway_env(emulator.url, api_key="sk-load", token="load", account="load", **settings)
     if args.gateway_defects:
-        gateway_env |= {
+        gateway |= {
             "WORKERPROBE_GATEWAY_TEST_MODE": "true",
             "WORKERPROBE_GATEWAY_DEFECTS": json.dumps(args.gateway_defects),
         }
-    gateway = stack.enter_context(serve(["gateway"], env=gateway_env, cpu=args.server_cpu))
-    return gateway.url, "sk-load", emulator.url
+    server = stack.enter_context(serve(["gateway"], env=gateway, cpu=args.server_cpu))
+    return server.url, "sk-load", emulator.url
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Server", "free_port", "serve", "stop", "wait_listening"]
+__all__ = ["Server", "free_port", "gateway_env", "serve", "stop", "wait_listening"]
 
 
 def _die_with_parent() -> None:
@@ -109,3 +109,26 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def gateway_env(
+    upstream: str,
+    *,
+    api_key: str,
+    token: str,
+    database: str = ":memory:",
+    account: str = "workerprobe",
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a gateway whose upstream (an emulator) is at `upstream` (its root URL):
+    clients use `api_key`, the upstream takes `token`; `settings` are further gateway settings by
+    field name (`retry_attempts="3"` is WORKERPROBE_GATEWAY_RETRY_ATTEMPTS)."""
+    env = {
+        "API_KEY": api_key,
+        "CF_API_BASE_URL": f"{upstream}/client/v4",
+        "CF_ACCOUNT_ID": account,
+        "CF_API_TOKEN": token,
+        "WORKERPROBE_GATEWAY_DATABASE": database,
+    }
+    env.update({f"WORKERPROBE_GATEWAY_{name.upper()}": value for name, value in settings.items()})
+    return env

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from workerprobe.procs import serve
+from workerprobe.procs import gateway_env, serve
 
 KEY = "gateway-test-key"
 UPSTREAM_TOKEN = "upstream-test-token"
@@ -33,14 +33,14 @@ class Gateway:
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as emulator:
         database = str(tmp_path_factory.mktemp("gw") / "gateway.sqlite3")
-        env = {
-            "API_KEY": KEY,
-            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-            "CF_ACCOUNT_ID": "gateway-tests",
-            "CF_API_TOKEN": UPSTREAM_TOKEN,
-            "WORKERPROBE_GATEWAY_DATABASE": database,
-            "WORKERPROBE_GATEWAY_KEEPALIVE_S": "0.2",
-        }
+        env = gateway_env(
+            emulator.url,
+            api_key=KEY,
+            token=UPSTREAM_TOKEN,
+            database=database,
+            account="gateway-tests",
+            keepalive_s="0.2",
+        )
         with serve(["gateway"], env=env) as server:
             with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
                 yield Gateway(server.url, http, database)

@@ -179,15 +179,10 @@ def test_run_errors(client: openai.OpenAI) -> None:
 
 def test_cancel_a_slow_run() -> None:
     from tests.gateway.conftest import KEY
-    from workerprobe.procs import serve
+    from workerprobe.procs import gateway_env, serve
 
     with serve(["emulator"], env={"CF_API_TOKEN": "t", "WORKERPROBE_EMULATOR_TPOT_MS": "50"}) as emulator:
-        env = {
-            "API_KEY": KEY,
-            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-            "CF_API_TOKEN": "t",
-            "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
-        }
+        env = gateway_env(emulator.url, api_key=KEY, token="t")
         with serve(["gateway"], env=env) as server:
             with openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0) as client:
                 assistant = client.beta.assistants.create(model=CHAT_MODEL)

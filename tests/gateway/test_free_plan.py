@@ -19,7 +19,7 @@ import pytest
 from tests.gateway.conftest import CHAT_MODEL, KEY, UPSTREAM_TOKEN
 from workerprobe import tokens
 from workerprobe.emulator.generation import known_text
-from workerprobe.procs import serve
+from workerprobe.procs import gateway_env, serve
 from workerprobe.sse import Decoder
 
 FALLBACK = "@cf/meta/llama-3.2-1b-instruct"
@@ -63,21 +63,21 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     emulator_env = {"CF_API_TOKEN": UPSTREAM_TOKEN, "WORKERPROBE_EMULATOR_RETRY_AFTER_S": "0.3"}
     with serve(["emulator"], env=emulator_env) as emulator:
         database = str(tmp_path_factory.mktemp("free-plan") / "gateway.sqlite3")
-        env = {
-            "API_KEY": KEY,
-            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-            "CF_ACCOUNT_ID": "free-plan-tests",
-            "CF_API_TOKEN": UPSTREAM_TOKEN,
-            "WORKERPROBE_GATEWAY_DATABASE": database,
-            "WORKERPROBE_GATEWAY_RETRY_ATTEMPTS": "3",
-            "WORKERPROBE_GATEWAY_RETRY_BASE_S": "0.01",
-            "WORKERPROBE_GATEWAY_RETRY_MAX_S": "0.05",
-            "WORKERPROBE_GATEWAY_CACHE_TTL_S": "600",
-            "WORKERPROBE_GATEWAY_CONTINUATION_MODELS": f'["{CHAT_MODEL}"]',
-            "WORKERPROBE_GATEWAY_CONTINUATION_MAX_TOKENS": "2000",
-            "WORKERPROBE_GATEWAY_FALLBACK_MODELS": f'{{"{CHAT_MODEL}": "{FALLBACK}", "{BUDGETED}": "{FALLBACK}"}}',
-            "WORKERPROBE_GATEWAY_MODEL_DAILY_NEURONS": f'{{"{BUDGETED}": 0.001, "{BUDGETED_ALONE}": 0.001}}',
-        }
+        env = gateway_env(
+            emulator.url,
+            api_key=KEY,
+            token=UPSTREAM_TOKEN,
+            database=database,
+            account="free-plan-tests",
+            retry_attempts="3",
+            retry_base_s="0.01",
+            retry_max_s="0.05",
+            cache_ttl_s="600",
+            continuation_models=f'["{CHAT_MODEL}"]',
+            continuation_max_tokens="2000",
+            fallback_models=f'{{"{CHAT_MODEL}": "{FALLBACK}", "{BUDGETED}": "{FALLBACK}"}}',
+            model_daily_neurons=f'{{"{BUDGETED}": 0.001, "{BUDGETED_ALONE}": 0.001}}',
+        )
         with serve(["gateway"], env=env) as gateway:
             headers = {"Authorization": f"Bearer {KEY}"}
             with httpx.Client(base_url=gateway.url, headers=headers, timeout=60) as http:
@@ -326,16 +326,16 @@ def budgeted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pair, s
     )
     second_key = created.stdout.split()[1]
     with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as emulator:
-        env = {
-            "API_KEY": KEY,
-            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-            "CF_ACCOUNT_ID": "budget-tests",
-            "CF_API_TOKEN": UPSTREAM_TOKEN,
-            "WORKERPROBE_GATEWAY_DATABASE": database,
-            "WORKERPROBE_GATEWAY_DAILY_NEURONS": "6",
-            "WORKERPROBE_GATEWAY_KEY_DAILY_NEURONS": "2",
-            "WORKERPROBE_GATEWAY_KEY_RATE_LIMIT": "30/minute",
-        }
+        env = gateway_env(
+            emulator.url,
+            api_key=KEY,
+            token=UPSTREAM_TOKEN,
+            database=database,
+            account="budget-tests",
+            daily_neurons="6",
+            key_daily_neurons="2",
+            key_rate_limit="30/minute",
+        )
         with serve(["gateway"], env=env) as gateway:
             with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=60) as http:
                 yield Pair(gateway.url, emulator.url, http, database), second_key

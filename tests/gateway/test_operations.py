@@ -82,16 +82,15 @@ def test_embedded_emulator_when_no_upstream_is_configured() -> None:
 
 def test_deliberate_default_max_tokens() -> None:
     """With a configured default, a request without max_tokens is not cut at the upstream's 256."""
-    from workerprobe.procs import serve
+    from workerprobe.procs import gateway_env, serve
 
     with serve(["emulator"], env={"CF_API_TOKEN": "t"}) as emulator:
-        env = {
-            "API_KEY": "k",
-            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-            "CF_API_TOKEN": "t",
-            "WORKERPROBE_GATEWAY_DATABASE": ":memory:",
-            "WORKERPROBE_GATEWAY_DEFAULT_MAX_TOKENS": '{"*": 1024, "@cf/meta/llama-3.2-1b-instruct": 300}',
-        }
+        env = gateway_env(
+            emulator.url,
+            api_key="k",
+            token="t",
+            default_max_tokens='{"*": 1024, "@cf/meta/llama-3.2-1b-instruct": 300}',
+        )
         with serve(["gateway"], env=env) as server:
             with openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0) as client:
                 essay = [{"role": "user", "content": "Write a long essay about Rome"}]

@@ -8,20 +8,20 @@ import openai
 import redis
 
 from tests.gateway.conftest import CHAT_MODEL, KEY, UPSTREAM_TOKEN
-from workerprobe.procs import serve
+from workerprobe.procs import gateway_env, serve
 
 
 def test_replicas_share_assistants_threads_and_runs() -> None:
     prefix = f"wp-replicas-{uuid.uuid4().hex}:"
     try:
         with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as emulator:
-            env = {
-                "API_KEY": KEY,
-                "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-                "CF_API_TOKEN": UPSTREAM_TOKEN,
-                "WORKERPROBE_GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0",
-                "WORKERPROBE_GATEWAY_REDIS_PREFIX": prefix,
-            }
+            env = gateway_env(
+                emulator.url,
+                api_key=KEY,
+                token=UPSTREAM_TOKEN,
+                redis_url="redis://127.0.0.1:6379/0",
+                redis_prefix=prefix,
+            )
             with serve(["gateway"], env=env) as a, serve(["gateway"], env=env) as b:
                 with (
                     openai.OpenAI(base_url=f"{a.url}/v1", api_key=KEY, max_retries=0) as one,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from workerprobe.procs import serve
+from workerprobe.procs import gateway_env, serve
 
 __all__ = ["Target", "configured", "embedded"]
 
@@ -69,13 +69,8 @@ def embedded(database: Path) -> Iterator[Target]:
     token = secrets.token_hex(8)
     with ExitStack() as stack:
         emulator = stack.enter_context(serve(["emulator"], env={"CF_API_TOKEN": token}))
-        env = {
-            "API_KEY": key,
-            "CF_API_BASE_URL": f"{emulator.url}/client/v4",
-            "CF_ACCOUNT_ID": "workerprobe-suite",
-            "CF_API_TOKEN": token,
-            "WORKERPROBE_GATEWAY_DATABASE": str(database),
-            "WORKERPROBE_GATEWAY_REDIS_URL": "",
-        }
+        env = gateway_env(
+            emulator.url, api_key=key, token=token, database=str(database), account="workerprobe-suite", redis_url=""
+        )
         gateway = stack.enter_context(serve(["gateway"], env=env))
         yield Target(root=gateway.url, api_key=key, embedded=True, emulator_url=emulator.url)

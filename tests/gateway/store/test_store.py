@@ -86,29 +86,38 @@ async def test_concurrent_appends_lose_nothing(store: Store) -> None:
     assert sorted(d["n"] for d in page.data) == list(range(200))
 
 
-def _increment_many(kind: str, target: str, n: int) -> None:
+def _write_many(kind: str, target: str, what: str, n: int) -> None:
+    """In a process of its own: `n` updates of the counter document, or `n` additions to a counter."""
+
     async def go() -> None:
         store: Store = SQLiteStore(target) if kind == "sqlite" else RedisStore(REDIS_URL, prefix=target)
         await store.open()
         for _ in range(n):
-            await store.update("counter", "c", lambda d: {**d, "n": d["n"] + 1})
+            if what == "update":
+                await store.update("counter", "c", lambda d: {**d, "n": d["n"] + 1})
+            else:
+                await store.add("shared", 1.0, ttl_s=600)
         await store.close()
 
     asyncio.run(go())
 
 
-async def test_concurrent_writers_in_separate_processes(store: Store) -> None:
-    """Two processes update one document 100 times each: no update is lost."""
-    await store.create("counter", {"id": "c", "n": 0})
+def _in_two_processes(store: Store, what: str, n: int) -> None:
     target = store.path if isinstance(store, SQLiteStore) else store.prefix  # type: ignore[union-attr]
     kind = "sqlite" if isinstance(store, SQLiteStore) else "redis"
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_increment_many, args=(kind, target, 100)) for _ in range(2)]
+    procs = [ctx.Process(target=_write_many, args=(kind, target, what, n)) for _ in range(2)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
+
+
+async def test_concurrent_writers_in_separate_processes(store: Store) -> None:
+    """Two processes update one document 100 times each: no update is lost."""
+    await store.create("counter", {"id": "c", "n": 0})
+    _in_two_processes(store, "update", 100)
     assert (await store.get("counter", "c")) == {"id": "c", "n": 200}
 
 
@@ -145,25 +154,6 @@ async def test_counters_add_atomically_and_expire(store: Store) -> None:
     assert await store.add("brief", 1.0, ttl_s=60) == pytest.approx(1.0)  # starts again from 0
 
 
-def _add_many(kind: str, target: str, n: int) -> None:
-    async def go() -> None:
-        store: Store = SQLiteStore(target) if kind == "sqlite" else RedisStore(REDIS_URL, prefix=target)
-        await store.open()
-        for _ in range(n):
-            await store.add("shared", 1.0, ttl_s=600)
-        await store.close()
-
-    asyncio.run(go())
-
-
 async def test_counters_shared_by_processes_lose_nothing(store: Store) -> None:
-    target = store.path if isinstance(store, SQLiteStore) else store.prefix  # type: ignore[union-attr]
-    kind = "sqlite" if isinstance(store, SQLiteStore) else "redis"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_add_many, args=(kind, target, 200)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    _in_two_processes(store, "add", 200)
     assert await store.total("shared") == pytest.approx(400.0)

@@ -161,12 +161,27 @@ def segments(text: str, how: str) -> list[str]:
 
 
 @dataclass(slots=True)
-class _Tally:
-    """What the parts of one answer added up to."""
+class _Parts:
+    """Where an answer made of upstream calls stands: the segment being answered (part by part),
+    its text so far, and its tokens and calls (continuation); totals over all of them."""
 
+    segments: int  # how many segments the answer has
+    segment: int = 0
+    so_far: str = ""  # the current segment's text
+    produced: int = 0  # the current segment's completion tokens
+    made: int = 0  # the current segment's upstream calls
+    answers: list[str] = field(default_factory=list)  # the finished segments' texts
     prompt: int = 0
     completion: int = 0
-    cut: bool = False  # some part ended at its token limit and was not continued
+    cut: bool = False  # some segment ended at its token limit and was not continued
+
+    @property
+    def done(self) -> bool:
+        return self.segment >= self.segments
+
+    def text(self) -> str:
+        """The answer so far, the segments joined by blank lines."""
+        return "\n\n".join(self.answers if self.done else [*self.answers, self.so_far])
 
     def usage(self) -> dict[str, Any]:
         return {
@@ -254,8 +269,8 @@ class ChatService:
             limit = max_tokens
         elif continuing and wanted:
             limit = settings.continuation_max_tokens
-        else:
-            limit, continuing = upstream_default, continuing and max_tokens is not None
+        else:  # no client limit and continuation not wanted: one call, the upstream's default
+            limit, continuing = upstream_default, False
         prepared = Prepared(
             resolved=resolved,
             body=body,
@@ -399,6 +414,31 @@ class ChatService:
         ask = body.get("max_tokens")
         return int(ask) if ask is not None else (prepared.called.default_max_tokens or 256)
 
+    def _record(
+        self, prepared: Prepared, parts: _Parts, body: dict[str, Any], text: str, usage: Any, finish: str | None
+    ) -> bool:
+        """Count one upstream call's answer; whether it was cut at its token limit."""
+        counted = _usage(usage, body, text)
+        parts.prompt += counted["prompt_tokens"]
+        parts.completion += counted["completion_tokens"]
+        parts.so_far += text
+        parts.produced += counted["completion_tokens"]
+        parts.made += 1
+        return finish == "length" or counted["completion_tokens"] >= self._part_limit(prepared, body)
+
+    def _next_body(self, prepared: Prepared, parts: _Parts, cut: bool) -> dict[str, Any] | None:
+        """The next upstream call: the current segment continued, or the next segment; None when
+        the answer is complete."""
+        if self._goes_on(prepared, cut, parts.made, parts.produced):
+            return self._body(prepared, prepared.segments[parts.segment], parts.so_far, parts.produced)
+        parts.cut = parts.cut or cut
+        parts.answers.append(parts.so_far)
+        parts.segment += 1
+        parts.so_far, parts.produced, parts.made = "", 0, 0
+        if parts.done:
+            return None
+        return self._body(prepared, prepared.segments[parts.segment], "", 0)
+
     def _goes_on(self, prepared: Prepared, cut: bool, calls: int, produced: int) -> bool:
         """Whether a cut part is continued."""
         if not (cut and prepared.continuing):
@@ -454,32 +494,18 @@ class ChatService:
         """Run a completion upstream (in parts, when continued or split), not streamed."""
         if cached is not None:
             return cached
-        tally = _Tally()
-        answers: list[str] = []
+        parts = _Parts(len(prepared.segments))
         calls: list[dict[str, Any]] = []
-        for messages in prepared.segments:
-            so_far, produced, made = "", 0, 0
-            while True:
-                body = self._body(prepared, messages, so_far, produced)
-                text, new_calls, usage, finish = _normalise(await self._run(prepared, body))
-                part = _usage(usage, body, text)
-                tally.prompt += part["prompt_tokens"]
-                tally.completion += part["completion_tokens"]
-                so_far += text
-                produced += part["completion_tokens"]
-                made += 1
-                calls.extend(new_calls)
-                cut = finish == "length" or part["completion_tokens"] >= self._part_limit(prepared, body)
-                if new_calls or _cut_at_stop(so_far, prepared.stops)[1]:
-                    break
-                if not self._goes_on(prepared, cut, made, produced):
-                    tally.cut = tally.cut or cut
-                    break
-            answers.append(so_far)
-            if calls or _cut_at_stop("\n\n".join(answers), prepared.stops)[1]:
+        body: dict[str, Any] | None = self._body(prepared, prepared.segments[0], "", 0)
+        while body is not None:
+            text, new_calls, usage, finish = _normalise(await self._run(prepared, body))
+            calls.extend(new_calls)
+            cut = self._record(prepared, parts, body, text, usage, finish)
+            if calls or _cut_at_stop(parts.text(), prepared.stops)[1]:
                 break
-        text, stopped = _cut_at_stop("\n\n".join(answers), prepared.stops)
-        done = Outcome(text, calls, tally.usage(), _finish(calls, stopped, tally.cut))
+            body = self._next_body(prepared, parts, cut)
+        text, stopped = _cut_at_stop(parts.text(), prepared.stops)
+        done = Outcome(text, calls, parts.usage(), _finish(calls, stopped, parts.cut))
         await self._finished(prepared, done)
         return done
 
@@ -525,11 +551,10 @@ class ChatService:
     ) -> AsyncGenerator[str | None | Outcome]:
         emitted: list[str] = []
         calls: list[dict[str, Any]] = []
-        tally = _Tally()
+        parts = _Parts(len(prepared.segments))
         hold = max((len(s) for s in prepared.stops), default=1) - 1
         pending = ""
         stopped = False
-        segment, so_far, produced, made = 0, "", 0, 0
         while True:
             usage: dict[str, Any] | None = None
             upstream_finish: str | None = None
@@ -565,31 +590,20 @@ class ChatService:
             finally:
                 await relayed.aclose()
                 await events.aclose()
-            text = "".join(part)
-            counted = _usage(usage, body, text)
-            tally.prompt += counted["prompt_tokens"]
-            tally.completion += counted["completion_tokens"]
-            so_far += text
-            produced += counted["completion_tokens"]
-            made += 1
+            cut = self._record(prepared, parts, body, "".join(part), usage, upstream_finish)
             if stopped or calls:
                 break
-            cut = upstream_finish == "length" or counted["completion_tokens"] >= self._part_limit(prepared, body)
-            if self._goes_on(prepared, cut, made, produced):
-                body = self._body(prepared, prepared.segments[segment], so_far, produced)
-            else:
-                tally.cut = tally.cut or cut
-                segment += 1
-                if segment >= len(prepared.segments):
-                    break
+            following = self._next_body(prepared, parts, cut)
+            if following is None:
+                break
+            if parts.made == 0:  # a new segment: its answer follows a blank line
                 pending += "\n\n"
-                so_far, produced, made = "", 0, 0
-                body = self._body(prepared, prepared.segments[segment], "", 0)
+            body = following
             events, first = await self._open(prepared, body)
         if pending:
             emitted.append(pending)
             yield pending
-        done = Outcome("".join(emitted), calls, tally.usage(), _finish(calls, stopped, tally.cut))
+        done = Outcome("".join(emitted), calls, parts.usage(), _finish(calls, stopped, parts.cut))
         await self._finished(prepared, done)
         yield done
 

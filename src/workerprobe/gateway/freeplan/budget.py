@@ -93,11 +93,11 @@ class Budgets:
         if neurons <= 0:
             return
         _, ttl = _day()
-        for counter, budget in self._keys(key, model.name).values():
+        for scope, (counter, budget) in self._keys(key, model.name).items():
             if budget is not None:
                 value = await self.store.add(counter, neurons, ttl)
-                if counter.count(":") == 1 and self.total is not None:
-                    self.metrics.budget_remaining["total"] = max(self.total - value, 0.0)
+                if scope == "total":
+                    self.metrics.budget_remaining["total"] = max(budget - value, 0.0)
 
 
 class KeyRateLimiter:

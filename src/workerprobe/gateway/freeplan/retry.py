@@ -153,9 +153,6 @@ class Resilient:
         events, first = await self._call(opened)
         return _prepend(first, events)
 
-    async def search(self) -> list[dict[str, Any]]:
-        return await self.upstream.search()
-
 
 async def _prepend(
     first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any]]
