@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 from openapi_spec_validator import validate
 
-from tests.contract.conftest import SPEC
+from workerprobe.suite.contract import SPEC
 
 UPSTREAM_WORKER = {
     ("get", "/models/search"),

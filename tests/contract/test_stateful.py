@@ -1,23 +1,71 @@
 """Stateful phase: schemathesis walks the spec's links (create -> retrieve -> modify -> delete of
-assistants, threads, messages and runs) and runs every check on each step."""
+assistants, threads, messages and runs) and applies every rule to each step. Like the other
+phases, a failing step never ends the walk: findings are recorded and the test fails once at its
+end. Generating steps are capped and paid from the run's budget like any other call."""
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings
+from typing import Any
 
-from tests.contract.conftest import EXAMPLES, load_schema
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.core.failures import FailureGroup
+
+from workerprobe.suite import contract
+from workerprobe.suite.budget import Budget, Exhausted
+from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.target import Target
 
 
-def test_linked_workflows(target: Target) -> None:
-    schema = load_schema()
+class _BudgetSpent(Exception):
+    """The budget cannot pay for the next generating step: the walk ends here."""
+
+
+def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
+    schema = contract.load_schema()
     schema.config.update(base_url=target.root, headers={"Authorization": f"Bearer {target.api_key}"})
-    machine = schema.as_state_machine()
-    machine.run(
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=6,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
+    base = schema.as_state_machine()
+
+    class Machine(base):  # type: ignore[misc, valid-type]
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            hold = None
+            if budget is not None and contract.generates(case):
+                contract.cap_generation(case)
+                try:
+                    hold = budget.reserve(case.body if isinstance(case.body, dict) else {}, contract.DEFAULT_MODEL)
+                except Exhausted as exc:
+                    contract.FINDINGS.not_run[case.operation.label] += 1
+                    raise _BudgetSpent(str(exc)) from None
+            if ledger is not None:
+                contract.tag(case, run_id)
+            response = super().call(case, **kwargs)
+            if hold is not None and budget is not None:
+                budget.settle(hold, contract.DEFAULT_MODEL, response.status_code, contract.usage_of(response))
+            if ledger is not None and 200 <= response.status_code < 300:
+                ledger.created(case.operation.method.upper(), case.operation.path, case.path_parameters or {}, response)
+            return response
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            try:
+                super().validate_response(response, case, additional_checks, **kwargs)
+            except FailureGroup:
+                pass  # recorded by the after_validate hook
+
+    try:
+        Machine.run(
+            settings=settings(
+                max_examples=contract.EXAMPLES,
+                stateful_step_count=6,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.generate],  # every finding is recorded, nothing to shrink
+                database=None,
+            )
         )
-    )
+    except _BudgetSpent as exc:
+        print(f"stateful phase ended early: {exc}")
+    strict = target.embedded
+    groups = [g for g in contract.FINDINGS.groups.values() if g.phase == "stateful"]
+    message = contract.verdict_of(groups, strict=strict)
+    if message is not None:
+        pytest.fail(message, pytrace=False)

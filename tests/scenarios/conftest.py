@@ -1,51 +1,63 @@
-"""SDK clients for the target under test, and the models the scenarios use."""
+"""SDK clients for the target under test, and the models the scenarios use.
+
+Every exchange of a scenario's clients is seen by a hook: it is booked under the operation it hit
+(evidence for the matrix), what it creates goes to the ledger (deleted at the end of the run),
+and what it generates is charged to the run's budget from its `usage`.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import httpx
 import openai
 import pytest
 
 from workerprobe.suite.budget import Budget, Exhausted
+from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.reporting import Exchanges
+from workerprobe.suite.spend import ScenarioSpend
 from workerprobe.suite.target import Target
 
 # A deployed Worker may serve other models: override with these variables.
 CHAT_MODEL = os.environ.get("WORKERPROBE_CHAT_MODEL", "@cf/meta/llama-3.1-8b-instruct-fast")
 EMBEDDING_MODEL = os.environ.get("WORKERPROBE_EMBEDDING_MODEL", "@cf/baai/bge-base-en-v1.5")
 
-
-# What one scenario may spend at most: about two short chat calls.
-SCENARIO_ESTIMATE = {"messages": "x" * 200, "max_tokens": 2 * 64}
-
-
-@pytest.fixture(autouse=True)
-def neuron_budget(target: Target, budget: Budget) -> None:
-    """Against a deployed target, a scenario runs only while the budget covers its worst case."""
-    if target.emulated:
-        return
-    try:
-        budget.reserve(SCENARIO_ESTIMATE, CHAT_MODEL)
-    except Exhausted as exc:
-        pytest.skip(str(exc))
+# What one scenario holds while it runs (about four short calls); it is charged what it used.
+SCENARIO_HOLD = 15.0
 
 
 @pytest.fixture()
-def exchanges() -> Exchanges:
+def spend(target: Target, budget: Budget | None, ledger: Ledger | None) -> Iterator[ScenarioSpend]:
+    """Against a deployed target, a scenario runs only while the budget can hold it."""
+    hold = None
+    if budget is not None:
+        try:
+            hold = budget.hold(SCENARIO_HOLD)
+        except Exhausted as exc:
+            pytest.skip(str(exc))
+    tracker = ScenarioSpend(budget, CHAT_MODEL, ledger)
+    yield tracker
+    if budget is not None and hold is not None:
+        tracker.settle(hold)
+
+
+@pytest.fixture()
+def exchanges(spend: ScenarioSpend) -> Exchanges:
     """The last requests and responses of the test's clients (attached to Allure on failure)."""
-    return Exchanges()
+    return Exchanges(on_response=spend.seen)
+
+
+def _http(exchanges: Exchanges, **kwargs: Any) -> httpx.Client:
+    return exchanges.client(timeout=60, **kwargs)
 
 
 @pytest.fixture()
 def client(target: Target, exchanges: Exchanges) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(
-        base_url=target.v1,
-        api_key=target.api_key,
-        max_retries=0,
-        timeout=60,
-        http_client=exchanges.client(timeout=60),
+        base_url=target.v1, api_key=target.api_key, max_retries=0, timeout=60, http_client=_http(exchanges)
     ) as client:
         yield client
 

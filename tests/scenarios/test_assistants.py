@@ -9,7 +9,7 @@ from tests.scenarios.conftest import CHAT_MODEL
 from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
-pytestmark = pytest.mark.must
+pytestmark = [pytest.mark.must, pytest.mark.family("assistants")]
 
 
 def test_assistant_lifecycle(client: openai.OpenAI) -> None:
@@ -22,17 +22,25 @@ def test_assistant_lifecycle(client: openai.OpenAI) -> None:
         client.beta.assistants.retrieve(created.id)
 
 
+@pytest.mark.family("threads")
 def test_thread_lifecycle_with_messages(client: openai.OpenAI) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
     client.beta.threads.messages.create(thread.id, role="user", content="second")
-    texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread.id, order="asc").data]  # type: ignore[union-attr]
-    assert texts == ["first", "second"]
+    listed = client.beta.threads.messages.list(thread.id, order="asc").data
+    assert [m.content[0].text.value for m in listed] == ["first", "second"]  # type: ignore[union-attr]
+    first = client.beta.threads.messages.retrieve(listed[0].id, thread_id=thread.id)
+    assert first.id == listed[0].id and first.thread_id == thread.id
+    changed = client.beta.threads.messages.update(listed[0].id, thread_id=thread.id, metadata={"seen": "yes"})
+    assert changed.metadata == {"seen": "yes"}
+    assert client.beta.threads.messages.delete(listed[1].id, thread_id=thread.id).deleted
+    assert [m.id for m in client.beta.threads.messages.list(thread.id).data] == [listed[0].id]
     assert client.beta.threads.update(thread.id, metadata={"k": "v"}).metadata == {"k": "v"}
     assert client.beta.threads.delete(thread.id).deleted
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.retrieve(thread.id)
 
 
+@pytest.mark.family("runs")
 def test_run_create_and_poll_stores_the_reply(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Answer briefly.")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 6 * 7?"}])
@@ -43,8 +51,27 @@ def test_run_create_and_poll_stores_the_reply(client: openai.OpenAI) -> None:
     messages = client.beta.threads.messages.list(thread.id, order="asc").data
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[1].run_id == run.id and messages[1].content[0].text.value  # type: ignore[union-attr]
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == run.status
+    assert [r.id for r in client.beta.threads.runs.list(thread.id).data] == [run.id]
+    changed = client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"checked": "yes"})
+    assert changed.metadata == {"checked": "yes"}
 
 
+@pytest.mark.family("runs")
+def test_create_thread_and_run(client: openai.OpenAI) -> None:
+    assistant = client.beta.assistants.create(model=CHAT_MODEL)
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "What is 2 + 5?"}]},
+        max_completion_tokens=16,
+        poll_interval_ms=100,
+    )
+    assert run.status in ("completed", "incomplete") and run.thread_id
+    reply = client.beta.threads.messages.list(run.thread_id).data[0]
+    assert reply.role == "assistant" and reply.run_id == run.id
+
+
+@pytest.mark.family("runs")
 def test_run_stream_yields_text_deltas(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model=CHAT_MODEL)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 12 / 4?"}])
@@ -65,6 +92,7 @@ def test_list_pagination(client: openai.OpenAI) -> None:
     assert [a.id for a in page.data] == made[::-1][:2]
 
 
+@pytest.mark.family("runs")
 def test_run_instructions_reach_the_model(client: openai.OpenAI, target: Target) -> None:
     if not target.emulated:
         pytest.skip("a deployed model need not answer deterministically; runs when the upstream is the emulator")

@@ -11,7 +11,7 @@ from tests.scenarios.conftest import CHAT_MODEL
 from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
-pytestmark = pytest.mark.must
+pytestmark = [pytest.mark.must, pytest.mark.family("chat")]
 
 QUESTION = [{"role": "user", "content": "What is 3 * 10? Answer briefly."}]
 

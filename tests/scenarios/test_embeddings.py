@@ -11,7 +11,7 @@ import pytest
 from tests.scenarios.conftest import EMBEDDING_MODEL
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
-pytestmark = pytest.mark.must
+pytestmark = [pytest.mark.must, pytest.mark.family("embeddings")]
 
 
 def test_float_and_base64_agree(client: openai.OpenAI) -> None:

@@ -9,15 +9,17 @@ from tests.scenarios.conftest import CHAT_MODEL
 from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
-pytestmark = pytest.mark.must
+pytestmark = [pytest.mark.must, pytest.mark.family("chat")]
 
 
+@pytest.mark.family("models")
 def test_wrong_key(target: Target) -> None:
     with openai.OpenAI(base_url=target.v1, api_key="sk-wrong", max_retries=0) as client:
         with pytest.raises(openai.AuthenticationError):
             client.models.list()
 
 
+@pytest.mark.family("assistants")
 def test_unknown_id(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.beta.assistants.retrieve("asst_does_not_exist")

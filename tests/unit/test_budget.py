@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import multiprocessing
+from pathlib import Path
+
 import pytest
 
 from workerprobe.suite.budget import Budget, Exhausted
@@ -7,30 +10,62 @@ from workerprobe.suite.budget import Budget, Exhausted
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 
 
-def test_reserve_settle_and_refuse() -> None:
-    budget = Budget(2.0)
+def test_reserve_settle_and_refuse(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 2.0)
     body = {"model": MODEL, "messages": "hello", "max_tokens": 10}
-    reserved = budget.reserve(body, MODEL)
-    assert reserved == pytest.approx(((1 + 16) * 25608 + 10 * 75147) / 1e6)
-    budget.settle(reserved, MODEL, 200, {"prompt_tokens": 5, "completion_tokens": 3})
-    assert budget.spent == pytest.approx((5 * 25608 + 3 * 75147) / 1e6)
+    hold = budget.reserve(body, MODEL)
+    assert hold.neurons == pytest.approx(((1 + 16) * 25608 + 10 * 75147) / 1e6)
+    assert budget.spend().held == pytest.approx(hold.neurons)
+    budget.settle(hold, MODEL, 200, {"prompt_tokens": 5, "completion_tokens": 3})
+    spend = budget.spend()
+    assert spend.spent == pytest.approx((5 * 25608 + 3 * 75147) / 1e6) and spend.held == pytest.approx(0)
     refused = budget.reserve(body, MODEL)
     budget.settle(refused, MODEL, 404, None)  # a refused call costs nothing
-    assert budget.spent == pytest.approx((5 * 25608 + 3 * 75147) / 1e6)
+    assert budget.spend().spent == pytest.approx((5 * 25608 + 3 * 75147) / 1e6)
     with pytest.raises(Exhausted, match="not run"):
         budget.reserve({**body, "max_tokens": 100_000}, MODEL)
-    assert budget.refused == 1
+    assert budget.spend().refused == 1
 
 
-def test_unknown_models_cost_the_dearest_price() -> None:
-    budget = Budget(1000.0)
+def test_an_answer_without_usage_is_charged_its_worst_case(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 10.0)
+    hold = budget.reserve({"model": MODEL, "messages": "hi", "max_tokens": 8}, MODEL)
+    budget.settle(hold, MODEL, 200, None)
+    spend = budget.spend()
+    assert spend.spent == pytest.approx(hold.neurons) == pytest.approx(spend.worst_case)
+
+
+def _spend_in_another_process(path: str, n: int) -> None:
+    budget = Budget(Path(path), 0.0)  # the cap of the run that created the file holds
+    for _ in range(n):
+        hold = budget.hold(1.0)
+        budget.charge(hold, 0.5)
+
+
+def test_one_budget_for_all_processes(tmp_path: Path) -> None:
+    path = tmp_path / "b.sqlite3"
+    budget = Budget(path, 1000.0)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_spend_in_another_process, args=(str(path), 50)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    spend = budget.spend()
+    assert spend.spent == pytest.approx(50.0) and spend.calls == 100 and spend.held == pytest.approx(0)
+    assert spend.max_neurons == 1000.0
+
+
+def test_unknown_models_cost_the_dearest_price(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 1000.0)
     known = budget.estimate({"model": MODEL, "max_tokens": 100}, MODEL)
     unknown = budget.estimate({"model": "@cf/some/new-model", "max_tokens": 100}, MODEL)
     assert unknown > known
 
 
 @pytest.mark.parametrize("value", ["AAA", [1], None, 0, True])
-def test_invalid_limits_are_estimated_at_the_model_default(value: object) -> None:
-    budget = Budget(1000.0)
+def test_invalid_limits_are_estimated_at_the_model_default(tmp_path: Path, value: object) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 1000.0)
     default = budget.estimate({"model": MODEL}, MODEL)
     assert budget.estimate({"model": MODEL, "max_tokens": value}, MODEL) == default

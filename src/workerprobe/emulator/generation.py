@@ -4,6 +4,8 @@ The rule (the README repeats it):
 - a question with simple arithmetic ("What is 3 * 10?") is answered ("3 * 10 = 30.") and ends;
 - a request for long output (an essay, a story, a detailed or long answer, "at least N words")
   runs on for thousands of tokens, so it stops at `max_tokens`: truncation is observable;
+- an instruction to "answer with exactly one word: X" anywhere in the prompt is obeyed (the last
+  one wins): the answer is "X." (so instructions that reach the model can be seen from outside);
 - anything else gets a short answer of 16 to 63 tokens that ends naturally;
 - `EMULATE_LONG_TEXT:<n>` anywhere in the conversation asks for the known long text: n tokens,
   the same for every request with that n, ending with a full stop. When the conversation ends
@@ -56,6 +58,7 @@ _LONG = re.compile(
 _ARITHMETIC = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/×x])\s*(-?\d+(?:\.\d+)?)")
 _KEYWORD = re.compile(r"[A-Za-z][a-z]{3,}")
 _LONG_TEXT = re.compile(r"EMULATE_LONG_TEXT:(\d{1,6})")
+_ONE_WORD = re.compile(r"answer with exactly one word: (\w{1,40})", re.IGNORECASE)
 LONG_ANSWER_TOKENS = 8192
 
 
@@ -186,6 +189,9 @@ def generate(model: str, prompt: Prompt) -> Completion:
     known = _LONG_TEXT.search(prompt.text)
     if known is not None:
         return _cut(_continue(known_text(int(known.group(1))), prompt.prefix), prompt.max_tokens)
+    obeyed = _ONE_WORD.findall(prompt.text)
+    if obeyed:
+        return _cut(tokens.split(f"{obeyed[-1]}."), prompt.max_tokens)
     answer = arithmetic(prompt.last_user)
     if answer is not None:
         return _cut(tokens.split(answer), prompt.max_tokens)

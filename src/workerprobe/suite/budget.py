@@ -1,17 +1,24 @@
-"""The neuron budget of a run against a deployed Worker: every model call is estimated before it
-is made (its prompt, plus `max_tokens` at the model's output price), refused when it would pass
-the cap, and charged from the `usage` it reports. Prices come from the catalogue; an unknown
-model is priced as the dearest one, so the estimate never falls short."""
+"""The neuron budget of a run against a deployed Worker, one for the whole run and shared by all
+test processes (a SQLite file: every change is one `BEGIN IMMEDIATE` transaction).
+
+Every call that can generate is held at its worst case before it is made (its prompt, plus its
+token limit at the model's output price), refused when the holds and what was spent would pass
+the cap, and settled from the `usage` it reports: a refused or failed call (4xx, 5xx, no answer)
+gives its hold back, an answer without usage is charged its worst case. Prices come from the
+catalogue; an unknown model is priced as the dearest one, so the estimate never falls short.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workerprobe import tokens
 from workerprobe.catalogue import Catalogue, Model, load
 
-__all__ = ["Budget", "Exhausted", "GENERATION_CAP"]
+__all__ = ["GENERATION_CAP", "Budget", "Exhausted", "Hold", "Spend"]
 
 # max_tokens the suite gives generated chat and run requests against a deployed target.
 GENERATION_CAP = 16
@@ -21,12 +28,45 @@ class Exhausted(Exception):
     """The next call would pass the cap; the message says why it is not run."""
 
 
-@dataclass
-class Budget:
+@dataclass(frozen=True)
+class Hold:
+    neurons: float
+
+
+@dataclass(frozen=True)
+class Spend:
     max_neurons: float
-    catalogue: Catalogue = field(default_factory=load)
-    spent: float = 0.0
-    refused: int = 0
+    spent: float  # settled from usage (or worst case where an answer had none)
+    worst_case: float  # of that, charged at the worst case for lack of usage
+    held: float  # still held (calls in flight)
+    calls: int
+    refused: int
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS budget (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    max_neurons REAL NOT NULL, spent REAL NOT NULL DEFAULT 0, worst_case REAL NOT NULL DEFAULT 0,
+    held REAL NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0
+)
+"""
+
+
+class Budget:
+    """One run's budget, in `path` (created with `max_neurons` by the first process to open it)."""
+
+    def __init__(self, path: Path, max_neurons: float, catalogue: Catalogue | None = None) -> None:
+        self.path = path
+        self.catalogue = catalogue or load()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._transaction() as db:
+            db.execute(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO budget (id, max_neurons) VALUES (1, ?)", (max_neurons,))
+
+    def _transaction(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        return _Tx(db)  # type: ignore[return-value]
 
     def _model(self, name: Any) -> Model:
         model = self.catalogue.model(str(name).split("#", 1)[0]) if name else None
@@ -39,28 +79,75 @@ class Budget:
         """Worst-case neurons of one call with this body."""
         model = self._model(body.get("model") or default_model)
         prompt = tokens.count(str(body.get("messages") or body.get("input") or body.get("prompt") or ""))
+        prompt += tokens.count(str(body.get("instructions") or body.get("additional_instructions") or ""))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             limit = model.default_max_tokens or 0  # an invalid value is refused, or the default applies
         return model.neurons(prompt + 16, limit if model.task == "text-generation" else 0)
 
-    def reserve(self, body: dict[str, Any], default_model: str) -> float:
-        """Hold the worst case of a call; raises Exhausted when it would pass the cap."""
-        cost = self.estimate(body, default_model)
-        if self.spent + cost > self.max_neurons:
-            self.refused += 1
-            raise Exhausted(
-                f"not run: this call may cost {cost:.2f} neurons and {self.spent:.2f} of the "
-                f"{self.max_neurons:g} allowed (--max-neurons) are spent"
-            )
-        self.spent += cost
-        return cost
+    def reserve(self, body: dict[str, Any], default_model: str) -> Hold:
+        return self.hold(self.estimate(body, default_model))
 
-    def settle(self, reserved: float, model: str, status: int, usage: Any) -> None:
-        """Replace a reservation by what the call used: nothing when it was refused (4xx, 5xx),
-        its reported usage when it has one; a stream without usage keeps the worst case."""
+    def hold(self, cost: float) -> Hold:
+        """Hold `cost`; raises Exhausted when it would pass the cap."""
+        with self._transaction() as db:
+            cap, spent, held = db.execute("SELECT max_neurons, spent, held FROM budget").fetchone()
+            allowed = spent + held + cost <= cap
+            if allowed:
+                db.execute("UPDATE budget SET held = held + ?, calls = calls + 1", (cost,))
+            else:
+                db.execute("UPDATE budget SET refused = refused + 1")
+        if not allowed:
+            raise Exhausted(
+                f"not run: this call may cost {cost:.2f} neurons and {spent + held:.2f} of the "
+                f"{cap:g} allowed (--max-neurons) are spent or held"
+            )
+        return Hold(cost)
+
+    def release(self, hold: Hold) -> None:
+        """The call was not made, or made nothing: its hold goes back."""
+        with self._transaction() as db:
+            db.execute("UPDATE budget SET held = max(held - ?, 0)", (hold.neurons,))
+
+    def charge(self, hold: Hold, neurons: float, worst_case: float = 0.0) -> None:
+        """Replace a hold by what was spent (`worst_case`: the part of it charged for lack of usage)."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE budget SET held = max(held - ?, 0), spent = spent + ?, worst_case = worst_case + ?",
+                (hold.neurons, neurons, worst_case),
+            )
+
+    def settle(self, hold: Hold, model: str, status: int, usage: Any) -> None:
+        """Replace a hold by what the call used: nothing when it was refused (4xx, 5xx), its
+        reported usage when it has one; an answer without usage is charged its worst case."""
         if status >= 400:
-            self.spent -= reserved
+            self.release(hold)
         elif isinstance(usage, dict):
             prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-            self.spent += self._model(model).neurons(prompt, completion) - reserved
+            self.charge(hold, self._model(model).neurons(prompt, completion))
+        else:
+            self.charge(hold, hold.neurons, worst_case=hold.neurons)
+
+    def spend(self) -> Spend:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            row = db.execute("SELECT max_neurons, spent, worst_case, held, calls, refused FROM budget").fetchone()
+        finally:
+            db.close()
+        return Spend(*row)
+
+
+class _Tx:
+    """`with` a connection in a BEGIN IMMEDIATE transaction: commit on success, roll back on error."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        return self.db
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        try:
+            self.db.execute("ROLLBACK" if kind else "COMMIT")
+        finally:
+            self.db.close()

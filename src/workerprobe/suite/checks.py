@@ -1,52 +1,181 @@
-"""OpenAI invariants as schemathesis checks, each with its conformance level.
+"""OpenAI invariants as schemathesis checks. Each rule is registered once, in
+`workerprobe.suite.registry`, with its level and the client behaviour behind it.
 
-MUST: an official OpenAI client breaks or silently misbehaves when the check fails.
-SHOULD: the gateway differs from OpenAI's reference behaviour without breaking a client.
-
-The pure `inspect_*` functions hold the rules (unit-tested on their own); the registered checks
-feed them a case and its response.
+The pure `inspect_*` functions hold the rules (unit-tested on their own) and return every
+violation of a response; the registered checks feed them a case and its response and raise all
+of them at once (a `FailureGroup`), so that one broken field never hides another.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import schemathesis
+from schemathesis.core.failures import FailureGroup
 
 from workerprobe.sse import Decoder, Event
+from workerprobe.suite import registry as r
+from workerprobe.suite.registry import Finding, Rule
 
 __all__ = [
-    "LEVELS",
     "Violation",
     "inspect_chat_completion",
     "inspect_chat_stream",
     "inspect_error",
     "inspect_list",
     "inspect_run_stream",
+    "inspect_success",
 ]
 
-Level = Literal["MUST", "SHOULD"]
+Violation = tuple[Rule, str]
 
-LEVELS: dict[str, Level] = {
-    "openai_error_envelope": "MUST",
-    "openai_chat_stream": "MUST",
-    "openai_silent_truncation": "MUST",
-    "openai_max_tokens_honoured": "MUST",
-    "openai_n_honoured": "MUST",
-    "openai_usage_arithmetic": "SHOULD",
-    "openai_run_stream": "MUST",
-    "openai_list_limit": "MUST",
-}
-
-
-class Violation(AssertionError):
-    """A broken invariant; the message names the check's level."""
-
-
-def _fail(check: str, message: str) -> Violation:
-    return Violation(f"[{LEVELS[check]}] {message}")
+ERROR_ENVELOPE = r.rule(
+    "openai_error_envelope",
+    "MUST",
+    "openai_errors",
+    "without {'error': {'message': ...}} the SDK's exception has no message, type or code (e.code is None), "
+    "so a client cannot tell a quota error from a rate limit or a bad parameter",
+    r.is_error,
+)
+ERROR_FIELDS = r.rule(
+    "openai_error_fields",
+    "SHOULD",
+    "openai_errors",
+    "the envelope lacks type, param or code; the SDK still raises the class its status maps to",
+    r.is_error,
+)
+ERROR_TYPE = r.rule(
+    "openai_error_type",
+    "SHOULD",
+    "openai_errors",
+    "the error type disagrees with the status; the SDK picks the class by status, not by type",
+    r.is_error,
+)
+QUOTA_CODE = r.rule(
+    "openai_quota_code",
+    "MUST",
+    "openai_errors",
+    "a daily-quota 429 without code 'insufficient_quota' is retried by clients as a rate limit, "
+    "for as long as the quota lasts",
+    r.quota_error,
+)
+SUCCESS_NOT_ERROR = r.rule(
+    "openai_success_is_not_an_error",
+    "MUST",
+    "openai_success",
+    "a 2xx whose body is an error object: the SDK returns an empty object and raises nothing",
+    r.is_success,
+)
+STREAM_DONE = r.rule(
+    "openai_stream_done",
+    "MUST",
+    "openai_chat",
+    "a stream must end with one data: [DONE]; clients that wait for it hang, a second one is read as a chunk",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_JSON = r.rule(
+    "openai_stream_json",
+    "MUST",
+    "openai_chat",
+    "every data line but [DONE] is a JSON object; the SDK raises on the first one that is not",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_ERROR_LAST = r.rule(
+    "openai_stream_error_last",
+    "MUST",
+    "openai_chat",
+    "the SDK raises at an error event: chunks after it are lost",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_ROLE = r.rule(
+    "openai_stream_role",
+    "SHOULD",
+    "openai_chat",
+    "the first delta carries role 'assistant'; the SDK's accumulator falls back to it",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_ID = r.rule(
+    "openai_stream_one_id",
+    "SHOULD",
+    "openai_chat",
+    "one id for the whole stream; accumulators keyed by id split the answer",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_FINISH = r.rule(
+    "openai_stream_finish_reason",
+    "MUST",
+    "openai_chat",
+    "exactly one chunk per choice carries finish_reason; without it a client cannot tell a cut answer "
+    "from a whole one (the stream helper's final completion says None)",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_USAGE = r.rule(
+    "openai_stream_usage",
+    "MUST",
+    "openai_chat",
+    "with stream_options.include_usage the last chunk is the usage chunk with choices: []; otherwise the "
+    "SDK's stream.usage is silently None",
+    r.wants_usage,
+    r.CHAT,
+)
+USAGE_ARITHMETIC = r.rule(
+    "openai_usage_arithmetic",
+    "SHOULD",
+    "openai_chat",
+    "total_tokens = prompt_tokens + completion_tokens; clients that bill by total get it wrong",
+    r.chat_any,
+    r.CHAT,
+)
+N_HONOURED = r.rule(
+    "openai_n_honoured",
+    "MUST",
+    "openai_chat",
+    "n choices for n > 1; the SDK silently returns fewer answers than asked",
+    r.chat_with_n,
+    r.CHAT,
+)
+MAX_TOKENS = r.rule(
+    "openai_max_tokens_honoured",
+    "MUST",
+    "openai_chat",
+    "no more completion tokens than max_tokens; the client is billed and shown more than it allowed",
+    r.chat_with_limit,
+    r.CHAT,
+)
+SILENT_TRUNCATION = r.rule(
+    "openai_silent_truncation",
+    "MUST",
+    "openai_chat",
+    "an answer cut at max_tokens says finish_reason 'length'; with 'stop' the client takes a cut answer "
+    "for a whole one",
+    r.chat_with_limit,
+    r.CHAT,
+)
+RUN_STREAM = r.rule(
+    "openai_run_stream",
+    "MUST",
+    "openai_runs",
+    "a run stream starts with thread.run.created, carries JSON, reports a terminal status and ends with "
+    "event: done; the SDK's AssistantEventHandler raises or never returns otherwise",
+    r.run_stream,
+    r.RUNS,
+)
+LIST_LIMIT = r.rule(
+    "openai_list_limit",
+    "MUST",
+    "openai_lists",
+    "a page holds at most `limit` objects (20 by default); a paginating client's cursor skips the rest",
+    r.list_page,
+    r.LISTS,
+)
 
 
 # Error `type` values a client expects for each status (OpenAI's reference behaviour).
@@ -64,22 +193,35 @@ _TYPES_BY_STATUS: dict[int, set[str]] = {
 _SERVER_TYPES = {"server_error", "api_error", "internal_error", "service_unavailable"}
 
 
-def inspect_error(status: int, body: Any) -> None:
+def inspect_error(status: int, body: Any) -> list[Violation]:
     """An error response: the OpenAI envelope, with a `type` that agrees with the status."""
-    check = "openai_error_envelope"
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        raise _fail(check, f"HTTP {status} without the OpenAI error envelope: {str(body)[:200]}")
-    for field in ("message", "type", "param", "code"):
-        if field not in error:
-            raise _fail(check, f"HTTP {status} error envelope lacks '{field}'")
-    if not isinstance(error["message"], str) or not error["message"]:
-        raise _fail(check, f"HTTP {status} error has no message")
+        return [(ERROR_ENVELOPE, f"HTTP {status} without the OpenAI error envelope: {str(body)[:200]}")]
+    found: list[Violation] = []
+    if not isinstance(error.get("message"), str) or not error["message"]:
+        found.append((ERROR_ENVELOPE, f"HTTP {status} error has no message"))
+    missing = [f for f in ("type", "param", "code") if f not in error]
+    if missing:
+        found.append((ERROR_FIELDS, f"HTTP {status} error envelope lacks {', '.join(repr(m) for m in missing)}"))
     expected = _SERVER_TYPES if status >= 500 else _TYPES_BY_STATUS.get(status)
-    if expected is not None and error["type"] not in expected:
-        raise _fail(check, f"HTTP {status} error has type {error['type']!r}; clients expect one of {sorted(expected)}")
-    if status == 429 and error["type"] == "insufficient_quota" and error.get("code") != "insufficient_quota":
-        raise _fail(check, "a quota error must carry code 'insufficient_quota' so clients stop retrying")
+    if "type" in error and expected is not None and error["type"] not in expected:
+        found.append(
+            (ERROR_TYPE, f"HTTP {status} error has type {error['type']!r}; clients expect one of {sorted(expected)}")
+        )
+    quota = "insufficient_quota" in (str(error.get("type")), str(error.get("code"))) or "quota" in str(
+        error.get("message", "")
+    ).lower()
+    if status == 429 and quota and error.get("code") != "insufficient_quota":
+        found.append((QUOTA_CODE, "a quota 429 must carry code 'insufficient_quota' so clients stop retrying"))
+    return found
+
+
+def inspect_success(body: Any) -> list[Violation]:
+    """A 2xx body is never an error object."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict | str) and "object" not in body:
+        return [(SUCCESS_NOT_ERROR, f"a 2xx answer whose body is an error: {str(body)[:200]}")]
+    return []
 
 
 def _requested_limit(request: dict[str, Any]) -> int | None:
@@ -87,43 +229,57 @@ def _requested_limit(request: dict[str, Any]) -> int | None:
     return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
 
 
-def _usage(check: str, usage: Any) -> tuple[int, int, int]:
+def _usage(usage: Any) -> tuple[int, int, int] | str:
     if not isinstance(usage, dict):
-        raise _fail(check, "usage is missing")
+        return "usage is missing"
     try:
         return int(usage["prompt_tokens"]), int(usage["completion_tokens"]), int(usage["total_tokens"])
     except (KeyError, TypeError, ValueError):
-        raise _fail(check, f"usage is malformed: {usage}") from None
+        return f"usage is malformed: {str(usage)[:120]}"
 
 
-def _truncation(request: dict[str, Any], completion_tokens: int, finish: Any) -> None:
+def _truncation(request: dict[str, Any], completion_tokens: int, finish: Any) -> list[Violation]:
     limit = _requested_limit(request)
     if limit is None:
-        return
+        return []
     if completion_tokens > limit:
-        raise _fail("openai_max_tokens_honoured", f"{completion_tokens} completion tokens for max_tokens={limit}")
+        return [(MAX_TOKENS, f"{completion_tokens} completion tokens for max_tokens={limit}")]
     if completion_tokens >= limit and finish == "stop":
-        raise _fail(
-            "openai_silent_truncation",
-            f"the completion reached max_tokens={limit} but finish_reason is 'stop', not 'length'",
-        )
+        return [
+            (
+                SILENT_TRUNCATION,
+                f"the completion reached max_tokens={limit} but finish_reason is 'stop', not 'length'",
+            )
+        ]
+    return []
 
 
-def inspect_chat_completion(request: dict[str, Any], body: Any) -> None:
-    """A non-streamed chat completion: usage arithmetic, `n`, truncation reported."""
+def _arithmetic(usage: Any) -> tuple[list[Violation], int | None]:
+    parsed = _usage(usage)
+    if isinstance(parsed, str):
+        return [(USAGE_ARITHMETIC, parsed)], None
+    prompt, completion, total = parsed
+    if total != prompt + completion:
+        return [(USAGE_ARITHMETIC, f"total_tokens {total} != {prompt} + {completion}")], completion
+    return [], completion
+
+
+def inspect_chat_completion(request: dict[str, Any], body: Any) -> list[Violation]:
+    """A non-streamed chat completion: `n`, usage arithmetic, truncation reported."""
     choices = body.get("choices") if isinstance(body, dict) else None
     if not isinstance(choices, list):
-        return  # the schema check reports it
+        return []  # the schema rule reports it
+    found: list[Violation] = []
     n = request.get("n") or 1
-    if isinstance(n, int) and len(choices) != n:
-        raise _fail("openai_n_honoured", f"{len(choices)} choices for n={n}")
+    if isinstance(n, int) and not isinstance(n, bool) and len(choices) != n:
+        found.append((N_HONOURED, f"{len(choices)} choices for n={n}"))
     if "usage" not in body:
-        return
-    prompt, completion, total = _usage("openai_usage_arithmetic", body["usage"])
-    if total != prompt + completion:
-        raise _fail("openai_usage_arithmetic", f"total_tokens {total} != {prompt} + {completion}")
-    if choices and isinstance(choices[0], dict):
-        _truncation(request, completion, choices[0].get("finish_reason"))
+        return found
+    arithmetic, completion = _arithmetic(body["usage"])
+    found += arithmetic
+    if completion is not None and choices and isinstance(choices[0], dict):
+        found += _truncation(request, completion, choices[0].get("finish_reason"))
+    return found
 
 
 @dataclass
@@ -139,79 +295,111 @@ def decode_stream(content: bytes) -> _Stream:
     return _Stream(events + decoder.close(), complete)
 
 
-def inspect_chat_stream(request: dict[str, Any], content: bytes) -> None:
-    """A streamed chat completion, as the `openai` SDK reads it."""
-    check = "openai_chat_stream"
-    stream = decode_stream(content)
-    events = stream.events
-    if not events or events[-1].data != "[DONE]":
-        raise _fail(check, "the stream does not end with data: [DONE]")
-    if sum(e.data == "[DONE]" for e in events) != 1:
-        raise _fail(check, "data: [DONE] appears more than once")
+def _stream_chunks(events: list[Event]) -> tuple[list[dict[str, Any]], list[Violation], bool]:
     chunks: list[dict[str, Any]] = []
-    for event in events[:-1]:
+    found: list[Violation] = []
+    errored = False
+    data = [e for e in events if e.data != "[DONE]"]
+    for i, event in enumerate(data):
         try:
             chunk = orjson.loads(event.data)
         except orjson.JSONDecodeError:
-            raise _fail(check, f"a data line is not JSON: {event.data[:120]!r}") from None
+            found.append((STREAM_JSON, f"a data line is not JSON: {event.data[:120]!r}"))
+            continue
         if not isinstance(chunk, dict):
-            raise _fail(check, f"a data line is not a JSON object: {event.data[:120]!r}")
+            found.append((STREAM_JSON, f"a data line is not a JSON object: {event.data[:120]!r}"))
+            continue
         if "error" in chunk:
-            if event is not events[-2]:
-                raise _fail(check, "an error event is followed by more chunks")
-            inspect_error(500, chunk)
-            return
+            errored = True
+            if i != len(data) - 1:
+                found.append((STREAM_ERROR_LAST, "an error event is followed by more chunks"))
+            found += inspect_error(500, chunk)
+            continue
         chunks.append(chunk)
+    return chunks, found, errored
+
+
+def inspect_chat_stream(request: dict[str, Any], content: bytes) -> list[Violation]:
+    """A streamed chat completion, as the `openai` SDK reads it."""
+    events = decode_stream(content).events
+    found: list[Violation] = []
+    dones = sum(e.data == "[DONE]" for e in events)
+    if not events or events[-1].data != "[DONE]":
+        found.append((STREAM_DONE, "the stream does not end with data: [DONE]"))
+    if dones > 1:
+        found.append((STREAM_DONE, "data: [DONE] appears more than once"))
+    chunks, violations, errored = _stream_chunks(events)
+    found += violations
+    if errored:
+        return found
     if not chunks:
-        raise _fail(check, "the stream has no chunks")
+        return [*found, (STREAM_JSON, "the stream has no chunks")]
     first = chunks[0].get("choices") or [{}]
-    if (first[0].get("delta") or {}).get("role") != "assistant":
-        raise _fail(check, "the first chunk's delta does not carry role 'assistant'")
-    ids = {c.get("id") for c in chunks}
+    if not isinstance(first[0], dict) or (first[0].get("delta") or {}).get("role") != "assistant":
+        found.append((STREAM_ROLE, "the first chunk's delta does not carry role 'assistant'"))
+    ids = {str(c.get("id")) for c in chunks}
     if len(ids) != 1:
-        raise _fail(check, f"chunk ids change within one stream: {sorted(map(str, ids))[:3]}")
+        found.append((STREAM_ID, f"chunk ids change within one stream: {sorted(ids)[:3]}"))
     finishes = [
-        (i, choice.get("finish_reason"))
-        for i, c in enumerate(chunks)
+        choice.get("finish_reason")
+        for c in chunks
         for choice in c.get("choices") or []
-        if choice.get("finish_reason") is not None
+        if isinstance(choice, dict) and choice.get("finish_reason") is not None
     ]
-    if len(finishes) != 1:
-        raise _fail(check, f"{len(finishes)} chunks carry a finish_reason; exactly one must")
-    usage_chunks = [c for c in chunks if c.get("usage")]
-    wants_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-    if wants_usage:
-        if not usage_chunks or usage_chunks[-1] is not chunks[-1] or chunks[-1].get("choices") != []:
-            raise _fail(
-                check, "stream_options.include_usage is set but the last chunk is not a usage chunk with choices: []"
+    n = request.get("n") if isinstance(request.get("n"), int) else 1
+    if len(finishes) != (n or 1):
+        found.append((STREAM_FINISH, f"{len(finishes)} chunks carry a finish_reason; exactly {n or 1} must"))
+    if bool((request.get("stream_options") or {}).get("include_usage")):
+        last = chunks[-1]
+        if not last.get("usage") or last.get("choices") != []:
+            found.append(
+                (STREAM_USAGE, "stream_options.include_usage is set but the last chunk is not a usage chunk "
+                 "with choices: []")
             )
-        prompt, completion, total = _usage(check, chunks[-1]["usage"])
-        if total != prompt + completion:
-            raise _fail("openai_usage_arithmetic", f"total_tokens {total} != {prompt} + {completion}")
-        _truncation(request, completion, finishes[0][1])
+        else:
+            arithmetic, completion = _arithmetic(last["usage"])
+            found += arithmetic
+            if completion is not None and finishes:
+                found += _truncation(request, completion, finishes[0])
+    return found
 
 
 _RUN_TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired", "requires_action")
 
 
-def inspect_run_stream(content: bytes) -> None:
+def inspect_run_stream(content: bytes) -> list[Violation]:
     """A streamed run, as the SDK's AssistantEventHandler reads it."""
-    check = "openai_run_stream"
     events = decode_stream(content).events
     if not events:
-        raise _fail(check, "the run stream is empty")
+        return [(RUN_STREAM, "the run stream is empty")]
+    found: list[Violation] = []
     if events[0].event != "thread.run.created":
-        raise _fail(check, f"the first event is {events[0].event!r}, not 'thread.run.created'")
+        found.append((RUN_STREAM, f"the first event is {events[0].event!r}, not 'thread.run.created'"))
     if events[-1].event != "done" or events[-1].data != "[DONE]":
-        raise _fail(check, "the run stream does not end with event: done / data: [DONE]")
+        found.append((RUN_STREAM, "the run stream does not end with event: done / data: [DONE]"))
     names = [e.event for e in events]
     if not any(name in (f"thread.run.{s}" for s in _RUN_TERMINAL) for name in names):
-        raise _fail(check, "the run stream never reports a terminal run status")
+        found.append((RUN_STREAM, "the run stream never reports a terminal run status"))
     for event in events[:-1]:
         try:
             orjson.loads(event.data)
         except orjson.JSONDecodeError:
-            raise _fail(check, f"event {event.event!r} carries data that is not JSON") from None
+            found.append((RUN_STREAM, f"event {event.event!r} carries data that is not JSON"))
+            break
+    return found
+
+
+def inspect_list(limit: Any, body: Any) -> list[Violation]:
+    """A list page holds at most `limit` objects (20 when not given), as OpenAI's lists do."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        return []
+    cap = limit if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 100 else 20
+    if len(body["data"]) > cap:
+        return [(LIST_LIMIT, f"a list page holds {len(body['data'])} objects for limit={cap}")]
+    return []
+
+
+# --- the registered checks ---------------------------------------------------------------------
 
 
 def _json(response: Any) -> Any:
@@ -221,67 +409,66 @@ def _json(response: Any) -> Any:
         return None
 
 
-def _media(response: Any) -> str:
-    values = response.headers.get("content-type") or response.headers.get("Content-Type") or [""]
-    value = values[0] if isinstance(values, list) else values
-    return str(value).split(";")[0].strip().lower()
-
-
 def _body(case: Any) -> dict[str, Any]:
     return case.body if isinstance(case.body, dict) else {}
 
 
+def _raise(case: Any, found: list[Violation]) -> None:
+    if not found:
+        return None
+    label = case.operation.label
+    failures = [Finding(rule, message, operation=label) for rule, message in found]
+    if len(failures) == 1:
+        raise failures[0]
+    raise FailureGroup(failures)  # type: ignore[arg-type]
+
+
 @schemathesis.check
-def openai_error_envelope(ctx: Any, response: Any, case: Any) -> bool | None:
-    """MUST: every error is the OpenAI envelope with a type matching its status."""
-    if response.status_code >= 400:
-        inspect_error(response.status_code, _json(response))
+def openai_errors(ctx: Any, response: Any, case: Any) -> bool | None:
+    """Every error is the OpenAI envelope, with a type and code that agree with its status."""
+    if response.status_code < 400:
+        return True
+    _raise(case, inspect_error(response.status_code, _json(response)))
+    return None
+
+
+@schemathesis.check
+def openai_success(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A 2xx is never an error in disguise."""
+    if not 200 <= response.status_code < 300 or r.media(response) == "text/event-stream":
+        return True
+    _raise(case, inspect_success(_json(response)))
     return None
 
 
 @schemathesis.check
 def openai_chat(ctx: Any, response: Any, case: Any) -> bool | None:
-    """MUST/SHOULD: chat completions, plain and streamed."""
-    if case.operation.path != "/v1/chat/completions" or response.status_code != 200:
-        return None
-    if _media(response) == "text/event-stream":
-        inspect_chat_stream(_body(case), response.content)
+    """Chat completions, plain and streamed."""
+    if r.chat_stream(case, response):
+        _raise(case, inspect_chat_stream(_body(case), response.content))
+    elif r.chat_plain(case, response):
+        _raise(case, inspect_chat_completion(_body(case), _json(response)))
     else:
-        inspect_chat_completion(_body(case), _json(response))
+        return True
     return None
 
 
 @schemathesis.check
 def openai_runs(ctx: Any, response: Any, case: Any) -> bool | None:
-    """MUST: streamed runs follow the Assistants event stream."""
-    if (
-        case.operation.path.endswith("/runs")
-        and response.status_code == 200
-        and _media(response) == "text/event-stream"
-    ):
-        inspect_run_stream(response.content)
+    """Streamed runs follow the Assistants event stream."""
+    if not r.run_stream(case, response):
+        return True
+    _raise(case, inspect_run_stream(response.content))
     return None
 
 
-_LISTS = ("/v1/assistants", "/v1/threads/{thread_id}/messages", "/v1/threads/{thread_id}/runs")
-
-
-def inspect_list(limit: Any, body: Any) -> None:
-    """A list page holds at most `limit` objects (20 when not given), as OpenAI's lists do."""
-    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-        return
-    cap = limit if isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 100 else 20
-    if len(body["data"]) > cap:
-        raise _fail("openai_list_limit", f"a list page holds {len(body['data'])} objects for limit={cap}")
-
-
 @schemathesis.check
-def openai_list_limit(ctx: Any, response: Any, case: Any) -> bool | None:
-    """MUST: list pages honour `limit` (a paginating client silently misses objects otherwise)."""
-    if case.operation.method.upper() == "GET" and case.operation.path in _LISTS and response.status_code == 200:
-        query = case.query or {}
-        limit = query.get("limit")
-        if isinstance(limit, str) and limit.isdigit():
-            limit = int(limit)
-        inspect_list(limit, _json(response))
+def openai_lists(ctx: Any, response: Any, case: Any) -> bool | None:
+    """List pages honour `limit`."""
+    if not r.list_page(case, response):
+        return True
+    limit = (case.query or {}).get("limit")
+    if isinstance(limit, str) and limit.isdigit():
+        limit = int(limit)
+    _raise(case, inspect_list(limit, _json(response)))
     return None

@@ -4,10 +4,12 @@ it, with `Authorization` redacted), and the run's environment and categories."""
 from __future__ import annotations
 
 import json
-import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+from workerprobe.suite.findings import curl
 
 __all__ = ["CATEGORIES", "Exchanges", "write_allure_metadata"]
 
@@ -16,8 +18,8 @@ _SECRET_HEADERS = {"authorization", "cookie", "x-api-key"}
 
 # Allure groups failures by these (matched against the failure message).
 CATEGORIES = [
-    {"name": "MUST: an official client breaks", "matchedStatuses": ["failed"], "messageRegex": r"(?s).*\[MUST\].*"},
-    {"name": "SHOULD: differs from OpenAI", "matchedStatuses": ["failed"], "messageRegex": r"(?s).*\[SHOULD\].*"},
+    {"name": "MUST: an official client breaks", "matchedStatuses": ["failed"], "messageRegex": r"(?s)(.*\n)?MUST .*"},
+    {"name": "SHOULD: differs from OpenAI", "matchedStatuses": ["failed"], "messageRegex": r"(?s)(.*\n)?SHOULD .*"},
     {
         "name": "auth",
         "matchedStatuses": ["failed"],
@@ -49,33 +51,30 @@ def _headers(headers: httpx.Headers) -> dict[str, str]:
 class Exchanges:
     """httpx event hooks that keep the last few request/response pairs of a client."""
 
-    def __init__(self, keep: int = 5) -> None:
+    def __init__(self, keep: int = 5, on_response: Callable[[httpx.Response], None] | None = None) -> None:
         self.keep = keep
         self.items: list[httpx.Response] = []
+        self.on_response = on_response
 
     def hook(self, response: httpx.Response) -> None:
         self.items = [*self.items[-(self.keep - 1) :], response]
+        if self.on_response is not None:
+            self.on_response(response)
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(event_hooks={"response": [self.hook]}, **kwargs)  # type: ignore[arg-type]
 
     def async_client(self, **kwargs: object) -> httpx.AsyncClient:
         async def hook(response: httpx.Response) -> None:
+            if "text/event-stream" not in response.headers.get("content-type", ""):
+                await response.aread()  # the sync hook reads JSON bodies; an async body must be read here
             self.hook(response)
 
         return httpx.AsyncClient(event_hooks={"response": [hook]}, **kwargs)  # type: ignore[arg-type]
 
     @staticmethod
     def curl(request: httpx.Request) -> str:
-        parts = ["curl", "-X", request.method, shlex.quote(str(request.url))]
-        for name, value in _headers(request.headers).items():
-            if name.lower() in ("host", "content-length", "accept-encoding", "connection"):
-                continue
-            parts += ["-H", shlex.quote(f"{name}: {value}")]
-        body = request.content.decode(errors="replace") if request.content else ""
-        if body:
-            parts += ["-d", shlex.quote(body)]
-        return " ".join(parts)
+        return curl(request.method, str(request.url), dict(request.headers), request.content)
 
     def attach(self) -> None:
         import allure

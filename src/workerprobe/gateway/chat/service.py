@@ -223,6 +223,12 @@ class ChatService:
     ) -> Prepared:
         if request.n is not None and request.n > 1:
             raise BadRequest("n > 1 is not supported: Workers AI returns one choice per request", param="n")
+        extra = request.model_extra or {}
+        # Refused rather than dropped: a client that asked for them would silently get something else.
+        if extra.get("logit_bias"):
+            raise BadRequest("logit_bias is not supported: Workers AI takes no token biases", param="logit_bias")
+        if extra.get("logprobs") is True or extra.get("top_logprobs"):
+            raise BadRequest("logprobs are not supported: Workers AI returns no log probabilities", param="logprobs")
         resolved = self.router.resolve(request.model, "text-generation")
         model = resolved.model
         messages: list[dict[str, Any]] = []

@@ -1,0 +1,100 @@
+// The official OpenAI Node SDK against the target under test: one check per endpoint family,
+// each printing one JSON line {family, ok, error}. Usage:
+//   OPENAI_BASE_URL=... OPENAI_API_KEY=... node check.mjs chat embeddings ...
+// WORKERPROBE_CHAT_MODEL and WORKERPROBE_EMBEDDING_MODEL choose the models; WORKERPROBE_RUN tags
+// what is created (deleted again at the end of each check).
+import OpenAI from "openai";
+
+const client = new OpenAI({ maxRetries: 0, timeout: 60_000 });
+const CHAT = process.env.WORKERPROBE_CHAT_MODEL || "@cf/meta/llama-3.1-8b-instruct-fast";
+const EMBED = process.env.WORKERPROBE_EMBEDDING_MODEL || "@cf/baai/bge-base-en-v1.5";
+const metadata = { workerprobe_run: process.env.WORKERPROBE_RUN || "node" };
+const QUESTION = [{ role: "user", content: "What is 3 * 10? Answer briefly." }];
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const checks = {
+  async models() {
+    const page = await client.models.list();
+    expect(page.data.length > 0, "models.list() returned no model");
+  },
+  async chat() {
+    const plain = await client.chat.completions.create({ model: CHAT, messages: QUESTION, max_tokens: 16 });
+    expect(plain.choices[0]?.message?.content, "no content in a plain completion");
+    expect(["stop", "length"].includes(plain.choices[0].finish_reason), `finish_reason ${plain.choices[0].finish_reason}`);
+    const stream = await client.chat.completions.create({
+      model: CHAT, messages: QUESTION, max_tokens: 16, stream: true, stream_options: { include_usage: true },
+    });
+    let text = "";
+    let usage = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? "";
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text, "the stream carried no text");
+    expect(usage, "include_usage: no usage chunk");
+  },
+  async embeddings() {
+    // The SDK asks for base64 by default and decodes it itself.
+    const result = await client.embeddings.create({ model: EMBED, input: ["a harbour", "a river"] });
+    expect(result.data.length === 2, `${result.data.length} embeddings for 2 inputs`);
+    expect(result.data.every((d) => Array.isArray(d.embedding) && d.embedding.length > 0 && Number.isFinite(d.embedding[0])),
+      "an embedding did not decode to numbers");
+  },
+  async assistants() {
+    const made = await client.beta.assistants.create({ model: CHAT, name: "workerprobe node", metadata });
+    try {
+      const got = await client.beta.assistants.retrieve(made.id);
+      expect(got.id === made.id && got.name === "workerprobe node", "retrieve gave another assistant");
+      const changed = await client.beta.assistants.update(made.id, { name: "renamed" });
+      expect(changed.name === "renamed", "update did not rename");
+    } finally {
+      await client.beta.assistants.delete(made.id);
+    }
+  },
+  async threads() {
+    const thread = await client.beta.threads.create({ metadata, messages: [{ role: "user", content: "hello" }] });
+    try {
+      await client.beta.threads.messages.create(thread.id, { role: "user", content: "second" });
+      const page = await client.beta.threads.messages.list(thread.id, { order: "asc" });
+      const texts = page.data.map((m) => m.content[0]?.text?.value);
+      expect(JSON.stringify(texts) === JSON.stringify(["hello", "second"]), `messages ${JSON.stringify(texts)}`);
+    } finally {
+      await client.beta.threads.delete(thread.id);
+    }
+  },
+  async runs() {
+    const assistant = await client.beta.assistants.create({ model: CHAT, metadata });
+    const thread = await client.beta.threads.create({ metadata, messages: QUESTION });
+    try {
+      const run = await client.beta.threads.runs.createAndPoll(thread.id, {
+        assistant_id: assistant.id, max_completion_tokens: 16,
+      }, { pollIntervalMs: 100 });
+      expect(["completed", "incomplete"].includes(run.status), `run ended ${run.status}`);
+      const reply = (await client.beta.threads.messages.list(thread.id)).data[0];
+      expect(reply?.role === "assistant" && reply.content[0]?.text?.value, "no stored reply");
+      let deltas = "";
+      const stream = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id, max_completion_tokens: 16 });
+      stream.on("textDelta", (delta) => { deltas += delta.value ?? ""; });
+      const final = await stream.finalRun();
+      expect(deltas && ["completed", "incomplete"].includes(final.status), `stream: ${final.status}, text ${JSON.stringify(deltas)}`);
+    } finally {
+      await client.beta.threads.delete(thread.id);
+      await client.beta.assistants.delete(assistant.id);
+    }
+  },
+};
+
+for (const family of process.argv.slice(2)) {
+  const check = checks[family];
+  try {
+    if (!check) throw new Error(`unknown family ${family}`);
+    await check();
+    console.log(JSON.stringify({ family, ok: true }));
+  } catch (error) {
+    const name = error?.constructor?.name ?? "Error";
+    console.log(JSON.stringify({ family, ok: false, error: `${name}: ${error?.message ?? error}`.slice(0, 400) }));
+  }
+}

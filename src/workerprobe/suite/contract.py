@@ -1,0 +1,208 @@
+"""The contract tests' engine: the spec as schemathesis loads it (one schema per phase), one call
+of a generated case against the target, and the record of what it showed.
+
+A failing check never ends an operation's run: every case is sent, its rule outcomes go to the
+process's `Findings` (the `after_validate` hook below), and the test of an operation and phase
+fails once at its end, naming each group of findings (`verdict_of`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import schemathesis
+from schemathesis.core.failures import FailureGroup
+
+import workerprobe
+from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
+from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted
+from workerprobe.suite.findings import Findings, Group, curl
+from workerprobe.suite.ledger import Ledger
+from workerprobe.suite.registry import RULES, Finding, positive
+from workerprobe.suite.target import Target
+
+__all__ = ["EXAMPLES", "FINDINGS", "PHASES", "SPEC", "call", "load_schema", "operations", "phase_of"]
+
+ROOT = Path(workerprobe.__file__).resolve().parents[2]
+SPEC = ROOT / "openapi" / "openapi.yaml"
+CONFIG = ROOT / "schemathesis.toml"
+# Generated cases per operation and phase: `make test` keeps it small, `make test-deep` raises it.
+EXAMPLES = int(os.environ.get("WORKERPROBE_CONTRACT_EXAMPLES", "12"))
+PHASES = ("examples", "coverage", "fuzzing")
+
+# What this test process saw (written to a part file at the end of the session).
+FINDINGS = Findings()
+
+
+def load_schema(phase: str | None = None) -> schemathesis.BaseSchema:
+    """The spec with the project's schemathesis.toml; `phase`: only that phase runs."""
+    config = schemathesis.config.SchemathesisConfig.from_path(CONFIG)
+    schema = schemathesis.openapi.from_path(SPEC, config=config)
+    schema.config.generation.update(max_examples=EXAMPLES)
+    if phase is not None:
+        schema.config.phases.update(phases=[phase])
+    return schema
+
+
+def operations() -> list[str]:
+    return [result.ok().label for result in load_schema().get_all_operations()]
+
+
+def phase_of(case: Any) -> str:
+    phase = getattr(getattr(getattr(case, "meta", None), "phase", None), "name", None)
+    return str(getattr(phase, "value", phase) or "examples")
+
+
+# Operations that make the target call a model (and so cost neurons on a deployed Worker), with
+# the field that caps their generation.
+GENERATING = {
+    "/v1/chat/completions": "max_tokens",
+    "/v1/threads/{thread_id}/runs": "max_completion_tokens",
+    "/v1/threads/runs": "max_completion_tokens",
+    "/v1/embeddings": None,
+}
+DEFAULT_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+# Creates whose objects the suite tags with the run's id (and deletes at the end).
+_TAGGED = {"/v1/assistants", "/v1/threads", "/v1/threads/{thread_id}/messages", "/v1/threads/runs"}
+
+
+def generates(case: Any) -> bool:
+    return case.operation.method.upper() == "POST" and case.operation.path in GENERATING
+
+
+def cap_generation(case: Any) -> None:
+    """Absent or too large: capped at a few tokens. Invalid values stay, so negative cases stay negative."""
+    field = GENERATING.get(case.operation.path)
+    if field is None or not isinstance(case.body, dict) or not generates(case):
+        return
+    given = case.body.get(field)
+    if field not in case.body:
+        case.body[field] = GENERATION_CAP
+    elif isinstance(given, int) and not isinstance(given, bool) and given > GENERATION_CAP:
+        case.body[field] = GENERATION_CAP
+
+
+def tag(case: Any, run_id: str) -> None:
+    """Mark what a create makes with the run's id (only where a metadata map has room for it)."""
+    if case.operation.method.upper() != "POST" or case.operation.path not in _TAGGED or not isinstance(case.body, dict):
+        return
+    metadata = case.body.get("metadata")
+    if "metadata" not in case.body:
+        case.body["metadata"] = {"workerprobe_run": run_id}
+    elif isinstance(metadata, dict) and len(metadata) < 16:
+        case.body["metadata"] = {**metadata, "workerprobe_run": run_id}
+
+
+def usage_of(response: Any) -> Any:
+    if "json" not in str(response.headers.get("content-type") or ""):
+        return None
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    return payload.get("usage") if isinstance(payload, dict) else None
+
+
+def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
+    """Send one case and check its answer; failures are recorded, never raised."""
+    headers = {"Authorization": f"Bearer {target.api_key}"}
+    hold = None
+    if budget is not None and generates(case):
+        cap_generation(case)
+        try:
+            hold = budget.reserve(case.body if isinstance(case.body, dict) else {}, DEFAULT_MODEL)
+        except Exhausted:
+            FINDINGS.not_run[case.operation.label] += 1
+            return
+    if ledger is not None:
+        tag(case, run_id)
+    learn_missing_route(target)
+    transport = {"base_url": target.root, "headers": headers, "timeout": 60}
+    try:
+        response = case.call(**transport)
+    except Exception:
+        if hold is not None and budget is not None:
+            budget.release(hold)
+        raise
+    if hold is not None and budget is not None:
+        model = case.body.get("model", DEFAULT_MODEL) if isinstance(case.body, dict) else DEFAULT_MODEL
+        budget.settle(hold, str(model), response.status_code, usage_of(response))
+    if ledger is not None and 200 <= response.status_code < 300:
+        ledger.created(case.operation.method.upper(), case.operation.path, case.path_parameters or {}, response)
+    try:
+        case.validate_response(response, headers=headers, transport_kwargs=transport)
+    except FailureGroup:
+        pass  # every failure is in FINDINGS already (after_validate)
+
+
+def _repro(response: Any) -> str:
+    request = response.request
+    return curl(str(request.method), str(request.url), dict(request.headers), request.body)
+
+
+_NO_ROUTE = "/v1/workerprobe-no-such-route"
+# What this target answers for a path it has no route for (learnt once per process).
+_ROUTE_404: dict[str, str | None] = {}
+
+
+def _signature(text: str, path: str) -> str:
+    return re.sub(r"\d+", "N", text.replace(path, "<path>"))
+
+
+def learn_missing_route(target: Target) -> None:
+    """Ask once for a path no server has: its 404 is how this target says "no such route"."""
+    if "body" in _ROUTE_404:
+        return
+    try:
+        url = httpx.URL(f"{target.root}{_NO_ROUTE}")
+        answer = httpx.post(url, headers={"Authorization": f"Bearer {target.api_key}"}, json={}, timeout=15)
+        _ROUTE_404["body"] = _signature(answer.text, url.path) if answer.status_code == 404 else None
+    except httpx.HTTPError:
+        _ROUTE_404["body"] = None
+
+
+def _evidence(case: Any, response: Any) -> bool:
+    """Whether the answer says anything about the operation being implemented: a 404 does only when
+    it reads like the target's answer for a path it has no route for (otherwise it may say that an
+    object, a model or a referenced assistant does not exist)."""
+    if response.status_code != 404:
+        return True
+    known = _ROUTE_404.get("body")
+    return known is not None and _signature(response.text, httpx.URL(str(response.request.url)).path) == known
+
+
+@schemathesis.hook
+def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -> None:
+    """Books every response and every rule outcome under the operation the case hit."""
+    operation, phase, status = case.operation.label, phase_of(case), int(response.status_code)
+    FINDINGS.sent(operation, status, valid=positive(case, response), evidence=_evidence(case, response))
+    ran = {result.name for result in results}
+    broken: set[str] = set()
+    for result in results:
+        failure = result.failure
+        if failure is None:
+            continue
+        rule = RULES.get(failure.rule) if isinstance(failure, Finding) else RULES.get(result.name)
+        if rule is None:
+            continue
+        broken.add(rule.name)
+        FINDINGS.failed(operation, phase, rule, failure, _repro(response), status)
+    for rule in RULES.values():
+        if rule.name in broken or (rule.check in ran and rule.applies(case, response)):
+            FINDINGS.checked(operation, rule)
+
+
+def verdict_of(groups: list[Group], strict: bool) -> str | None:
+    """The failure message of an operation's test: one line per group of findings (MUST ones, and
+    SHOULD ones too when `strict`), or None when the test passes."""
+    shown = [g for g in groups if g.level == "MUST" or strict]
+    if not shown:
+        return None
+    shown.sort(key=lambda g: (g.level != "MUST", -g.count))
+    lines = [f"{g.level} {g.rule} x{g.count} (HTTP {g.status}): {g.message[:200]}" for g in shown]
+    lines.append("reproductions: reports/findings.md")
+    return "\n".join(lines)

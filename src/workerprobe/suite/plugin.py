@@ -1,0 +1,347 @@
+"""The suite as a pytest plugin: which target is under test, the pre-flight, the shared budget, the
+objects left behind, the per-operation verdicts of the contract tests, and the run's reports.
+
+`CLOUDFLARE_WORKER_URL` and `API_KEY` (options, environment, then `.env`) select a deployed
+Worker; with neither set, each test process starts the embedded default: the workerprobe gateway
+in front of the Workers AI emulator, as real processes on free loopback ports.
+
+Against a deployed Worker only the suite runs, and the exit code is the target's verdict:
+0 every MUST holds, 1 a MUST fails, 2 the run could not verify.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import shutil
+from collections.abc import Generator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import workerprobe
+from workerprobe.suite import contract, preflight
+from workerprobe.suite.budget import Budget
+from workerprobe.suite.conformance import write_matrix
+from workerprobe.suite.findings import merge
+from workerprobe.suite.ledger import Ledger
+from workerprobe.suite.reporting import write_allure_metadata
+from workerprobe.suite.target import Target, configured, embedded
+from workerprobe.suite.verdict import Outcome, distinct, judge, write
+
+# With a deployed target, only these folders of tests/ are collected.
+_SUITE = ("contract", "scenarios")
+_REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _reports(config: pytest.Config) -> Path:
+    return Path(config.rootpath) / "reports"
+
+
+def _parts(config: pytest.Config) -> Path:
+    return _reports(config) / "parts"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("workerprobe")
+    group.addoption(
+        "--max-neurons",
+        type=float,
+        default=float(os.environ.get("WORKERPROBE_MAX_NEURONS", "300")),
+        help="Workers AI neurons the whole run may spend on a deployed target, all test processes together "
+        "(default 300, 3%% of the free daily allocation)",
+    )
+    group.addoption("--workerprobe-url", default=None, help="the target's base URL ending in /v1 (CLOUDFLARE_WORKER_URL)")
+    group.addoption("--workerprobe-key", default=None, help="the target's API key (API_KEY)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for option, name in (("--workerprobe-url", "CLOUDFLARE_WORKER_URL"), ("--workerprobe-key", "API_KEY")):
+        value = config.getoption(option)
+        if value:
+            os.environ[name] = value
+    config.addinivalue_line("markers", "family(name): the endpoint family a scenario test covers")
+    config.addinivalue_line("markers", "client(name): the official SDK a scenario drives (python, node)")
+    if _is_worker(config):
+        config._workerprobe_run = config.workerinput["workerprobe_run"]  # type: ignore[attr-defined]
+    else:
+        config._workerprobe_run = f"wp-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"  # type: ignore[attr-defined]
+        config._workerprobe_started = datetime.now(UTC).isoformat(timespec="seconds")  # type: ignore[attr-defined]
+        config._workerprobe_outcomes = []  # type: ignore[attr-defined]
+        config._workerprobe_errors = 0  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput["workerprobe_run"] = node.config._workerprobe_run
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    target = configured()
+    under_test = target.describe() if target else "the embedded default (workerprobe gateway + Workers AI emulator)"
+    lines = [
+        f"workerprobe {workerprobe.__version__} on {platform.machine()}, Python {platform.python_version()}",
+        f"target under test: {under_test}; run {config._workerprobe_run}",  # type: ignore[attr-defined]
+    ]
+    if target is not None:
+        lines.append("running the suite only (tests/contract, tests/scenarios)")
+        if not target.emulated:
+            lines.append(
+                f"this run can spend at most {config.getoption('--max-neurons'):g} neurons (--max-neurons); "
+                "generation is capped at 16 tokens a call"
+            )
+    return lines
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    if configured() is None:
+        return None
+    tests = Path(config.rootpath) / "tests"
+    if collection_path.parent == tests and collection_path.is_dir() and collection_path.name not in _SUITE:
+        return True
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if _is_worker(config):
+        return
+    reports = _reports(config)
+    shutil.rmtree(_parts(config), ignore_errors=True)
+    for name in _REPORTS:
+        (reports / name).unlink(missing_ok=True)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    for warning in preflight.env_warnings(Path(".env"), dict(os.environ)):
+        if terminal is not None:
+            terminal.write_line(warning, yellow=True)
+    target = configured()
+    if target is None:
+        return
+    result = preflight.check(target)
+    if terminal is not None:
+        terminal.write_line(result.line, green=result.ok, red=not result.ok)
+    if not result.ok:
+        pytest.exit(f"{result.line}\nworkerprobe verdict: UNVERIFIED (pre-flight failed); exit 2", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    """The server under test (started here when it is the embedded default)."""
+    chosen = configured()
+    if chosen is not None:
+        yield chosen
+        return
+    with embedded(tmp_path_factory.mktemp("embedded") / "gateway.sqlite3") as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def run_id(request: pytest.FixtureRequest) -> str:
+    return str(request.config._workerprobe_run)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def budget(request: pytest.FixtureRequest, target: Target) -> Budget | None:
+    """The run's one neuron budget (None when no neuron is real)."""
+    if target.emulated:
+        return None
+    return Budget(_parts(request.config) / "budget.sqlite3", request.config.getoption("--max-neurons"))
+
+
+@pytest.fixture(scope="session")
+def ledger(request: pytest.FixtureRequest, target: Target, run_id: str) -> Iterator[Ledger | None]:
+    """What this process creates on a configured target, deleted when the session ends."""
+    if target.embedded:
+        yield None
+        return
+    worker = getattr(request.config, "workerinput", {}).get("workerid", "main")
+    kept = Ledger(target.root, target.api_key, run_id, worker)
+    yield kept
+    contract.FINDINGS.cleanup = kept.delete_all()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
+    """Each operation's test is a child of its module with a node id of its own
+    (`test_schema.py::test_coverage[POST /v1/chat/completions]`), so that any one can be rerun by
+    id: pytest 9 matches a parametrized id against a module's children, and builds the id from
+    the item's original name, which schemathesis's items share."""
+    result = yield
+    if type(result).__name__ != "SchemathesisCase":
+        return result
+    items = result.collect()
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label is not None and not getattr(item, "callspec", None):
+            item._id = collector.id.child(item.originalname).with_params(label)  # type: ignore[attr-defined]
+    return items
+
+
+def _contract_phase(item: pytest.Item) -> str | None:
+    name = getattr(item, "originalname", "") or ""
+    phase = name.removeprefix("test_")
+    return phase if item.nodeid.startswith("tests/contract/test_schema.py") and phase in contract.PHASES else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A contract test runs every case, then fails once, naming every group of MUST findings."""
+    phase = _contract_phase(item)
+    label = getattr(item, "operation_label", None)
+    if phase is None or label is None:
+        return (yield)
+    import allure
+
+    allure.dynamic.parameter("operation", label)
+    allure.dynamic.parameter("phase", phase)
+    allure.dynamic.title(f"{label} ({phase})")
+    result = yield
+    target = item.funcargs.get("target")
+    strict = bool(target is not None and target.embedded)
+    message = contract.verdict_of(contract.FINDINGS.of(label, phase), strict=strict)
+    if message is not None:
+        pytest.fail(message, pytrace=False)
+    return result
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Scenario tests carry their family, client and level to the controller."""
+    if not item.nodeid.startswith("tests/scenarios/"):
+        return
+    family = item.get_closest_marker("family")
+    client = item.get_closest_marker("client")
+    level = "MUST" if item.get_closest_marker("must") else "SHOULD"
+    item.user_properties += [
+        ("workerprobe_family", family.args[0] if family else "chat"),
+        ("workerprobe_client", client.args[0] if client else "python"),
+        ("workerprobe_level", level),
+    ]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """The controller keeps every scenario's outcome (reports from all test processes pass here)."""
+    props = dict(report.user_properties)
+    store = _CONTROLLER.get("config")
+    if store is None:
+        return
+    if report.when != "call" and report.failed:
+        store._workerprobe_errors += 1
+    if "workerprobe_family" not in props:
+        return
+    if report.when == "call" or (report.when == "setup" and report.skipped):
+        message = str(report.longrepr[-1]) if report.skipped and isinstance(report.longrepr, tuple) else ""
+        if report.failed:
+            message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)  # type: ignore[union-attr]
+        store._workerprobe_outcomes.append(
+            Outcome(
+                report.nodeid,
+                str(props["workerprobe_family"]),
+                str(props["workerprobe_client"]),
+                str(props["workerprobe_level"]),
+                report.outcome,
+                message,
+            )
+        )
+
+
+_CONTROLLER: dict[str, pytest.Config] = {}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    if not _is_worker(session.config):
+        _CONTROLLER["config"] = session.config
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    worker = getattr(config, "workerinput", {}).get("workerid", "main")
+    if contract.FINDINGS.total_requests or contract.FINDINGS.not_run or contract.FINDINGS.cleanup != (0, 0):
+        contract.FINDINGS.dump(_parts(config) / f"findings-{worker}.json")
+    if _is_worker(config):
+        return
+    parts = sorted(_parts(config).glob("findings-*.json"))
+    findings = merge(parts)
+    target = configured()
+    describe = target.describe() if target else "the embedded default"
+    header = {
+        "target": describe,
+        "run_id": config._workerprobe_run,  # type: ignore[attr-defined]
+        "started": config._workerprobe_started,  # type: ignore[attr-defined]
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "version": workerprobe.__version__,
+    }
+    cost: dict[str, Any] = {}
+    budget_file = _parts(config) / "budget.sqlite3"
+    if budget_file.exists():
+        spend = Budget(budget_file, 0).spend()
+        cost = {
+            "max_neurons": spend.max_neurons,
+            "spent_neurons": round(spend.spent, 2),
+            "of_which_worst_case": round(spend.worst_case, 2),
+            "still_held": round(spend.held, 2),
+            "calls": spend.calls,
+            "refused_for_budget": spend.refused,
+        }
+    outcomes = config._workerprobe_outcomes  # type: ignore[attr-defined]
+    if not parts and not outcomes:
+        return
+    reports = _reports(config)
+    write_matrix(findings, contract.operations(), reports, f"Target: {describe}; run {header['run_id']}, "
+                 f"{header['started']} to {header['finished']}, workerprobe {header['version']}")
+    verdict = judge(findings, outcomes, cost, errors=config._workerprobe_errors)  # type: ignore[attr-defined]
+    write(reports, header, verdict, findings)
+    config._workerprobe_verdict = (verdict, findings)  # type: ignore[attr-defined]
+    if target is not None and session.exitstatus in (0, 1):
+        session.exitstatus = verdict.exit_code
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    allure_dir = getattr(config.option, "allure_report_dir", None)
+    target = configured()
+    if allure_dir:
+        write_allure_metadata(
+            Path(allure_dir),
+            {
+                "target": target.describe() if target else "the embedded default",
+                "workerprobe": workerprobe.__version__,
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+            },
+        )
+    found = getattr(config, "_workerprobe_verdict", None)
+    if found is None:
+        return
+    verdict, findings = found
+    write = terminalreporter.write_line
+    write("")
+    write(f"contract requests sent by generated cases: {findings.total_requests}; distinct findings: "
+          f"{distinct(list(findings.groups.values()))} (reports/findings.md, reports/conformance.md, reports/summary.md)")
+    if verdict.cost:
+        c = verdict.cost
+        write(
+            f"neurons spent on the deployed target: {c['spent_neurons']} of {c['max_neurons']:g} "
+            f"({c['of_which_worst_case']} of it charged at the worst case, no usage reported); "
+            f"calls not made for the budget: {c['refused_for_budget']}"
+        )
+    if findings.cleanup != (0, 0):
+        deleted, left = findings.cleanup
+        write(f"objects this run created on the target: {deleted} deleted, {left} left (workerprobe clean)")
+    width = max(len(f) for f in verdict.table)
+    write(f"{'family':{width}}  official Python SDK / official Node SDK")
+    for family, row in verdict.table.items():
+        write(f"{family:{width}}  {row['python']} / {row['node']}")
+    for g in verdict.top[:8]:
+        where = g["operations"][0] if len(g["operations"]) == 1 else f"{len(g['operations'])} operations"
+        write(f"  {g['level']} {g['rule']} x{g['count']} on {where}: {g['message'][:100]}")
+    write(verdict.line, bold=True, red=verdict.exit_code == 1, yellow=verdict.exit_code == 2, green=verdict.exit_code == 0)
+

@@ -1,0 +1,328 @@
+"""The one registry of the suite's rules: each with its conformance level, where it applies, and
+the client behaviour that justifies the level.
+
+    MUST    an official `openai` SDK raises the wrong class, hangs, loses data or silently
+            returns wrong data when the rule is broken (the rule says which);
+    SHOULD  differs from the OpenAI API without breaking a client.
+
+A rule is checked by one schemathesis check (`check`: a built-in one, or one of
+`workerprobe.suite.checks`); a check may hold several rules and reports every rule a response
+breaks. `applies(case, response)` says whether the rule means anything for that response, so
+that a matrix cell reads "pass" only when the rule was checked on at least one response.
+
+Failures carry their rule and level (`Finding`, a schemathesis `Failure`), so that reporters
+never parse a level out of a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from schemathesis.core.failures import Failure, Severity
+
+__all__ = ["BUILTIN", "RULES", "Finding", "Level", "Rule", "rule"]
+
+Level = Literal["MUST", "SHOULD"]
+Applies = Callable[[Any, Any], bool]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    level: Level
+    check: str  # the schemathesis check that holds it
+    why: str  # the client behaviour that justifies the level
+    applies: Applies
+    only: tuple[str, ...] | None = None  # the operations it can apply to (None: any)
+
+
+class Finding(Failure):
+    """One broken rule in one response."""
+
+    code: ClassVar[str] = "WP900"
+    kind_title: ClassVar[str] = "OpenAI contract"
+
+    __slots__ = ("rule", "level")
+
+    def __init__(self, rule: Rule, message: str, operation: str | None = None) -> None:
+        super().__init__(
+            operation=operation,
+            title=f"{rule.level} {rule.name}",
+            message=message,
+            severity=Severity.HIGH if rule.level == "MUST" else Severity.MEDIUM,
+        )
+        self.rule = rule.name
+        self.level = rule.level
+
+    @property
+    def _unique_key(self) -> str:
+        return f"{self.rule}:{self.message}"
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    name: str, level: Level, check: str, why: str, applies: Applies, only: tuple[str, ...] | None = None
+) -> Rule:
+    """Register a rule (once: a second registration of a name is a programming error)."""
+    if name in RULES:
+        raise ValueError(f"rule {name!r} registered twice")
+    RULES[name] = Rule(name, level, check, why, applies, only)
+    return RULES[name]
+
+
+# --- where rules apply ------------------------------------------------------------------------
+
+
+def _meta_mode(case: Any) -> str | None:
+    meta = getattr(case, "meta", None)
+    mode = getattr(getattr(meta, "generation", None), "mode", None)
+    return str(getattr(mode, "value", mode)) if mode is not None else None
+
+
+def _scenario(case: Any) -> tuple[str | None, str | None]:
+    data = getattr(getattr(getattr(case, "meta", None), "phase", None), "data", None)
+    scenario = getattr(data, "scenario", None)
+    return (str(getattr(scenario, "value", scenario)) if scenario else None, getattr(data, "parameter", None))
+
+
+def _declared(case: Any, response: Any) -> dict[str, Any] | None:
+    responses = case.operation.definition.raw.get("responses", {})
+    status = str(response.status_code)
+    found = responses.get(status) or responses.get(f"{status[0]}XX") or responses.get("default")
+    return found if isinstance(found, dict) else None
+
+
+def always(case: Any, response: Any) -> bool:
+    return True
+
+
+def positive(case: Any, response: Any) -> bool:
+    return _meta_mode(case) == "positive"
+
+
+def negative(case: Any, response: Any) -> bool:
+    return _meta_mode(case) == "negative"
+
+
+def has_body(case: Any, response: Any) -> bool:
+    return response.status_code != 204 and bool(response.content)
+
+
+def schema_declared(case: Any, response: Any) -> bool:
+    declared = _declared(case, response)
+    return bool(declared and declared.get("content"))
+
+
+def headers_declared(case: Any, response: Any) -> bool:
+    declared = _declared(case, response)
+    return bool(declared and declared.get("headers"))
+
+
+def is_error(case: Any, response: Any) -> bool:
+    return int(response.status_code) >= 400
+
+
+def is_success(case: Any, response: Any) -> bool:
+    return 200 <= int(response.status_code) < 300
+
+
+def is_stateful(case: Any, response: Any) -> bool:
+    phase = getattr(getattr(getattr(case, "meta", None), "phase", None), "name", None)
+    return str(getattr(phase, "value", phase)) == "stateful"
+
+
+def _op(case: Any) -> str:
+    return f"{case.operation.method.upper()} {case.operation.path}"
+
+
+def media(response: Any) -> str:
+    values = response.headers.get("content-type") or response.headers.get("Content-Type") or [""]
+    value = values[0] if isinstance(values, list) else values
+    return str(value).split(";")[0].strip().lower()
+
+
+def chat_plain(case: Any, response: Any) -> bool:
+    return _op(case) == "POST /v1/chat/completions" and is_success(case, response) and media(response) != "text/event-stream"
+
+
+def chat_stream(case: Any, response: Any) -> bool:
+    return _op(case) == "POST /v1/chat/completions" and is_success(case, response) and media(response) == "text/event-stream"
+
+
+def chat_any(case: Any, response: Any) -> bool:
+    return chat_plain(case, response) or chat_stream(case, response)
+
+
+def _limit(case: Any) -> Any:
+    body = case.body if isinstance(case.body, dict) else {}
+    return body.get("max_completion_tokens") or body.get("max_tokens")
+
+
+def chat_with_limit(case: Any, response: Any) -> bool:
+    limit = _limit(case)
+    return chat_any(case, response) and isinstance(limit, int) and not isinstance(limit, bool)
+
+
+def chat_with_n(case: Any, response: Any) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    return chat_plain(case, response) and isinstance(body.get("n"), int) and body.get("n") not in (None, 1)
+
+
+def wants_usage(case: Any, response: Any) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    options = body.get("stream_options")
+    return chat_stream(case, response) and isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def run_stream(case: Any, response: Any) -> bool:
+    return (
+        case.operation.path.endswith("/runs")
+        and is_success(case, response)
+        and media(response) == "text/event-stream"
+    )
+
+
+CHAT = ("POST /v1/chat/completions",)
+RUNS = ("POST /v1/threads/{thread_id}/runs", "POST /v1/threads/runs")
+STATEFUL_READS = (
+    "GET /v1/assistants/{assistant_id}",
+    "GET /v1/threads/{thread_id}",
+    "GET /v1/threads/{thread_id}/messages/{message_id}",
+    "GET /v1/threads/{thread_id}/runs/{run_id}",
+    "GET /v1/threads/{thread_id}/messages",
+    "GET /v1/threads/{thread_id}/runs",
+)
+LISTS = ("GET /v1/assistants", "GET /v1/threads/{thread_id}/messages", "GET /v1/threads/{thread_id}/runs")
+
+
+def list_page(case: Any, response: Any) -> bool:
+    return _op(case) in LISTS and is_success(case, response)
+
+
+def quota_error(case: Any, response: Any) -> bool:
+    return int(response.status_code) == 429
+
+
+def missing_header_case(case: Any, response: Any) -> bool:
+    scenario, parameter = _scenario(case)
+    return scenario == "missing_parameter" and parameter is not None and parameter.lower() == "authorization"
+
+
+def undeclared_method(case: Any, response: Any) -> bool:
+    return _scenario(case)[0] == "unspecified_http_method"
+
+
+def options_request(case: Any, response: Any) -> bool:
+    return str(getattr(response.request, "method", "")).upper() == "OPTIONS"
+
+
+def secured_success(case: Any, response: Any) -> bool:
+    return is_success(case, response)
+
+
+def stateful_read(case: Any, response: Any) -> bool:
+    return is_stateful(case, response) and case.operation.method.upper() == "GET" and "{" in case.operation.path
+
+
+# --- schemathesis's built-in checks, with their levels -----------------------------------------
+
+BUILTIN: tuple[Rule, ...] = (
+    rule(
+        "not_a_server_error",
+        "MUST",
+        "not_a_server_error",
+        "a 5xx makes the SDK raise InternalServerError (and retry it twice) where the request deserved a "
+        "4xx class or an answer",
+        always,
+    ),
+    rule(
+        "response_schema_conformance",
+        "MUST",
+        "response_schema_conformance",
+        "the SDK builds its objects without validation: a missing or mistyped field is silently None or wrong",
+        schema_declared,
+    ),
+    rule(
+        "content_type_conformance",
+        "MUST",
+        "content_type_conformance",
+        "the SDK parses by Content-Type: a JSON body sent as text/plain comes back as a str, not an object",
+        has_body,
+    ),
+    rule(
+        "positive_data_acceptance",
+        "MUST",
+        "positive_data_acceptance",
+        "a request valid under the OpenAI API is refused: the SDK raises BadRequestError for a correct call",
+        positive,
+    ),
+    rule(
+        "ignored_auth",
+        "MUST",
+        "ignored_auth",
+        "a request without a valid key is answered: the SDK never raises AuthenticationError for a wrong key",
+        secured_success,
+    ),
+    rule(
+        "ensure_resource_availability",
+        "MUST",
+        "ensure_resource_availability",
+        "an object just created is not found: the SDK raises NotFoundError for an id it was given",
+        stateful_read,
+        STATEFUL_READS,
+    ),
+    rule(
+        "use_after_free",
+        "MUST",
+        "use_after_free",
+        "a deleted object is still served: the SDK silently returns data that no longer exists",
+        stateful_read,
+        STATEFUL_READS,
+    ),
+    rule(
+        "status_code_conformance",
+        "SHOULD",
+        "status_code_conformance",
+        "a status the API does not document; the SDK still raises an APIStatusError subclass",
+        always,
+    ),
+    rule(
+        "response_headers_conformance",
+        "SHOULD",
+        "response_headers_conformance",
+        "a documented header is missing or malformed; the SDK reads none of them for correctness",
+        headers_declared,
+    ),
+    rule(
+        "negative_data_rejection",
+        "SHOULD",
+        "negative_data_rejection",
+        "an invalid request is accepted; the SDK sends only valid ones, other clients get no error",
+        negative,
+    ),
+    rule(
+        "missing_required_header",
+        "SHOULD",
+        "missing_required_header",
+        "a request without Authorization is not a 401; the SDK always sends the header",
+        missing_header_case,
+    ),
+    rule(
+        "unsupported_method",
+        "SHOULD",
+        "unsupported_method",
+        "a method the API does not have is not a 405 with Allow; no SDK sends one",
+        undeclared_method,
+    ),
+    rule(
+        "allow_header_conformance",
+        "SHOULD",
+        "allow_header_conformance",
+        "OPTIONS advertises other methods than the API has; no SDK sends OPTIONS",
+        options_request,
+    ),
+)

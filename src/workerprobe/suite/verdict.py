@@ -1,0 +1,231 @@
+"""The verdict people act on: per endpoint family and official SDK, READY, READY WITH LIMITATIONS or
+NOT READY (or UNVERIFIED, NOT RUN), the top findings with their counts, what the run cost, and
+the exit code: 0 every MUST holds, 1 a MUST fails, 2 the run could not verify.
+
+Written to `reports/summary.{md,json}`; every group of findings with its reproduction goes to
+`reports/findings.md`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workerprobe.suite.conformance import implementation
+from workerprobe.suite.findings import Findings, Group
+
+__all__ = ["CLIENTS", "FAMILIES", "Outcome", "Verdict", "family_of", "judge", "write"]
+
+FAMILIES = ("models", "chat", "embeddings", "assistants", "threads", "runs")
+CLIENTS = ("python", "node")
+# Operations a family cannot do without (the rest only limit it).
+_CORE = {
+    "models": ("GET /v1/models",),
+    "chat": ("POST /v1/chat/completions",),
+    "embeddings": ("POST /v1/embeddings",),
+    "assistants": ("POST /v1/assistants", "GET /v1/assistants/{assistant_id}"),
+    "threads": ("POST /v1/threads", "POST /v1/threads/{thread_id}/messages", "GET /v1/threads/{thread_id}/messages"),
+    "runs": ("POST /v1/threads/{thread_id}/runs", "GET /v1/threads/{thread_id}/runs/{run_id}"),
+}
+# Most answers refused for the key: nothing was really tested.
+UNVERIFIED_AUTH_SHARE = 0.5
+
+
+def family_of(operation: str) -> str:
+    path = operation.split(" ", 1)[-1]
+    if "/runs" in path:
+        return "runs"
+    for prefix, family in (
+        ("/v1/chat", "chat"),
+        ("/v1/embeddings", "embeddings"),
+        ("/v1/assistants", "assistants"),
+        ("/v1/threads", "threads"),
+    ):
+        if path.startswith(prefix):
+            return family
+    return "models"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One scenario test's result."""
+
+    nodeid: str
+    family: str
+    client: str  # python | node
+    level: str
+    outcome: str  # passed | failed | skipped
+    message: str = ""
+
+
+@dataclass
+class Verdict:
+    exit_code: int
+    word: str  # PASS | FAIL | UNVERIFIED
+    reason: str
+    table: dict[str, dict[str, str]] = field(default_factory=dict)
+    top: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+    cost: dict[str, Any] = field(default_factory=dict)
+    scenarios: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def line(self) -> str:
+        return f"workerprobe verdict: {self.word} ({self.reason}); exit {self.exit_code}"
+
+
+def _family_state(
+    family: str, client: str, findings: Findings, groups: list[Group], outcomes: list[Outcome]
+) -> str:
+    mine = [o for o in outcomes if o.family == family and o.client == client]
+    ops = [op for op in findings.requests if family_of(op) == family]
+    must = [g for g in groups if family_of(g.operation) == family and g.level == "MUST"]
+    should = [g for g in groups if family_of(g.operation) == family and g.level == "SHOULD"]
+    failed_must = [o for o in mine if o.outcome == "failed" and o.level == "MUST"]
+    failed_should = [o for o in mine if o.outcome == "failed" and o.level != "MUST"]
+    skipped = [o for o in mine if o.outcome == "skipped"]
+    if client == "node" and not mine:
+        return "NOT RUN (no Node SDK scenario ran)"
+    if client == "node" and all(o.outcome == "skipped" for o in mine):
+        return f"NOT RUN ({mine[0].message[:80]})"
+    if not ops and not mine:
+        return "NOT RUN (nothing of this family was tested)"
+    states = {op: implementation(findings, op) for op in ops}
+    core_missing = [op for op in _CORE[family] if states.get(op) == "not implemented"]
+    if must or failed_must or core_missing:
+        reasons = []
+        if core_missing:
+            reasons.append(f"{len(core_missing)} core operation(s) not implemented")
+        if must:
+            reasons.append(f"{sum(g.count for g in must)} responses break MUST rules")
+        if failed_must:
+            reasons.append(f"{len(failed_must)} MUST scenario(s) failed")
+        return "NOT READY: " + ", ".join(reasons)
+    if not any(s == "implemented" for s in states.values()) and not any(o.outcome == "passed" for o in mine):
+        return "UNVERIFIED: no valid request was answered"
+    if should or failed_should or skipped or any(s != "implemented" for s in states.values()):
+        reasons = []
+        if should:
+            reasons.append(f"{sum(g.count for g in should)} responses break SHOULD rules")
+        if failed_should:
+            reasons.append(f"{len(failed_should)} SHOULD scenario(s) failed")
+        if skipped:
+            reasons.append(f"{len(skipped)} scenario(s) not run")
+        unknown = [op for op, s in states.items() if s != "implemented"]
+        if unknown:
+            reasons.append(f"{len(unknown)} operation(s) not shown to work")
+        return "READY WITH LIMITATIONS: " + ", ".join(reasons)
+    return "READY"
+
+
+def top_findings(groups: list[Group]) -> list[dict[str, Any]]:
+    """Findings by rule and cause across operations and phases, MUST first, the most seen first."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for g in groups:
+        entry = merged.setdefault(
+            (g.rule, g.cause),
+            {"level": g.level, "rule": g.rule, "count": 0, "operations": set(), "message": g.message, "repro": g.repro},
+        )
+        entry["count"] += g.count
+        entry["operations"].add(g.operation)
+        if len(g.repro) < len(entry["repro"]):
+            entry["repro"] = g.repro
+    found = sorted(merged.values(), key=lambda e: (e["level"] != "MUST", -e["count"]))
+    return [{**e, "operations": sorted(e["operations"])} for e in found]
+
+
+def distinct(groups: list[Group]) -> int:
+    """Distinct findings: an operation, a rule and a cause (whatever the phases that met it)."""
+    return len({(g.operation, g.rule, g.cause) for g in groups})
+
+
+def judge(
+    findings: Findings,
+    outcomes: list[Outcome],
+    cost: dict[str, Any] | None = None,
+    errors: int = 0,
+) -> Verdict:
+    """The run's verdict from what it saw. `errors`: tests that broke (not a finding: the suite
+    itself could not run them)."""
+    groups = list(findings.groups.values())
+    total = findings.total_requests
+    refused = findings.auth_rejected
+    top = top_findings(groups)[:10]
+    table = {f: {c: _family_state(f, c, findings, groups, outcomes) for c in CLIENTS} for f in FAMILIES}
+    must_groups = [g for g in groups if g.level == "MUST"]
+    scenarios: dict[str, int] = {}
+    for o in outcomes:
+        scenarios[o.outcome] = scenarios.get(o.outcome, 0) + 1
+    must_scenarios = [o for o in outcomes if o.outcome == "failed" and o.level == "MUST"]
+    verdict = Verdict(0, "PASS", "every MUST holds", table, top, total, cost or {}, scenarios)
+    if total and refused / total > UNVERIFIED_AUTH_SHARE:
+        verdict.exit_code, verdict.word = 2, "UNVERIFIED"
+        verdict.reason = f"{refused} of {total} answers were 401/403: the key was not accepted"
+    elif total == 0 and not any(o.outcome == "passed" for o in outcomes):
+        verdict.exit_code, verdict.word, verdict.reason = 2, "UNVERIFIED", "no request was answered"
+    elif must_groups or must_scenarios:
+        verdict.exit_code, verdict.word = 1, "FAIL"
+        verdict.reason = (
+            f"{distinct(must_groups)} distinct MUST findings in {sum(g.count for g in must_groups)} responses, "
+            f"{len(must_scenarios)} MUST scenario(s) failed"
+        )
+    elif errors:
+        verdict.exit_code, verdict.word, verdict.reason = 2, "UNVERIFIED", f"{errors} test(s) could not run"
+    should = distinct([g for g in groups if g.level == "SHOULD"])
+    if verdict.exit_code == 0 and should:
+        verdict.reason += f"; {should} distinct SHOULD findings"
+    return verdict
+
+
+def _md_table(verdict: Verdict) -> list[str]:
+    lines = ["| family | official Python SDK | official Node SDK |", "|---|---|---|"]
+    lines += [f"| {f} | {row['python']} | {row['node']} |" for f, row in verdict.table.items()]
+    return lines
+
+
+def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Findings) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {**header, "verdict": verdict.word, "exit_code": verdict.exit_code, "reason": verdict.reason,
+            "requests": verdict.requests, "families": verdict.table, "top_findings": verdict.top,
+            "cost": verdict.cost, "distinct_findings": distinct(list(findings.groups.values())),
+            "scenarios": verdict.scenarios}
+    (out_dir / "summary.json").write_text(json.dumps(data, indent=2))
+    lines = [
+        "# workerprobe summary",
+        "",
+        f"Target: {header['target']}  ",
+        f"Run: {header['run_id']}, {header['started']} to {header['finished']}, workerprobe {header['version']}",
+        "",
+        f"**{verdict.word}**: {verdict.reason} (exit {verdict.exit_code}). "
+        f"{verdict.requests} generated contract requests.",
+        "",
+        *_md_table(verdict),
+        "",
+        "## Top findings",
+        "",
+    ]
+    lines += [
+        f"- {g['level']} `{g['rule']}` x{g['count']} on {len(g['operations'])} operation(s) "
+        f"({', '.join(g['operations'][:3])}{', ...' if len(g['operations']) > 3 else ''}): {g['message'][:200]}"
+        for g in verdict.top
+    ] or ["none"]
+    if verdict.cost:
+        lines += ["", "## Cost", "", ", ".join(f"{k}: {v}" for k, v in verdict.cost.items())]
+    (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    details = ["# Findings", "", f"Target: {header['target']}; run {header['run_id']}", ""]
+    for g in sorted(findings.groups.values(), key=lambda g: (g.operation, g.level != "MUST", -g.count)):
+        details += [
+            f"## {g.level} `{g.rule}` on `{g.operation}` ({g.phase}): {g.count} response(s)",
+            "",
+            g.message,
+            "",
+            f"Shortest reproduction (answered HTTP {g.status}):",
+            "",
+            "```sh",
+            g.repro,
+            "```",
+            "",
+        ]
+    (out_dir / "findings.md").write_text("\n".join(details) + "\n")
