@@ -1,4 +1,5 @@
-"""`workerprobe` command line: the Workers AI emulator, the reference gateway and its client keys."""
+"""`workerprobe` command line: the suite (`test`, `clean`), the Workers AI emulator, the reference
+gateway and its client keys."""
 
 from __future__ import annotations
 
@@ -118,6 +119,80 @@ def _api_key(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+DEPTHS = {"quick": 4, "default": 12, "deep": 120}
+
+
+def _target_env(args: argparse.Namespace) -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    if args.url:
+        env["CLOUDFLARE_WORKER_URL"] = args.url
+    if args.key:
+        env["API_KEY"] = args.key
+    return env
+
+
+def _test(args: argparse.Namespace) -> int:
+    """The suite against the target; with the embedded default and --project-tests, the project's
+    own tests too (the load-timing ones after the rest, on their own)."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import workerprobe
+    from workerprobe.suite.target import configured
+
+    root = Path(workerprobe.__file__).resolve().parents[2]
+    env = _target_env(args)
+    env["WORKERPROBE_CONTRACT_EXAMPLES"] = str(DEPTHS[args.depth])
+    os.environ.update({k: v for k, v in env.items() if k in ("CLOUDFLARE_WORKER_URL", "API_KEY")})
+    from workerprobe.suite import preflight
+
+    for warning in preflight.env_warnings(Path(".env"), env):
+        print(warning, flush=True)
+    chosen = configured()
+    deployed = chosen is not None
+    env["WORKERPROBE_PREFLIGHT"] = "done"
+    if chosen is not None:
+        result = preflight.check(chosen)
+        print(result.line, flush=True)
+        if not result.ok:
+            print("workerprobe test: UNVERIFIED (pre-flight failed; no test was run); exit 2")
+            return 2
+    suite = ["tests/contract", "tests/scenarios"]
+    paths = suite if deployed or not args.project_tests else ["tests", "--ignore=tests/load"]
+    pytest = [sys.executable, "-m", "pytest", "-n", args.processes, f"--max-neurons={args.max_neurons}"]
+    pytest += [f"--alluredir={args.report}/allure-results", "--clean-alluredir", *args.pytest_args]
+    code = subprocess.run([*pytest, *paths], cwd=root, env=env, check=False).returncode
+    if not deployed and args.project_tests and code in (0, 1):
+        load = [sys.executable, "-m", "pytest", "tests/load", f"--alluredir={args.report}/allure-results"]
+        loaded = subprocess.run([*load, *args.pytest_args], cwd=root, env=env, check=False).returncode
+        code = max(code, 0 if loaded == 5 else loaded)
+    summary = root / "reports" / "summary.json"
+    if summary.exists() and code in (0, 1, 2):
+        verdict = json.loads(summary.read_text())
+        print(f"workerprobe test: {verdict['verdict']} ({verdict['reason']}); exit {code}")
+    return code
+
+
+def _clean(args: argparse.Namespace) -> int:
+    import os
+
+    from workerprobe.suite.ledger import clean
+    from workerprobe.suite.target import configured
+
+    os.environ.update({k: v for k, v in _target_env(args).items() if k in ("CLOUDFLARE_WORKER_URL", "API_KEY")})
+    target = configured()
+    if target is None:
+        print("workerprobe clean: no target (give a URL, or set CLOUDFLARE_WORKER_URL and API_KEY)", file=sys.stderr)
+        return 2
+    deleted, left = clean(target.root, target.api_key)
+    print(f"workerprobe clean: {deleted} object(s) deleted from {target.v1}, {left} could not be")
+    return 0 if left == 0 else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workerprobe", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,11 +218,39 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("key_id", nargs="?", help="the key to revoke")
     keys.add_argument("--name", help="a label for a new key")
     keys.set_defaults(func=_api_key)
+    test = commands.add_parser(
+        "test",
+        help="the contract and SDK suite against a deployed Worker (or the embedded default)",
+        description="Exit 0 when every MUST holds, 1 when a MUST fails, 2 when the run could not verify. "
+        "Options after -- go to pytest.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    test.add_argument("url", nargs="?", help="base URL ending in /v1 (default: CLOUDFLARE_WORKER_URL, else embedded)")
+    test.add_argument("--key", help="API key (default: API_KEY)")
+    test.add_argument("--max-neurons", type=float, default=300.0, help="neurons the run may spend, all processes")
+    test.add_argument("--depth", choices=sorted(DEPTHS), default="default", help="generated cases per operation")
+    test.add_argument("--report", default="reports", help="where the Allure results go")
+    test.add_argument("--processes", default="auto", help="test processes (pytest-xdist -n)")
+    test.add_argument(
+        "--project-tests", action="store_true", help="with the embedded default, also this repository's own tests"
+    )
+    test.set_defaults(func=_test)
+    clean = commands.add_parser(
+        "clean", help="delete what earlier suite runs left on a target (their ledgers, tagged assistants)"
+    )
+    clean.add_argument("url", nargs="?", help="base URL ending in /v1 (default: CLOUDFLARE_WORKER_URL)")
+    clean.add_argument("--key", help="API key (default: API_KEY)")
+    clean.set_defaults(func=_clean)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in given:  # `workerprobe test URL -- -x -k chat`: the rest goes to pytest
+        extra, given = given[given.index("--") + 1 :], given[: given.index("--")]
+    args = _parser().parse_args(given)
+    args.pytest_args = extra
     code: int = args.func(args)
     return code
 

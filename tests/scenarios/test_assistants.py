@@ -25,6 +25,7 @@ def test_assistant_lifecycle(client: openai.OpenAI) -> None:
 @pytest.mark.family("threads")
 def test_thread_lifecycle_with_messages(client: openai.OpenAI) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
+    assert client.beta.threads.retrieve(thread.id).id == thread.id
     client.beta.threads.messages.create(thread.id, role="user", content="second")
     listed = client.beta.threads.messages.list(thread.id, order="asc").data
     assert [m.content[0].text.value for m in listed] == ["first", "second"]  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["DEFECTS", "DefectsMiddleware", "validate"]
+__all__ = ["DEFECTS", "REPORTED", "DefectsMiddleware", "validate"]
 
 DEFECTS: dict[str, str] = {
     "create_201": "creates answer 201 instead of 200",
@@ -39,6 +39,33 @@ DEFECTS: dict[str, str] = {
     "quota_as_500": "the daily-quota error surfaces as a 500",
     "usage_total_wrong": "usage.total_tokens leaves out the completion",
     "max_tokens_dropped": "max_tokens is not forwarded upstream",
+    # Taken from public bug reports of other OpenAI-compatible servers and gateways (REPORTED).
+    "tool_arguments_object": "tool call arguments sent as a JSON object, not a string",
+    "chunk_without_object": "stream chunks lack `object`",
+    "cost_chunk": "a last stream chunk {choices: [], cost} without id, object, created or model",
+    "stop_ignored": "`stop` is not honoured: the text runs on past the stop sequence",
+    "finish_reason_eos": 'finish_reason "eos_token" instead of "stop"',
+    "both_limits_500": "a request with both max_tokens and max_completion_tokens answers 500",
+    "max_completion_tokens_ignored": "max_completion_tokens is ignored (only max_tokens is read)",
+    "error_as_200": "chat errors answer 200 with the error object as the body",
+    "error_as_string": 'authentication errors answer {"error": "Unauthorized"}',
+    "base64_ignored": "encoding_format base64 is ignored: floats come back",
+    "completion_without_object": "chat completions lack `object`",
+}
+
+# Where each defect taken from another project was reported.
+REPORTED: dict[str, str] = {
+    "tool_arguments_object": "ggml-org/llama.cpp#20198 (llama-server returned tool arguments as an object)",
+    "chunk_without_object": "NVIDIA/TensorRT-Edge-LLM#93 (SSE chunks missing object; AIPerf lost 50 of 50 records)",
+    "cost_chunk": "anomalyco/opencode#39606 (oa-compat cost chunk omits id, object, created and model)",
+    "stop_ignored": "modular/max#292 (generation does not stop at `stop`), huggingface/text-generation-inference#1724",
+    "finish_reason_eos": "huggingface/text-generation-inference#1724 (finish_reason 'eos_token')",
+    "both_limits_500": "vllm-project/guidellm#308 (both limits sent through a proxy gave a 500)",
+    "max_completion_tokens_ignored": "0xzr/freellmpool#93 (the proxy ignored max_completion_tokens)",
+    "error_as_200": "kubernetes-sigs/inference-perf#713 (a 200 whose body is an error)",
+    "error_as_string": 'vLLM api_server\'s {"error": "Unauthorized"} (the counter-example in STYLE.md)',
+    "base64_ignored": "runpod-workers/worker-infinity-embedding#30, sgl-project/sglang#28803 (base64 ignored)",
+    "completion_without_object": "caozhiyuan/copilot-api#247 (missing object: chat.completion)",
 }
 
 
@@ -88,7 +115,14 @@ class DefectsMiddleware:
 
     async def _request(self, scope: Scope, receive: Receive) -> Receive:
         on = self.on
-        wants = {"temperature_zero_remapped", "max_tokens_dropped", "malformed_json_500"} & on
+        wants = {
+            "temperature_zero_remapped",
+            "max_tokens_dropped",
+            "malformed_json_500",
+            "stop_ignored",
+            "both_limits_500",
+            "max_completion_tokens_ignored",
+        } & on
         if not wants or scope["method"] != "POST":
             return receive
         chunks = []
@@ -112,6 +146,12 @@ class DefectsMiddleware:
                     if "max_tokens_dropped" in on:
                         data.pop("max_tokens", None)
                         data.pop("max_completion_tokens", None)
+                    if "stop_ignored" in on:
+                        data.pop("stop", None)
+                    if "max_completion_tokens_ignored" in on:
+                        data.pop("max_completion_tokens", None)
+                    if "both_limits_500" in on and "max_tokens" in data and "max_completion_tokens" in data:
+                        scope["workerprobe.defect_500"] = True
                 return data
 
             body = _rewrite_json(body, change)
@@ -162,6 +202,8 @@ class DefectsMiddleware:
             if message.get("more_body"):
                 return
             start, body = state["start"], self._body(scope, state["start"]["status"], state["body"])
+            if "error_as_200" in on and path == "/v1/chat/completions" and start["status"] >= 400:
+                start = {**start, "status": 200}
             if "quota_as_500" in on and start["status"] == 429 and b"insufficient_quota" in body:
                 start = {**start, "status": 500}
             start["headers"] = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"] + [
@@ -174,6 +216,12 @@ class DefectsMiddleware:
 
     def _stream_chunk(self, chunk: bytes) -> bytes:
         on = self.on
+        if "chunk_without_object" in on:
+            chunk = chunk.replace(b'"object":"chat.completion.chunk",', b"")
+        if "finish_reason_eos" in on:
+            chunk = chunk.replace(b'"finish_reason":"stop"', b'"finish_reason":"eos_token"')
+        if "cost_chunk" in on and b"data: [DONE]" in chunk:
+            chunk = chunk.replace(b"data: [DONE]", b'data: {"choices":[],"cost":"0.00002"}\n\ndata: [DONE]')
         if "stream_without_done" in on:
             chunk = chunk.replace(b"data: [DONE]\n\n", b"")
         if "no_usage_chunk" in on and b'"choices":[]' in chunk and b'"usage"' in chunk:
@@ -187,12 +235,34 @@ class DefectsMiddleware:
         path, method = scope["path"], scope["method"]
         if "error_without_type" in on and status >= 400:
             body = _rewrite_json(body, lambda d: {"error": {"message": d.get("error", {}).get("message", "")}})
+        if "error_as_string" in on and status == 401:
+            body = b'{"error":"Unauthorized"}'
+        if "base64_ignored" in on and path == "/v1/embeddings" and status == 200:
+
+            def floats(d: dict[str, Any]) -> dict[str, Any]:
+                for item in d.get("data", []):
+                    if isinstance(item.get("embedding"), str):
+                        raw = base64.b64decode(item["embedding"])
+                        item["embedding"] = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+                return d
+
+            body = _rewrite_json(body, floats)
         if path == "/v1/chat/completions" and status == 200:
 
             def chat(d: dict[str, Any]) -> dict[str, Any]:
+                if "completion_without_object" in on:
+                    d.pop("object", None)
                 for choice in d.get("choices", []):
                     if "choices_without_index" in on:
                         choice.pop("index", None)
+                    if "finish_reason_eos" in on and choice.get("finish_reason") == "stop":
+                        choice["finish_reason"] = "eos_token"
+                    if "tool_arguments_object" in on:
+                        for call in (choice.get("message") or {}).get("tool_calls") or []:
+                            try:
+                                call["function"]["arguments"] = orjson.loads(call["function"]["arguments"])
+                            except (KeyError, TypeError, orjson.JSONDecodeError):
+                                pass
                     if "stop_at_limit" in on and choice.get("finish_reason") == "length":
                         choice["finish_reason"] = "stop"
                 if "usage_total_wrong" in on and "usage" in d:

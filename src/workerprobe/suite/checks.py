@@ -100,6 +100,24 @@ STREAM_ROLE = r.rule(
     r.chat_stream,
     r.CHAT,
 )
+STREAM_CHUNK_FIELDS = r.rule(
+    "openai_stream_chunk_fields",
+    "SHOULD",
+    "openai_chat",
+    "every chunk carries id, object 'chat.completion.chunk', created and model; the SDKs construct chunks "
+    "without validation, stricter clients (AIPerf, Spring AI, Pydantic AI) drop or reject them",
+    r.chat_stream,
+    r.CHAT,
+)
+STOP_HONOURED = r.rule(
+    "openai_stop_honoured",
+    "MUST",
+    "openai_chat",
+    "the text holds none of the `stop` sequences; otherwise the client silently gets text past the point "
+    "where it asked generation to stop",
+    r.chat_with_stop,
+    r.CHAT,
+)
 STREAM_ID = r.rule(
     "openai_stream_one_id",
     "SHOULD",
@@ -264,6 +282,21 @@ def _arithmetic(usage: Any) -> tuple[list[Violation], int | None]:
     return [], completion
 
 
+def _stops(request: dict[str, Any]) -> list[str]:
+    stop = request.get("stop")
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    return [s for s in stops if isinstance(s, str) and s]
+
+
+def _stop(request: dict[str, Any], texts: list[Any]) -> list[Violation]:
+    stops = _stops(request)
+    for text in texts:
+        hit = next((s for s in stops if isinstance(text, str) and s in text), None)
+        if hit is not None:
+            return [(STOP_HONOURED, f"the text holds the stop sequence {hit!r}: {text[:80]!r}")]
+    return []
+
+
 def inspect_chat_completion(request: dict[str, Any], body: Any) -> list[Violation]:
     """A non-streamed chat completion: `n`, usage arithmetic, truncation reported."""
     choices = body.get("choices") if isinstance(body, dict) else None
@@ -273,6 +306,7 @@ def inspect_chat_completion(request: dict[str, Any], body: Any) -> list[Violatio
     n = request.get("n") or 1
     if isinstance(n, int) and not isinstance(n, bool) and len(choices) != n:
         found.append((N_HONOURED, f"{len(choices)} choices for n={n}"))
+    found += _stop(request, [(c.get("message") or {}).get("content") for c in choices if isinstance(c, dict)])
     if "usage" not in body:
         return found
     arithmetic, completion = _arithmetic(body["usage"])
@@ -337,6 +371,21 @@ def inspect_chat_stream(request: dict[str, Any], content: bytes) -> list[Violati
     first = chunks[0].get("choices") or [{}]
     if not isinstance(first[0], dict) or (first[0].get("delta") or {}).get("role") != "assistant":
         found.append((STREAM_ROLE, "the first chunk's delta does not carry role 'assistant'"))
+    incomplete = [
+        c for c in chunks if c.get("object") != "chat.completion.chunk" or not all(k in c for k in ("id", "created", "model"))
+    ]
+    if incomplete:
+        sample = {k: incomplete[0].get(k) for k in ("id", "object", "created", "model")}
+        found.append((STREAM_CHUNK_FIELDS, f"{len(incomplete)} chunk(s) lack id/object/created/model or say another "
+                      f"object: {sample}"))
+    texts: dict[int, str] = {}
+    for c in chunks:
+        for choice in c.get("choices") or []:
+            if isinstance(choice, dict):
+                content = (choice.get("delta") or {}).get("content")
+                if isinstance(content, str):
+                    texts[choice.get("index", 0)] = texts.get(choice.get("index", 0), "") + content
+    found += _stop(request, list(texts.values()))
     ids = {str(c.get("id")) for c in chunks}
     if len(ids) != 1:
         found.append((STREAM_ID, f"chunk ids change within one stream: {sorted(ids)[:3]}"))

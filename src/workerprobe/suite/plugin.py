@@ -117,6 +117,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     shutil.rmtree(_parts(config), ignore_errors=True)
     for name in _REPORTS:
         (reports / name).unlink(missing_ok=True)
+    if os.environ.get("WORKERPROBE_PREFLIGHT") == "done":  # `workerprobe test` did it before starting pytest
+        return
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     for warning in preflight.env_warnings(Path(".env"), dict(os.environ)):
         if terminal is not None:
@@ -128,7 +130,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if terminal is not None:
         terminal.write_line(result.line, green=result.ok, red=not result.ok)
     if not result.ok:
-        pytest.exit(f"{result.line}\nworkerprobe verdict: UNVERIFIED (pre-flight failed); exit 2", returncode=2)
+        pytest.exit("workerprobe verdict: UNVERIFIED (pre-flight failed; no test was run); exit 2", returncode=2)
 
 
 @pytest.fixture(scope="session")

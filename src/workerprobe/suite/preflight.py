@@ -8,6 +8,7 @@ Each failure is one line that says what to do; the run then stops with exit 2 (c
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,14 @@ def _get(client: httpx.Client, method: str, url: str, key: str, body: object = N
     return client.request(method, url, headers={"Authorization": f"Bearer {key}"}, json=body)
 
 
+def _same(answer: httpx.Response, nowhere: httpx.Response) -> bool:
+    """The same status and the same body once the paths are taken out: no route there either."""
+    if answer.status_code != nowhere.status_code:
+        return False
+    strip = lambda r: re.sub(r"/[\w./-]*", "", r.text)  # noqa: E731
+    return strip(answer) == strip(nowhere)
+
+
 def check(target: Target, timeout: float = 15.0) -> Result:
     """URL, host, key: the first that fails is the answer."""
     url = httpx.URL(target.v1)
@@ -100,9 +109,16 @@ def check(target: Target, timeout: float = 15.0) -> Result:
             probe = f"{target.v1}/chat/completions"
             mine = _get(client, "POST", probe, target.api_key, {})
             theirs = _get(client, "POST", probe, wrong, {})
+            nowhere = _get(client, "POST", f"{target.v1}/workerprobe-no-such-route", target.api_key, {})
     except httpx.HTTPError as exc:
         reason = type(exc).__name__.replace("Error", " error").replace("Connect ", "connection ").lower()
         return Result(False, f"pre-flight: {target.v1} does not answer ({reason}); is the Worker deployed?")
+    if _same(models, nowhere) and _same(mine, nowhere):
+        return Result(
+            False,
+            f"pre-flight: {target.v1} answers /models and /chat/completions as it answers a path that cannot exist "
+            f"(HTTP {nowhere.status_code}); CLOUDFLARE_WORKER_URL should be the Worker's base URL ending in /v1",
+        )
     if models.status_code == 404 and mine.status_code == 404:
         return Result(
             False,

