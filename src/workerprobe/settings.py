@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workerprobe.paths import state_dir
+
 __all__ = ["CLOUDFLARE_API", "EmulatorSettings", "GatewaySettings", "LATENCY_PRESETS"]
 
 CLOUDFLARE_API = "https://api.cloudflare.com/client/v4"
@@ -120,7 +122,8 @@ class GatewaySettings(BaseSettings):
         return self.cf_api_base_url or CLOUDFLARE_API
 
     # Storage of assistants, threads, messages, runs and keys: a SQLite file or a Redis URL.
-    database: str = "workerprobe.sqlite3"
+    # Default: gateway.sqlite3 in the state directory (workerprobe.paths), never the working directory.
+    database: str = Field(default_factory=lambda: str(state_dir() / "gateway.sqlite3"))
     redis_url: str | None = None
     redis_prefix: str = "workerprobe:"
 

@@ -18,15 +18,21 @@ fuzzing = load_schema("fuzzing")
 
 
 @examples.parametrize()
-def test_examples(case: schemathesis.Case, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
+def test_examples(
+    case: schemathesis.Case, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str
+) -> None:
     call(case, target, budget, ledger, run_id)
 
 
 @coverage.parametrize()
-def test_coverage(case: schemathesis.Case, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
+def test_coverage(
+    case: schemathesis.Case, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str
+) -> None:
     call(case, target, budget, ledger, run_id)
 
 
 @fuzzing.parametrize()
-def test_fuzzing(case: schemathesis.Case, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
+def test_fuzzing(
+    case: schemathesis.Case, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str
+) -> None:
     call(case, target, budget, ledger, run_id)

@@ -95,8 +95,12 @@ def test_models_retrieve(client: openai.OpenAI) -> None:
 def test_chat_objects_carry_openai_fields(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(model=CHAT_MODEL, max_tokens=4, messages=COUNT)
     body = raw.http_response.json()
-    missing = [f for f in ("id", "object", "created", "model", "choices", "usage", "system_fingerprint") if f not in body]
-    missing += [f"choices[0].{f}" for f in ("index", "message", "finish_reason", "logprobs") if f not in body["choices"][0]]
+    missing = [
+        f for f in ("id", "object", "created", "model", "choices", "usage", "system_fingerprint") if f not in body
+    ]
+    missing += [
+        f"choices[0].{f}" for f in ("index", "message", "finish_reason", "logprobs") if f not in body["choices"][0]
+    ]
     assert not missing, f"the completion lacks {missing}"
     assert body["object"] == "chat.completion"
 

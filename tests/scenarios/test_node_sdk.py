@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL
+from workerprobe.paths import cache_dir
 from workerprobe.suite.budget import Budget, Exhausted
-from workerprobe.suite.ledger import state_dir
 from workerprobe.suite.target import Target
 
 pytestmark = [pytest.mark.must, pytest.mark.client("node")]
@@ -29,13 +29,17 @@ def _installed() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("Node.js and npm are not installed (apt-get install nodejs npm)")
-    home = state_dir() / "node-sdk"
+    home = cache_dir() / "node-sdk"
     home.mkdir(parents=True, exist_ok=True)
     wanted = (SCRIPT / "package.json").read_text()
     if not (home / "node_modules" / "openai").is_dir() or (home / "package.json").read_text() != wanted:
         (home / "package.json").write_text(wanted)
         done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=home, capture_output=True, text=True, timeout=300
+            [npm, "install", "--no-audit", "--no-fund", "--silent"],
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if done.returncode != 0:
             pytest.skip(f"npm install of the openai package failed: {done.stderr.strip()[-200:]}")

@@ -74,8 +74,16 @@ def test_good_streams_pass() -> None:
         ({}, _stream(GOOD[0], _chunk({}, "stop"), _chunk({}, "stop")), "openai_stream_finish_reason"),
         ({"stream_options": {"include_usage": True}}, _stream(*GOOD), "openai_stream_usage"),
         ({}, b"data: {not json\n\n" + sse.DONE, "openai_stream_json"),
-        ({"max_tokens": 2, "stream_options": {"include_usage": True}}, _stream(*GOOD, USAGE), "openai_silent_truncation"),
-        ({"max_tokens": 1, "stream_options": {"include_usage": True}}, _stream(*GOOD, USAGE), "openai_max_tokens_honoured"),
+        (
+            {"max_tokens": 2, "stream_options": {"include_usage": True}},
+            _stream(*GOOD, USAGE),
+            "openai_silent_truncation",
+        ),
+        (
+            {"max_tokens": 1, "stream_options": {"include_usage": True}},
+            _stream(*GOOD, USAGE),
+            "openai_max_tokens_honoured",
+        ),
         ({}, _stream(*GOOD, {"choices": [], "cost": "1"}), "openai_stream_chunk_fields"),
         ({"stop": ["i"]}, _stream(*GOOD), "openai_stop_honoured"),
     ],
@@ -119,7 +127,10 @@ def test_completions() -> None:
 
 
 def test_errors() -> None:
-    assert inspect_error(400, {"error": {"message": "bad", "type": "invalid_request_error", "param": "x", "code": None}}) == []
+    assert (
+        inspect_error(400, {"error": {"message": "bad", "type": "invalid_request_error", "param": "x", "code": None}})
+        == []
+    )
     quota = {"error": {"message": "q", "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}}
     assert inspect_error(429, quota) == []
     assert inspect_error(502, {"error": {"message": "up", "type": "server_error", "param": None, "code": None}}) == []
@@ -127,10 +138,21 @@ def test_errors() -> None:
         (401, {"error": "Unauthorized"}, {"openai_error_envelope"}),
         (400, {"detail": "bad"}, {"openai_error_envelope"}),
         (400, {"error": {"message": "bad", "type": "invalid_request_error", "code": None}}, {"openai_error_fields"}),
-        (429, {"error": {"message": "slow", "type": "server_error", "param": None, "code": None}}, {"openai_error_type"}),
-        (500, {"error": {"message": "boom", "type": "invalid_request_error", "param": None, "code": None}},
-         {"openai_error_type"}),
-        (429, {"error": {"message": "q", "type": "insufficient_quota", "param": None, "code": None}}, {"openai_quota_code"}),
+        (
+            429,
+            {"error": {"message": "slow", "type": "server_error", "param": None, "code": None}},
+            {"openai_error_type"},
+        ),
+        (
+            500,
+            {"error": {"message": "boom", "type": "invalid_request_error", "param": None, "code": None}},
+            {"openai_error_type"},
+        ),
+        (
+            429,
+            {"error": {"message": "q", "type": "insufficient_quota", "param": None, "code": None}},
+            {"openai_quota_code"},
+        ),
         # Every field of one body: the missing param and code, and the wrong type.
         (401, {"error": {"message": "no", "type": "server_error"}}, {"openai_error_fields", "openai_error_type"}),
     ]:

@@ -227,9 +227,10 @@ def inspect_error(status: int, body: Any) -> list[Violation]:
         found.append(
             (ERROR_TYPE, f"HTTP {status} error has type {error['type']!r}; clients expect one of {sorted(expected)}")
         )
-    quota = "insufficient_quota" in (str(error.get("type")), str(error.get("code"))) or "quota" in str(
-        error.get("message", "")
-    ).lower()
+    quota = (
+        "insufficient_quota" in (str(error.get("type")), str(error.get("code")))
+        or "quota" in str(error.get("message", "")).lower()
+    )
     if status == 429 and quota and error.get("code") != "insufficient_quota":
         found.append((QUOTA_CODE, "a quota 429 must carry code 'insufficient_quota' so clients stop retrying"))
     return found
@@ -372,19 +373,25 @@ def inspect_chat_stream(request: dict[str, Any], content: bytes) -> list[Violati
     if not isinstance(first[0], dict) or (first[0].get("delta") or {}).get("role") != "assistant":
         found.append((STREAM_ROLE, "the first chunk's delta does not carry role 'assistant'"))
     incomplete = [
-        c for c in chunks if c.get("object") != "chat.completion.chunk" or not all(k in c for k in ("id", "created", "model"))
+        c
+        for c in chunks
+        if c.get("object") != "chat.completion.chunk" or not all(k in c for k in ("id", "created", "model"))
     ]
     if incomplete:
         sample = {k: incomplete[0].get(k) for k in ("id", "object", "created", "model")}
-        found.append((STREAM_CHUNK_FIELDS, f"{len(incomplete)} chunk(s) lack id/object/created/model or say another "
-                      f"object: {sample}"))
+        found.append(
+            (
+                STREAM_CHUNK_FIELDS,
+                f"{len(incomplete)} chunk(s) lack id/object/created/model or say another object: {sample}",
+            )
+        )
     texts: dict[int, str] = {}
     for c in chunks:
         for choice in c.get("choices") or []:
             if isinstance(choice, dict):
-                content = (choice.get("delta") or {}).get("content")
-                if isinstance(content, str):
-                    texts[choice.get("index", 0)] = texts.get(choice.get("index", 0), "") + content
+                piece = (choice.get("delta") or {}).get("content")
+                if isinstance(piece, str):
+                    texts[choice.get("index", 0)] = texts.get(choice.get("index", 0), "") + piece
     found += _stop(request, list(texts.values()))
     ids = {str(c.get("id")) for c in chunks}
     if len(ids) != 1:
@@ -402,8 +409,10 @@ def inspect_chat_stream(request: dict[str, Any], content: bytes) -> list[Violati
         last = chunks[-1]
         if not last.get("usage") or last.get("choices") != []:
             found.append(
-                (STREAM_USAGE, "stream_options.include_usage is set but the last chunk is not a usage chunk "
-                 "with choices: []")
+                (
+                    STREAM_USAGE,
+                    "stream_options.include_usage is set but the last chunk is not a usage chunk with choices: []",
+                )
             )
         else:
             arithmetic, completion = _arithmetic(last["usage"])
@@ -469,7 +478,7 @@ def _raise(case: Any, found: list[Violation]) -> None:
     failures = [Finding(rule, message, operation=label) for rule, message in found]
     if len(failures) == 1:
         raise failures[0]
-    raise FailureGroup(failures)  # type: ignore[arg-type]
+    raise FailureGroup(failures)
 
 
 @schemathesis.check

@@ -25,7 +25,7 @@ _NOT_IMPLEMENTED = {404, 405, 501}
 
 
 def implementation(findings: Findings, operation: str) -> str:
-    valid = findings.valid_statuses.get(operation, {})
+    valid: dict[int, int] = findings.valid_statuses.get(operation, {})
     if any(200 <= s < 300 for s in valid):
         return "implemented"
     if valid and set(valid) <= _NOT_IMPLEMENTED:
@@ -61,8 +61,11 @@ def matrix(findings: Findings, operations: list[str]) -> dict[str, Any]:
                 "cells": cells,
             }
         )
-    return {"rules": {name: {"level": r.level, "why": r.why} for name, r in RULES.items()}, "rows": rows,
-            "summary": summary}
+    return {
+        "rules": {name: {"level": r.level, "why": r.why} for name, r in RULES.items()},
+        "rows": rows,
+        "summary": summary,
+    }
 
 
 def _symbol(cell: dict[str, Any]) -> str:
@@ -93,8 +96,15 @@ def write_matrix(findings: Findings, operations: list[str], out_dir: Path, heade
         "|---|---|---|---|---|",
     ]
     for level, counts in report["summary"].items():
-        lines.append(f"| {level} | " + " | ".join(str(counts.get(k, 0)) for k in ("pass", "fail", "not seen", "n/a")) + " |")
-    lines += ["", "| operation | implemented | requests | " + " | ".join(f"{r} ({report['rules'][r]['level']})" for r in rules) + " |"]
+        lines.append(
+            f"| {level} | " + " | ".join(str(counts.get(k, 0)) for k in ("pass", "fail", "not seen", "n/a")) + " |"
+        )
+    lines += [
+        "",
+        "| operation | implemented | requests | "
+        + " | ".join(f"{r} ({report['rules'][r]['level']})" for r in rules)
+        + " |",
+    ]
     lines.append("|---" * (len(rules) + 3) + "|")
     for row in report["rows"]:
         lines.append(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import schemathesis
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 
 import workerprobe
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
@@ -49,7 +50,8 @@ def load_schema(phase: str | None = None) -> schemathesis.BaseSchema:
 
 
 def operations() -> list[str]:
-    return [result.ok().label for result in load_schema().get_all_operations()]
+    results = load_schema().get_all_operations()
+    return [result.ok().label for result in results if isinstance(result, Ok)]
 
 
 def phase_of(case: Any) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Ledger", "clean", "state_dir"]
+from workerprobe.paths import state_dir
+
+__all__ = ["Ledger", "clean"]
 
 # Creates and the kind of object each answers with; deleting a thread deletes its messages and runs.
 _CREATES = {
@@ -26,15 +27,6 @@ _CREATES = {
     "/v1/threads": "thread",
     "/v1/threads/runs": "thread",  # the run's thread (thread_id in the answer)
 }
-
-
-def state_dir() -> Path:
-    """`$WORKERPROBE_STATE_DIR`, else `$XDG_STATE_HOME/workerprobe`, else `~/.local/state/workerprobe`."""
-    explicit = os.environ.get("WORKERPROBE_STATE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "workerprobe"
 
 
 def _folder_for(root: str) -> Path:

@@ -16,6 +16,7 @@ import platform
 import secrets
 import shutil
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,34 @@ import workerprobe
 from workerprobe.suite import contract, preflight
 from workerprobe.suite.budget import Budget
 from workerprobe.suite.conformance import write_matrix
-from workerprobe.suite.findings import merge
+from workerprobe.suite.findings import Findings, merge
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.target import Target, configured, embedded
-from workerprobe.suite.verdict import Outcome, distinct, judge, write
+from workerprobe.suite.verdict import Outcome, Verdict, distinct, judge, write
 
 # With a deployed target, only these folders of tests/ are collected.
 _SUITE = ("contract", "scenarios")
 _REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md")
+
+
+@dataclass
+class _Run:
+    """One run's state in the controlling process (the workers know only its id)."""
+
+    run_id: str
+    started: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+    errors: int = 0  # tests that broke in setup or teardown: the suite could not run them
+    verdict: Verdict | None = None
+    findings: Findings | None = None
+
+
+_RUN = pytest.StashKey[_Run]()
+
+
+def _run(config: pytest.Config) -> _Run:
+    return config.stash[_RUN]
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -58,7 +78,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Workers AI neurons the whole run may spend on a deployed target, all test processes together "
         "(default 300, 3%% of the free daily allocation)",
     )
-    group.addoption("--workerprobe-url", default=None, help="the target's base URL ending in /v1 (CLOUDFLARE_WORKER_URL)")
+    group.addoption(
+        "--workerprobe-url", default=None, help="the target's base URL ending in /v1 (CLOUDFLARE_WORKER_URL)"
+    )
     group.addoption("--workerprobe-key", default=None, help="the target's API key (API_KEY)")
 
 
@@ -70,17 +92,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "family(name): the endpoint family a scenario test covers")
     config.addinivalue_line("markers", "client(name): the official SDK a scenario drives (python, node)")
     if _is_worker(config):
-        config._workerprobe_run = config.workerinput["workerprobe_run"]  # type: ignore[attr-defined]
+        config.stash[_RUN] = _Run(str(config.workerinput["workerprobe_run"]))  # type: ignore[attr-defined]
     else:
-        config._workerprobe_run = f"wp-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"  # type: ignore[attr-defined]
-        config._workerprobe_started = datetime.now(UTC).isoformat(timespec="seconds")  # type: ignore[attr-defined]
-        config._workerprobe_outcomes = []  # type: ignore[attr-defined]
-        config._workerprobe_errors = 0  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        config.stash[_RUN] = _Run(f"wp-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}", now.isoformat(timespec="seconds"))
+        _CONTROLLER["config"] = config
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    node.workerinput["workerprobe_run"] = node.config._workerprobe_run
+    node.workerinput["workerprobe_run"] = _run(node.config).run_id
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -88,7 +109,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     under_test = target.describe() if target else "the embedded default (workerprobe gateway + Workers AI emulator)"
     lines = [
         f"workerprobe {workerprobe.__version__} on {platform.machine()}, Python {platform.python_version()}",
-        f"target under test: {under_test}; run {config._workerprobe_run}",  # type: ignore[attr-defined]
+        f"target under test: {under_test}; run {_run(config).run_id}",
     ]
     if target is not None:
         lines.append("running the suite only (tests/contract, tests/scenarios)")
@@ -146,7 +167,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 @pytest.fixture(scope="session")
 def run_id(request: pytest.FixtureRequest) -> str:
-    return str(request.config._workerprobe_run)  # type: ignore[attr-defined]
+    return _run(request.config).run_id
 
 
 @pytest.fixture(scope="session")
@@ -182,7 +203,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     for item in items:
         label = getattr(item, "operation_label", None)
         if label is not None and not getattr(item, "callspec", None):
-            item._id = collector.id.child(item.originalname).with_params(label)  # type: ignore[attr-defined]
+            item._id = collector.id.child(item.originalname).with_params(label)
     return items
 
 
@@ -203,14 +224,24 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 
     allure.dynamic.parameter("operation", label)
     allure.dynamic.parameter("phase", phase)
-    allure.dynamic.title(f"{label} ({phase})")
+    allure.dynamic.title(f"{label} ({phase})")  # type: ignore[no-untyped-call]
     result = yield
-    target = item.funcargs.get("target")
+    target = getattr(item, "funcargs", {}).get("target")
     strict = bool(target is not None and target.embedded)
     message = contract.verdict_of(contract.FINDINGS.of(label, phase), strict=strict)
     if message is not None:
         pytest.fail(message, pytrace=False)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """An operation the spec gives no examples for has no examples phase: say so in those words."""
+    report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and "told to run no test cases" in str(longrepr[2]):
+        report.longrepr = (longrepr[0], longrepr[1], "Skipped: the spec gives no examples for this operation")
+    return report
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -230,18 +261,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """The controller keeps every scenario's outcome (reports from all test processes pass here)."""
     props = dict(report.user_properties)
-    store = _CONTROLLER.get("config")
-    if store is None:
+    config = _CONTROLLER.get("config")
+    if config is None:
         return
+    store = _run(config)
     if report.when != "call" and report.failed:
-        store._workerprobe_errors += 1
+        store.errors += 1
     if "workerprobe_family" not in props:
         return
     if report.when == "call" or (report.when == "setup" and report.skipped):
         message = str(report.longrepr[-1]) if report.skipped and isinstance(report.longrepr, tuple) else ""
         if report.failed:
             message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)  # type: ignore[union-attr]
-        store._workerprobe_outcomes.append(
+        store.outcomes.append(
             Outcome(
                 report.nodeid,
                 str(props["workerprobe_family"]),
@@ -254,12 +286,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 _CONTROLLER: dict[str, pytest.Config] = {}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection(session: pytest.Session) -> None:
-    if not _is_worker(session.config):
-        _CONTROLLER["config"] = session.config
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -275,8 +301,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     describe = target.describe() if target else "the embedded default"
     header = {
         "target": describe,
-        "run_id": config._workerprobe_run,  # type: ignore[attr-defined]
-        "started": config._workerprobe_started,  # type: ignore[attr-defined]
+        "run_id": _run(config).run_id,
+        "started": _run(config).started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": workerprobe.__version__,
     }
@@ -292,15 +318,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             "calls": spend.calls,
             "refused_for_budget": spend.refused,
         }
-    outcomes = config._workerprobe_outcomes  # type: ignore[attr-defined]
+    outcomes = _run(config).outcomes
     if not parts and not outcomes:
         return
     reports = _reports(config)
-    write_matrix(findings, contract.operations(), reports, f"Target: {describe}; run {header['run_id']}, "
-                 f"{header['started']} to {header['finished']}, workerprobe {header['version']}")
-    verdict = judge(findings, outcomes, cost, errors=config._workerprobe_errors)  # type: ignore[attr-defined]
+    write_matrix(
+        findings,
+        contract.operations(),
+        reports,
+        f"Target: {describe}; run {header['run_id']}, "
+        f"{header['started']} to {header['finished']}, workerprobe {header['version']}",
+    )
+    verdict = judge(findings, outcomes, cost, errors=_run(config).errors)
     write(reports, header, verdict, findings)
-    config._workerprobe_verdict = (verdict, findings)  # type: ignore[attr-defined]
+    _run(config).verdict, _run(config).findings = verdict, findings
     if target is not None and session.exitstatus in (0, 1):
         session.exitstatus = verdict.exit_code
 
@@ -320,14 +351,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
                 "machine": platform.machine(),
             },
         )
-    found = getattr(config, "_workerprobe_verdict", None)
-    if found is None:
+    verdict, findings = _run(config).verdict, _run(config).findings
+    if verdict is None or findings is None:
         return
-    verdict, findings = found
     write = terminalreporter.write_line
     write("")
-    write(f"contract requests sent by generated cases: {findings.total_requests}; distinct findings: "
-          f"{distinct(list(findings.groups.values()))} (reports/findings.md, reports/conformance.md, reports/summary.md)")
+    write(
+        f"contract requests sent by generated cases: {findings.total_requests}; distinct findings: "
+        f"{distinct(list(findings.groups.values()))} (reports/findings.md, reports/conformance.md, reports/summary.md)"
+    )
     if verdict.cost:
         c = verdict.cost
         write(
@@ -345,5 +377,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     for g in verdict.top[:8]:
         where = g["operations"][0] if len(g["operations"]) == 1 else f"{len(g['operations'])} operations"
         write(f"  {g['level']} {g['rule']} x{g['count']} on {where}: {g['message'][:100]}")
-    write(verdict.line, bold=True, red=verdict.exit_code == 1, yellow=verdict.exit_code == 2, green=verdict.exit_code == 0)
-
+    write(
+        verdict.line, bold=True, red=verdict.exit_code == 1, yellow=verdict.exit_code == 2, green=verdict.exit_code == 0
+    )

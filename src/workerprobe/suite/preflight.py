@@ -84,8 +84,7 @@ def _same(answer: httpx.Response, nowhere: httpx.Response) -> bool:
     """The same status and the same body once the paths are taken out: no route there either."""
     if answer.status_code != nowhere.status_code:
         return False
-    strip = lambda r: re.sub(r"/[\w./-]*", "", r.text)  # noqa: E731
-    return strip(answer) == strip(nowhere)
+    return re.sub(r"/[\w./-]*", "", answer.text) == re.sub(r"/[\w./-]*", "", nowhere.text)
 
 
 def check(target: Target, timeout: float = 15.0) -> Result:
@@ -127,7 +126,8 @@ def check(target: Target, timeout: float = 15.0) -> Result:
         )
     if mine.status_code in (401, 403):
         return Result(
-            False, f"pre-flight: API_KEY was rejected (HTTP {mine.status_code} on POST /chat/completions); check API_KEY"
+            False,
+            f"pre-flight: API_KEY was rejected (HTTP {mine.status_code} on POST /chat/completions); check API_KEY",
         )
     if theirs.status_code in (401, 403):
         return Result(

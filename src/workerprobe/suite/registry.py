@@ -64,9 +64,7 @@ class Finding(Failure):
 RULES: dict[str, Rule] = {}
 
 
-def rule(
-    name: str, level: Level, check: str, why: str, applies: Applies, only: tuple[str, ...] | None = None
-) -> Rule:
+def rule(name: str, level: Level, check: str, why: str, applies: Applies, only: tuple[str, ...] | None = None) -> Rule:
     """Register a rule (once: a second registration of a name is a programming error)."""
     if name in RULES:
         raise ValueError(f"rule {name!r} registered twice")
@@ -146,11 +144,19 @@ def media(response: Any) -> str:
 
 
 def chat_plain(case: Any, response: Any) -> bool:
-    return _op(case) == "POST /v1/chat/completions" and is_success(case, response) and media(response) != "text/event-stream"
+    return (
+        _op(case) == "POST /v1/chat/completions"
+        and is_success(case, response)
+        and media(response) != "text/event-stream"
+    )
 
 
 def chat_stream(case: Any, response: Any) -> bool:
-    return _op(case) == "POST /v1/chat/completions" and is_success(case, response) and media(response) == "text/event-stream"
+    return (
+        _op(case) == "POST /v1/chat/completions"
+        and is_success(case, response)
+        and media(response) == "text/event-stream"
+    )
 
 
 def chat_any(case: Any, response: Any) -> bool:
@@ -186,9 +192,7 @@ def wants_usage(case: Any, response: Any) -> bool:
 
 def run_stream(case: Any, response: Any) -> bool:
     return (
-        case.operation.path.endswith("/runs")
-        and is_success(case, response)
-        and media(response) == "text/event-stream"
+        case.operation.path.endswith("/runs") and is_success(case, response) and media(response) == "text/event-stream"
     )
 
 

@@ -76,9 +76,7 @@ class Verdict:
         return f"workerprobe verdict: {self.word} ({self.reason}); exit {self.exit_code}"
 
 
-def _family_state(
-    family: str, client: str, findings: Findings, groups: list[Group], outcomes: list[Outcome]
-) -> str:
+def _family_state(family: str, client: str, findings: Findings, groups: list[Group], outcomes: list[Outcome]) -> str:
     mine = [o for o in outcomes if o.family == family and o.client == client]
     ops = [op for op in findings.requests if family_of(op) == family]
     must = [g for g in groups if family_of(g.operation) == family and g.level == "MUST"]
@@ -187,10 +185,18 @@ def _md_table(verdict: Verdict) -> list[str]:
 
 def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Findings) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {**header, "verdict": verdict.word, "exit_code": verdict.exit_code, "reason": verdict.reason,
-            "requests": verdict.requests, "families": verdict.table, "top_findings": verdict.top,
-            "cost": verdict.cost, "distinct_findings": distinct(list(findings.groups.values())),
-            "scenarios": verdict.scenarios}
+    data = {
+        **header,
+        "verdict": verdict.word,
+        "exit_code": verdict.exit_code,
+        "reason": verdict.reason,
+        "requests": verdict.requests,
+        "families": verdict.table,
+        "top_findings": verdict.top,
+        "cost": verdict.cost,
+        "distinct_findings": distinct(list(findings.groups.values())),
+        "scenarios": verdict.scenarios,
+    }
     (out_dir / "summary.json").write_text(json.dumps(data, indent=2))
     lines = [
         "# workerprobe summary",
