@@ -68,12 +68,11 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str
         name, _, value = setting.partition("=")
         settings[name.removeprefix("WORKERPROBE_GATEWAY_")] = value
     gateway = gateway_env(emulator.url, api_key="sk-load", token="load", account="load", **settings)
-    if args.gateway_defects:
-        gateway |= {
-            "WORKERPROBE_GATEWAY_TEST_MODE": "true",
-            "WORKERPROBE_GATEWAY_DEFECTS": json.dumps(args.gateway_defects),
-        }
-    server = stack.enter_context(serve(["gateway"], env=gateway, cpu=args.server_cpu))
+    if args.gateway_defects:  # a gateway built with seeded defects (workerprobe.suite.defects)
+        command, module = ["--defects", json.dumps(args.gateway_defects)], "workerprobe.suite.defects"
+    else:
+        command, module = ["gateway"], "workerprobe"
+    server = stack.enter_context(serve(command, env=gateway, cpu=args.server_cpu, module=module))
     return server.url, "sk-load", emulator.url
 
 

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from workerprobe.settings import GatewaySettings
 
-__all__ = ["main"]
+__all__ = ["main", "serve_app"]
 
 
-def _serve(app: object, host: str, port: int) -> None:
+def serve_app(app: object, host: str, port: int) -> None:
+    """Serve an ASGI app with the project's server settings (uvloop, httptools, no access log)."""
     import gc
 
     import uvicorn
@@ -51,7 +52,7 @@ def _emulator(args: argparse.Namespace) -> int:
             overrides[flag] = True
     settings = EmulatorSettings(**overrides)  # type: ignore[arg-type]
     print(f"workerprobe emulator on http://{settings.host}:{settings.port}/client/v4", file=sys.stderr, flush=True)
-    _serve(create_app(settings), settings.host, settings.port)
+    serve_app(create_app(settings), settings.host, settings.port)
     return 0
 
 
@@ -82,7 +83,7 @@ def _run_gateway(create_app: Callable[[GatewaySettings], object], settings: Gate
         file=sys.stderr,
         flush=True,
     )
-    _serve(create_app(settings), settings.host, settings.port)
+    serve_app(create_app(settings), settings.host, settings.port)
 
 
 def _api_key(args: argparse.Namespace) -> int:

@@ -70,14 +70,16 @@ def serve(
     port: int | None = None,
     cpu: int | None = None,
     timeout: float = 20.0,
+    module: str = "workerprobe",
 ) -> Iterator[Server]:
-    """Run `workerprobe <command> --host H --port P` until the block ends.
+    """Run `python -m <module> <command> --host H --port P` until the block ends (`module`: the
+    workerprobe command line, or another module that serves an app the same way).
 
     `env` is added to (and overrides) this process's environment; `cpu` pins the server to one
     core (benchmarks).
     """
     port = port or free_port(host)
-    argv = [sys.executable, "-m", "workerprobe", *command, "--host", host, "--port", str(port)]
+    argv = [sys.executable, "-m", module, *command, "--host", host, "--port", str(port)]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
     full_env = {**os.environ, **(env or {})}

@@ -195,11 +195,6 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = 4_000_000
     cors_origins: list[str] = Field(default_factory=list)
 
-    # Seeded defects (gateway/defects.py), for proving that the suite catches them. Refused
-    # unless test mode is on: a real deployment can never switch one on by accident.
-    test_mode: bool = False
-    defects: list[str] = Field(default_factory=list)
-
     @model_validator(mode="after")
     def _free_plan_preset(self) -> GatewaySettings:
         if self.free_plan:
@@ -213,10 +208,4 @@ class GatewaySettings(BaseSettings):
             for name, value in preset.items():
                 if name not in chosen:
                     setattr(self, name, value)
-        return self
-
-    @model_validator(mode="after")
-    def _defects_need_test_mode(self) -> GatewaySettings:
-        if self.defects and not self.test_mode:
-            raise ValueError("WORKERPROBE_GATEWAY_DEFECTS needs WORKERPROBE_GATEWAY_TEST_MODE=true")
         return self

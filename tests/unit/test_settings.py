@@ -1,19 +1,24 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from pydantic import ValidationError
 
-from workerprobe.gateway.defects import validate
-from workerprobe.settings import GatewaySettings
-
-
-def test_defects_are_refused_outside_test_mode() -> None:
-    with pytest.raises(ValidationError, match="TEST_MODE"):
-        GatewaySettings(defects=["create_201"], _env_file=None)  # type: ignore[call-arg]
-    assert GatewaySettings(defects=["create_201"], test_mode=True, _env_file=None).defects == ["create_201"]  # type: ignore[call-arg]
+import workerprobe
+from workerprobe.suite.defects import validate
 
 
 def test_unknown_defects_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown defects"):
         validate(["no_such_bug"])
     assert validate([]) == frozenset()
+
+
+def test_no_production_module_knows_the_seeded_defects() -> None:
+    """Test doubles come in through the app factory's seams, never through flags."""
+    package = Path(workerprobe.__file__).parent
+    for source in package.rglob("*.py"):
+        if "suite" in source.relative_to(package).parts:
+            continue
+        text = source.read_text()
+        assert "defects" not in text and "DEFECTS" not in text, source

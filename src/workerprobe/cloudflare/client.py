@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import aiohttp
@@ -10,7 +10,7 @@ import orjson
 from yarl import URL
 
 from workerprobe.cloudflare.errors import CloudflareError, StreamBroken, UpstreamUnavailable
-from workerprobe.sse import Decoder, Event
+from workerprobe.sse import Decoder
 
 __all__ = ["WorkersAI"]
 
@@ -24,9 +24,9 @@ class WorkersAI:
         account_id: str,
         token: str,
         timeout_s: float = 300.0,
-        defects: frozenset[str] = frozenset(),
+        decoder: Callable[[], Decoder] = Decoder,
     ) -> None:
-        self.defects = defects
+        self.decoder = decoder  # a seam: the selftest gives a defective one
         self.base = f"{base_url.rstrip('/')}/accounts/{account_id}/ai"
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
@@ -91,9 +91,7 @@ class WorkersAI:
                 # Some models answer `stream: true` with plain JSON: pass it on as one event.
                 yield {"__result__": envelope.get("result")}
                 return
-            decoder = Decoder()
-            if "split_events_lose_tokens" in self.defects:  # seeded defect: a decoder that trusts reads
-                decoder = _NaiveDecoder()  # type: ignore[assignment]
+            decoder = self.decoder()
             try:
                 async for chunk in response.content.iter_any():
                     for event in decoder.feed(chunk):
@@ -142,25 +140,3 @@ def _seconds(value: str | None) -> float | None:
         return max(float(value), 0.0) if value is not None else None
     except ValueError:
         return None
-
-
-class _NaiveDecoder:
-    """The seeded defect `split_events_lose_tokens`: takes each read as whole events, so an event
-    split across two reads is lost (the bug the incremental Decoder exists to avoid)."""
-
-    def feed(self, chunk: bytes) -> list[Event]:
-        out = []
-        for block in chunk.split(b"\n\n"):
-            if block.startswith(b"data: "):
-                data = block[6:].decode(errors="replace")
-                if data == "[DONE]" or _is_json(data):
-                    out.append(Event(data))
-        return out
-
-
-def _is_json(text: str) -> bool:
-    try:
-        orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return False
-    return True

@@ -10,8 +10,9 @@ GET  /health                         liveness and the machine it runs on
 from __future__ import annotations
 
 import platform
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,8 +32,6 @@ from workerprobe.gateway.assistants.service import AssistantsService
 from workerprobe.gateway.auth import KeyRing
 from workerprobe.gateway.chat.routes import create_chat_completion
 from workerprobe.gateway.chat.service import ChatService
-from workerprobe.gateway.defects import DefectsMiddleware
-from workerprobe.gateway.defects import validate as validate_defects
 from workerprobe.gateway.edge import EdgeMiddleware
 from workerprobe.gateway.embeddings import create_embeddings
 from workerprobe.gateway.freeplan.budget import Budgets, KeyRateLimiter
@@ -42,8 +41,9 @@ from workerprobe.gateway.metrics import Metrics, metrics_endpoint
 from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
 from workerprobe.gateway.store import open_store
 from workerprobe.settings import GatewaySettings
+from workerprobe.sse import Decoder
 
-__all__ = ["create_app"]
+__all__ = ["Parts", "create_app"]
 
 
 async def health(request: Request) -> Response:
@@ -67,16 +67,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return errors.NotFound(f"Unknown path {request.url.path}", code="unknown_url").response()
 
 
-def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | None = None) -> Starlette:
+@dataclass(frozen=True)
+class Parts:
+    """The seams of the app factory: what a test double may replace (as httpx takes a transport).
+    The selftest builds its defective gateways from these; production code never does."""
+
+    decoder: Callable[[], Decoder] = Decoder  # how the upstream's SSE is decoded
+    runs: type[RunsService] = RunsService  # how runs are executed
+    middleware: tuple[Middleware, ...] = ()  # outermost layers, before CORS and the edge
+
+
+def create_app(
+    settings: GatewaySettings | None = None, catalogue: Catalogue | None = None, parts: Parts | None = None
+) -> Starlette:
     settings = settings or GatewaySettings()
     catalogue = catalogue or load()
-    defects = validate_defects(settings.defects)
+    parts = parts or Parts()
     upstream = WorkersAI(
         settings.upstream_url,
         settings.cf_account_id or "local",
         settings.cf_api_token or "local",
         settings.upstream_timeout_s,
-        defects,
+        parts.decoder,
     )
     models = ModelRouter(catalogue, settings)
     store = open_store(settings.database, settings.redis_url, settings.redis_prefix)
@@ -101,12 +113,11 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         else None
     )
     middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter)]
-    if defects:  # test mode only (settings refuse defects otherwise)
-        middleware.insert(0, Middleware(DefectsMiddleware, defects=defects, api_key=settings.api_key))
     if settings.cors_origins:
         middleware.insert(
             0, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
         )
+    middleware[:0] = parts.middleware
     # The hot routes first: the router tries them in order.
     routes = [
         Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
@@ -139,5 +150,5 @@ def create_app(settings: GatewaySettings | None = None, catalogue: Catalogue | N
         resilient, models, metrics, settings, budgets, ResponseCache(store, settings.cache_ttl_s)
     )
     app.state.assistants = assistants = AssistantsService(store, models)
-    app.state.runs = RunsService(assistants, chat, defects)
+    app.state.runs = parts.runs(assistants, chat)
     return app

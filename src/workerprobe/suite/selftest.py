@@ -1,6 +1,6 @@
 """Proof that the suite catches what it claims: the contract and scenario tests run against the
 embedded gateway once with no defect (there must be no failure) and once per seeded defect
-(gateway/defects.py; each must make at least one test fail). Writes reports/selftest.{md,json}.
+(workerprobe.suite.defects; each must make at least one test fail). Writes reports/selftest.{md,json}.
 
     .venv/bin/python -m workerprobe.suite.selftest [--examples 6] [--defects a b ...]
 """
@@ -15,7 +15,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from workerprobe.gateway.defects import DEFECTS
+from workerprobe.suite.defects import DEFECTS, REPORTED
 
 __all__ = ["main"]
 
@@ -39,8 +39,7 @@ def run_suite(defect: str | None, out: Path, examples: int) -> tuple[int, list[s
         **os.environ,
         "WORKERPROBE_TARGET": "embedded",
         "WORKERPROBE_CONTRACT_EXAMPLES": str(examples),
-        "WORKERPROBE_GATEWAY_TEST_MODE": "true",
-        "WORKERPROBE_GATEWAY_DEFECTS": json.dumps([defect] if defect else []),
+        "WORKERPROBE_SELFTEST_DEFECTS": json.dumps([defect] if defect else []),
     }
     junit = out / f"{defect or 'none'}.xml"
     subprocess.run(
@@ -68,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     for defect in args.defects:
         _, failed = run_suite(defect, out, args.examples)
         caught = [f for f in failed if f not in baseline]
-        rows.append({"defect": defect, "description": DEFECTS[defect], "caught_by": caught})
+        rows.append(
+            {"defect": defect, "description": DEFECTS[defect], "reported": REPORTED.get(defect), "caught_by": caught}
+        )
         print(
             f"{defect:28s} {'caught' if caught else 'MISSED':7s} by {len(caught)}: {', '.join(caught[:4])}", flush=True
         )
@@ -81,12 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"{total} tests; with no defect, {len(baseline)} failed. Detection rate: {detected}/{len(rows)} ({rate:.0%}).",
         "",
-        "| defect | what it breaks | caught by |",
-        "|---|---|---|",
+        "| defect | what it breaks | reported in | caught by |",
+        "|---|---|---|---|",
     ]
     for r in rows:
         shown = ", ".join(f"`{c}`" for c in r["caught_by"][:6]) + (" ..." if len(r["caught_by"]) > 6 else "")
-        lines.append(f"| `{r['defect']}` | {r['description']} | {shown or '**not caught**'} |")
+        where = r["reported"] or "(designed here)"
+        lines.append(f"| `{r['defect']}` | {r['description']} | {where} | {shown or '**not caught**'} |")
     (out.parent / "selftest.md").write_text("\n".join(lines) + "\n")
     print(f"detection rate {detected}/{len(rows)} ({rate:.0%}); false alarms with no defect: {len(baseline)}")
     # Each defect caught counts as passed, each missed one (and a false alarm) as failed.

@@ -4,9 +4,10 @@ default: the workerprobe gateway in front of the emulator, started on free loopb
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +64,10 @@ def configured(env_file: Path | None = None) -> Target | None:
 
 
 @contextmanager
-def embedded(database: Path) -> Iterator[Target]:
-    """The gateway and the emulator as real processes, stopped when the block ends."""
+def embedded(database: Path, defects: Sequence[str] = ()) -> Iterator[Target]:
+    """The gateway and the emulator as real processes, stopped when the block ends; `defects`
+    (default: `WORKERPROBE_SELFTEST_DEFECTS`, a JSON list): a gateway with seeded defects."""
+    chosen = list(defects) or json.loads(os.environ.get("WORKERPROBE_SELFTEST_DEFECTS") or "[]")
     key = f"sk-suite-{secrets.token_hex(8)}"
     token = secrets.token_hex(8)
     with ExitStack() as stack:
@@ -72,5 +75,9 @@ def embedded(database: Path) -> Iterator[Target]:
         env = gateway_env(
             emulator.url, api_key=key, token=token, database=str(database), account="workerprobe-suite", redis_url=""
         )
-        gateway = stack.enter_context(serve(["gateway"], env=env))
+        if chosen:
+            command, module = ["--defects", json.dumps(chosen)], "workerprobe.suite.defects"
+        else:
+            command, module = ["gateway"], "workerprobe"
+        gateway = stack.enter_context(serve(command, env=env, module=module))
         yield Target(root=gateway.url, api_key=key, embedded=True, emulator_url=emulator.url)

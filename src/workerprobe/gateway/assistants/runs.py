@@ -33,8 +33,7 @@ RUN_LIFETIME_S = 600
 
 
 class RunsService:
-    def __init__(self, assistants: AssistantsService, chat: ChatService, defects: frozenset[str] = frozenset()) -> None:
-        self.defects = defects
+    def __init__(self, assistants: AssistantsService, chat: ChatService) -> None:
         self.assistants = assistants
         self.store = assistants.store
         self.chat = chat
@@ -144,10 +143,15 @@ class RunsService:
     async def _set(self, thread_id: str, run_id: str, **fields: Any) -> Document | None:
         return await self.store.update("run", run_id, lambda d: {**d, **fields}, parent=thread_id)
 
+    def instructions(self, run: Document) -> str:
+        """What the model is told before the thread (the run's, else the assistant's instructions)."""
+        return str(run["instructions"] or "")
+
     async def _request(self, run: Document) -> ChatCompletionRequest:
         messages: list[ChatMessage] = []
-        if run["instructions"] and "run_instructions_dropped" not in self.defects:  # a seeded defect
-            messages.append(ChatMessage(role="system", content=run["instructions"]))
+        instructions = self.instructions(run)
+        if instructions:
+            messages.append(ChatMessage(role="system", content=instructions))
         for message in await self.assistants.all_messages(run["thread_id"]):
             messages.append(ChatMessage(role=message["role"], content=text_of(message)))
         if not any(m.role != "system" for m in messages):

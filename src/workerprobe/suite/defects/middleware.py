@@ -1,11 +1,5 @@
-"""Seeded defects: each one a real class of gateway bug, switched on one at a time (test mode
-only) to prove that the contract and scenario tests catch it (`make selftest`).
-
-Most are imposed from outside the gateway by `DefectsMiddleware`, which rewrites requests or
-responses the way the buggy gateway would have produced them; the two that live deeper (an SSE
-decoder that drops split events, run instructions never sent upstream) are checked where the
-real code would have gone wrong.
-"""
+"""The defects imposed from outside the gateway: `DefectsMiddleware` rewrites requests and
+responses the way the buggy gateway would have produced them (the outermost layer)."""
 
 from __future__ import annotations
 
@@ -16,64 +10,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["DEFECTS", "REPORTED", "DefectsMiddleware", "validate"]
-
-DEFECTS: dict[str, str] = {
-    "create_201": "creates answer 201 instead of 200",
-    "error_without_type": "error bodies lack `type` and `code`",
-    "malformed_json_500": "malformed JSON answers 500",
-    "choices_without_index": "choices lack `index`",
-    "stop_at_limit": 'finish_reason "stop" when the answer hit max_tokens',
-    "stream_without_done": "streams end without data: [DONE]",
-    "split_events_lose_tokens": "the upstream SSE decoder drops events split across reads",
-    "no_usage_chunk": "no usage chunk despite stream_options.include_usage",
-    "models_skip_auth": "GET /v1/models answers without a key",
-    "deleted_still_retrievable": "a deleted assistant can still be retrieved",
-    "list_ignores_limit": "lists ignore `limit`",
-    "run_as_chat_completion": "creating a run answers with a chat completion",
-    "run_instructions_dropped": "run instructions are never sent upstream",
-    "run_reply_not_stored": "run replies are not stored in the thread",
-    "temperature_zero_remapped": "temperature 0 becomes the upstream default (a `|| 0.6`)",
-    "base64_big_endian": "base64 embeddings in big-endian byte order",
-    "retry_after_missing": "429s without Retry-After",
-    "quota_as_500": "the daily-quota error surfaces as a 500",
-    "usage_total_wrong": "usage.total_tokens leaves out the completion",
-    "max_tokens_dropped": "max_tokens is not forwarded upstream",
-    # Taken from public bug reports of other OpenAI-compatible servers and gateways (REPORTED).
-    "tool_arguments_object": "tool call arguments sent as a JSON object, not a string",
-    "chunk_without_object": "stream chunks lack `object`",
-    "cost_chunk": "a last stream chunk {choices: [], cost} without id, object, created or model",
-    "stop_ignored": "`stop` is not honoured: the text runs on past the stop sequence",
-    "finish_reason_eos": 'finish_reason "eos_token" instead of "stop"',
-    "both_limits_500": "a request with both max_tokens and max_completion_tokens answers 500",
-    "max_completion_tokens_ignored": "max_completion_tokens is ignored (only max_tokens is read)",
-    "error_as_200": "chat errors answer 200 with the error object as the body",
-    "error_as_string": 'authentication errors answer {"error": "Unauthorized"}',
-    "base64_ignored": "encoding_format base64 is ignored: floats come back",
-    "completion_without_object": "chat completions lack `object`",
-}
-
-# Where each defect taken from another project was reported.
-REPORTED: dict[str, str] = {
-    "tool_arguments_object": "ggml-org/llama.cpp#20198 (llama-server returned tool arguments as an object)",
-    "chunk_without_object": "NVIDIA/TensorRT-Edge-LLM#93 (SSE chunks missing object; AIPerf lost 50 of 50 records)",
-    "cost_chunk": "anomalyco/opencode#39606 (oa-compat cost chunk omits id, object, created and model)",
-    "stop_ignored": "modular/max#292 (generation does not stop at `stop`), huggingface/text-generation-inference#1724",
-    "finish_reason_eos": "huggingface/text-generation-inference#1724 (finish_reason 'eos_token')",
-    "both_limits_500": "vllm-project/guidellm#308 (both limits sent through a proxy gave a 500)",
-    "max_completion_tokens_ignored": "0xzr/freellmpool#93 (the proxy ignored max_completion_tokens)",
-    "error_as_200": "kubernetes-sigs/inference-perf#713 (a 200 whose body is an error)",
-    "error_as_string": 'vLLM api_server\'s {"error": "Unauthorized"} (the counter-example in STYLE.md)',
-    "base64_ignored": "runpod-workers/worker-infinity-embedding#30, sgl-project/sglang#28803 (base64 ignored)",
-    "completion_without_object": "caozhiyuan/copilot-api#247 (missing object: chat.completion)",
-}
-
-
-def validate(names: list[str]) -> frozenset[str]:
-    unknown = sorted(set(names) - set(DEFECTS))
-    if unknown:
-        raise ValueError(f"unknown defects {unknown}; known: {sorted(DEFECTS)}")
-    return frozenset(names)
+__all__ = ["DefectsMiddleware"]
 
 
 def _rewrite_json(body: bytes, change: Any) -> bytes:

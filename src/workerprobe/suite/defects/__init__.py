@@ -1,0 +1,125 @@
+"""Seeded defects: each one a real class of gateway bug, switched on one at a time to prove that
+the contract and scenario tests catch it (`make selftest`). They are test doubles, built into a
+gateway through the app factory's seams (`workerprobe.gateway.app.Parts`): no production module
+knows of them.
+
+- most are imposed from outside by `DefectsMiddleware` (middleware.py);
+- `split_events_lose_tokens` is an SSE decoder that takes each read as whole events;
+- `run_instructions_dropped` is a runs service that never tells the model its instructions.
+
+`python -m workerprobe.suite.defects --defects '["create_201"]' --host H --port P` serves such a
+gateway (its settings from the environment, as `workerprobe gateway` reads them).
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.middleware import Middleware
+
+from workerprobe.gateway.app import Parts
+from workerprobe.gateway.assistants.runs import RunsService
+from workerprobe.gateway.store.base import Document
+from workerprobe.sse import Decoder, Event
+
+__all__ = ["DEFECTS", "REPORTED", "parts", "validate"]
+
+DEFECTS: dict[str, str] = {
+    "create_201": "creates answer 201 instead of 200",
+    "error_without_type": "error bodies lack `type` and `code`",
+    "malformed_json_500": "malformed JSON answers 500",
+    "choices_without_index": "choices lack `index`",
+    "stop_at_limit": 'finish_reason "stop" when the answer hit max_tokens',
+    "stream_without_done": "streams end without data: [DONE]",
+    "split_events_lose_tokens": "the upstream SSE decoder drops events split across reads",
+    "no_usage_chunk": "no usage chunk despite stream_options.include_usage",
+    "models_skip_auth": "GET /v1/models answers without a key",
+    "deleted_still_retrievable": "a deleted assistant can still be retrieved",
+    "list_ignores_limit": "lists ignore `limit`",
+    "run_as_chat_completion": "creating a run answers with a chat completion",
+    "run_instructions_dropped": "run instructions are never sent upstream",
+    "run_reply_not_stored": "run replies are not stored in the thread",
+    "temperature_zero_remapped": "temperature 0 becomes the upstream default (a `|| 0.6`)",
+    "base64_big_endian": "base64 embeddings in big-endian byte order",
+    "retry_after_missing": "429s without Retry-After",
+    "quota_as_500": "the daily-quota error surfaces as a 500",
+    "usage_total_wrong": "usage.total_tokens leaves out the completion",
+    "max_tokens_dropped": "max_tokens is not forwarded upstream",
+    # Taken from public bug reports of other OpenAI-compatible servers and gateways (REPORTED).
+    "tool_arguments_object": "tool call arguments sent as a JSON object, not a string",
+    "chunk_without_object": "stream chunks lack `object`",
+    "cost_chunk": "a last stream chunk {choices: [], cost} without id, object, created or model",
+    "stop_ignored": "`stop` is not honoured: the text runs on past the stop sequence",
+    "finish_reason_eos": 'finish_reason "eos_token" instead of "stop"',
+    "both_limits_500": "a request with both max_tokens and max_completion_tokens answers 500",
+    "max_completion_tokens_ignored": "max_completion_tokens is ignored (only max_tokens is read)",
+    "error_as_200": "chat errors answer 200 with the error object as the body",
+    "error_as_string": 'authentication errors answer {"error": "Unauthorized"}',
+    "base64_ignored": "encoding_format base64 is ignored: floats come back",
+    "completion_without_object": "chat completions lack `object`",
+}
+
+# Where each defect taken from another project was reported.
+REPORTED: dict[str, str] = {
+    "tool_arguments_object": "ggml-org/llama.cpp#20198 (llama-server returned tool arguments as an object)",
+    "chunk_without_object": "NVIDIA/TensorRT-Edge-LLM#93 (SSE chunks missing object; AIPerf lost 50 of 50 records)",
+    "cost_chunk": "anomalyco/opencode#39606 (oa-compat cost chunk omits id, object, created and model)",
+    "stop_ignored": "modular/max#292 (generation does not stop at `stop`), huggingface/text-generation-inference#1724",
+    "finish_reason_eos": "huggingface/text-generation-inference#1724 (finish_reason 'eos_token')",
+    "both_limits_500": "vllm-project/guidellm#308 (both limits sent through a proxy gave a 500)",
+    "max_completion_tokens_ignored": "0xzr/freellmpool#93 (the proxy ignored max_completion_tokens)",
+    "error_as_200": "kubernetes-sigs/inference-perf#713 (a 200 whose body is an error)",
+    "error_as_string": 'vLLM api_server\'s {"error": "Unauthorized"} (the counter-example in STYLE.md)',
+    "base64_ignored": "runpod-workers/worker-infinity-embedding#30, sgl-project/sglang#28803 (base64 ignored)",
+    "completion_without_object": "caozhiyuan/copilot-api#247 (missing object: chat.completion)",
+}
+
+
+def validate(names: list[str]) -> frozenset[str]:
+    unknown = sorted(set(names) - set(DEFECTS))
+    if unknown:
+        raise ValueError(f"unknown defects {unknown}; known: {sorted(DEFECTS)}")
+    return frozenset(names)
+
+
+class TrustingDecoder(Decoder):
+    """`split_events_lose_tokens`: takes each read as whole events, so an event split across two
+    reads is lost (the bug the incremental `workerprobe.sse.Decoder` exists to avoid)."""
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        out = []
+        for block in chunk.split(b"\n\n"):
+            if block.startswith(b"data: "):
+                data = block[6:].decode(errors="replace")
+                if data == "[DONE]" or _is_json(data):
+                    out.append(Event(data))
+        return out
+
+    def close(self) -> list[Event]:
+        return []
+
+
+def _is_json(text: str) -> bool:
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+class InstructionsDroppedRuns(RunsService):
+    """`run_instructions_dropped`: the run's and the assistant's instructions never reach the model."""
+
+    def instructions(self, run: Document) -> str:
+        return ""
+
+
+def parts(defects: frozenset[str], api_key: str | None) -> Parts:
+    """The seams of a gateway with these defects."""
+    outside = defects - {"split_events_lose_tokens", "run_instructions_dropped"}
+    from workerprobe.suite.defects.middleware import DefectsMiddleware
+
+    return Parts(
+        decoder=TrustingDecoder if "split_events_lose_tokens" in defects else Decoder,
+        runs=InstructionsDroppedRuns if "run_instructions_dropped" in defects else RunsService,
+        middleware=(Middleware(DefectsMiddleware, defects=outside, api_key=api_key),) if outside else (),
+    )
