@@ -69,5 +69,10 @@ bench-gateway: install
 bench-free-plan: install
 	$(PY) bench/free_plan_methods.py
 
+# The suite against servers nobody here wrote (LiteLLM, llama.cpp's server, Cloudflare's /ai/v1),
+# each foreign server in a venv of its own under .cache/foreign (llama-cpp-python compiles, once).
+bench-foreign: install
+	$(PY) bench/foreign_targets.py
+
 clean:
 	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache

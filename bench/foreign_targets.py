@@ -91,7 +91,9 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
         ]
         config.write_text(json.dumps({"model_list": models, "general_settings": {"master_key": key}}))
         command = [str(home / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-        with _process(command, port, env={"LITELLM_LOG": "ERROR"}):
+        # No network here but the package registries: LiteLLM's price map and tokenizers from disk.
+        offline = {"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
+        with _process(command, port, env=offline):
             yield {"CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1", "API_KEY": key}
         return
     if name == "llama-cpp":
@@ -110,7 +112,7 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
         port, key = free_port(), f"sk-{token}"
         command = [python, "-m", "llama_cpp.server", "--model", model, "--model_alias", "gemma-3-270m"]
         command += ["--host", "127.0.0.1", "--port", str(port), "--api_key", key, "--n_ctx", "2048"]
-        command += ["--embedding", "true", "--n_threads", "1"]
+        command += ["--embedding", "true", "--n_threads", "1", "--chat_format", "gemma"]
         with _process(command, port):
             yield {
                 "CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1",

@@ -97,7 +97,7 @@ def _init(environment: Environment, **_: Any) -> None:
     options = _options_of(environment)
     # One budget for the whole run, shared by every worker process (run.py names its file).
     shared = os.environ.get("WORKERPROBE_LOAD_BUDGET") or tempfile.mktemp(prefix="workerprobe-load-", suffix=".sqlite3")
-    STATE["budget"] = Budget(Path(shared), options.max_neurons, CATALOGUE)
+    STATE["budget"] = Budget(Path(shared), options.max_neurons, CATALOGUE, shares={"load": 1.0})
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message("llm_part", _on_part)
     if isinstance(environment.runner, WorkerRunner):

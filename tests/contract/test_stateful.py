@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.core.failures import FailureGroup
 
 from workerprobe.suite import contract
@@ -64,6 +65,10 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
         )
     except _BudgetSpent as exc:
         print(f"stateful phase ended early: {exc}")
+    except FlakyStrategyDefinition:
+        # Hypothesis replays a prefix of steps and finds that the target now answers differently
+        # (objects created, limits reached): the walk ends there, its findings stand.
+        print("stateful phase ended early: the target answered a replayed step differently")
     strict = target.embedded
     groups = [g for g in contract.FINDINGS.groups.values() if g.phase == "stateful"]
     message = contract.verdict_of(groups, strict=strict)

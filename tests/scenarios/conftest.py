@@ -35,7 +35,7 @@ def spend(target: Target, budget: Budget | None, ledger: Ledger | None) -> Itera
     hold = None
     if budget is not None:
         try:
-            hold = budget.hold(SCENARIO_HOLD)
+            hold = budget.hold(SCENARIO_HOLD, "scenarios")
         except Exhausted as exc:
             pytest.skip(str(exc))
     tracker = ScenarioSpend(budget, CHAT_MODEL, ledger)

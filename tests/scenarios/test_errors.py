@@ -12,11 +12,13 @@ from workerprobe.suite.target import Target
 pytestmark = [pytest.mark.must, pytest.mark.family("chat")]
 
 
-@pytest.mark.family("models")
+@pytest.mark.family("chat")
 def test_wrong_key(target: Target) -> None:
-    with openai.OpenAI(base_url=target.v1, api_key="sk-wrong", max_retries=0) as client:
+    """On the route every Worker has (a model list is not everywhere): a wrong key is refused
+    before anything is generated, as AuthenticationError."""
+    with openai.OpenAI(base_url=target.v1, api_key="sk-workerprobe-wrong", max_retries=0) as client:
         with pytest.raises(openai.AuthenticationError):
-            client.models.list()
+            client.chat.completions.create(model=CHAT_MODEL, max_tokens=1, messages=[{"role": "user", "content": "hi"}])
 
 
 @pytest.mark.family("assistants")

@@ -53,7 +53,7 @@ def node_results(target: Target, budget: Budget | None, run_id: str) -> dict[str
     hold = None
     if budget is not None:
         try:
-            hold = budget.hold(NODE_NEURONS)
+            hold = budget.hold(NODE_NEURONS, "scenarios")
         except Exhausted as exc:
             pytest.skip(str(exc))
     env = {

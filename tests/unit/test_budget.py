@@ -11,10 +11,11 @@ MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 
 
 def test_reserve_settle_and_refuse(tmp_path: Path) -> None:
-    budget = Budget(tmp_path / "b.sqlite3", 2.0)
+    budget = Budget(tmp_path / "b.sqlite3", 2.0, shares={"contract": 1.0})
     body = {"model": MODEL, "messages": "hello", "max_tokens": 10}
     hold = budget.reserve(body, MODEL)
-    assert hold.neurons == pytest.approx(((1 + 16) * 25608 + 10 * 75147) / 1e6)
+    # "hello" at a token a byte (5), the template's 8, the 16 of slack, and 10 output tokens.
+    assert hold.neurons == pytest.approx(((5 + 8 + 16) * 25608 + 10 * 75147) / 1e6)
     assert budget.spend().held == pytest.approx(hold.neurons)
     budget.settle(hold, MODEL, 200, {"prompt_tokens": 5, "completion_tokens": 3})
     spend = budget.spend()
@@ -36,7 +37,7 @@ def test_an_answer_without_usage_is_charged_its_worst_case(tmp_path: Path) -> No
 
 
 def _spend_in_another_process(path: str, n: int) -> None:
-    budget = Budget(Path(path), 0.0)  # the cap of the run that created the file holds
+    budget = Budget(Path(path), 0.0, shares={"contract": 1.0})  # the cap of the run that made the file holds
     for _ in range(n):
         hold = budget.hold(1.0)
         budget.charge(hold, 0.5)
@@ -44,7 +45,7 @@ def _spend_in_another_process(path: str, n: int) -> None:
 
 def test_one_budget_for_all_processes(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite3"
-    budget = Budget(path, 1000.0)
+    budget = Budget(path, 1000.0, shares={"contract": 1.0})
     ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=_spend_in_another_process, args=(str(path), 50)) for _ in range(2)]
     for w in workers:
@@ -69,3 +70,21 @@ def test_invalid_limits_are_estimated_at_the_model_default(tmp_path: Path, value
     budget = Budget(tmp_path / "b.sqlite3", 1000.0)
     default = budget.estimate({"model": MODEL}, MODEL)
     assert budget.estimate({"model": MODEL, "max_tokens": value}, MODEL) == default
+
+
+def test_the_scenarios_keep_their_share(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 100.0)  # contract 60%, scenarios 40%
+    budget.hold(55.0, "contract")
+    with pytest.raises(Exhausted, match="contract"):
+        budget.hold(10.0, "contract")
+    budget.hold(40.0, "scenarios")
+    with pytest.raises(Exhausted):
+        budget.hold(6.0, "scenarios")
+    assert budget.spend().held == pytest.approx(95.0) and budget.spend("contract").refused == 1
+
+
+def test_fuzzed_unicode_is_held_at_a_token_a_byte(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 100.0)
+    plain = budget.estimate({"model": MODEL, "messages": [{"role": "user", "content": "a" * 40}]}, MODEL)
+    wide = budget.estimate({"model": MODEL, "messages": [{"role": "user", "content": "\U0001f600" * 40}]}, MODEL)
+    assert wide > plain  # 40 emoji are 160 bytes: a byte-level tokenizer may make 160 tokens of them

@@ -1,11 +1,15 @@
 """The neuron budget of a run against a deployed Worker, one for the whole run and shared by all
 test processes (a SQLite file: every change is one `BEGIN IMMEDIATE` transaction).
 
-Every call that can generate is held at its worst case before it is made (its prompt, plus its
-token limit at the model's output price), refused when the holds and what was spent would pass
-the cap, and settled from the `usage` it reports: a refused or failed call (4xx, 5xx, no answer)
-gives its hold back, an answer without usage is charged its worst case. Prices come from the
-catalogue; an unknown model is priced as the dearest one, so the estimate never falls short.
+Every call that can generate is held at its worst case before it is made (its prompt at a token
+a byte, the most any byte-level tokenizer makes of it, plus its token limit at the model's output
+price), refused when the holds and what was spent would pass the cap, and settled from the
+`usage` it reports: a refused or failed call (4xx, 5xx, no answer) gives its hold back, an answer
+without usage is charged its worst case. Prices come from the catalogue; an unknown model is
+priced as the dearest one, so the estimate never falls short.
+
+The cap is shared in pools, so that the generated contract cases cannot starve the scenarios:
+each pool may use its share of the cap (`SHARES`), and all together no more than the cap.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ __all__ = ["GENERATION_CAP", "Budget", "Exhausted", "Hold", "Spend"]
 
 # max_tokens the suite gives generated chat and run requests against a deployed target.
 GENERATION_CAP = 16
+# What each pool may use of the cap (together they may use it all, but never more).
+SHARES = {"contract": 0.6, "scenarios": 0.4}
+# Chat-template tokens a server may add per message (roles, separators), on top of the text.
+_PER_MESSAGE = 8
 
 
 class Exhausted(Exception):
@@ -31,6 +39,7 @@ class Exhausted(Exception):
 @dataclass(frozen=True)
 class Hold:
     neurons: float
+    pool: str = "contract"
 
 
 @dataclass(frozen=True)
@@ -45,23 +54,34 @@ class Spend:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
+    pool TEXT PRIMARY KEY,
     max_neurons REAL NOT NULL, spent REAL NOT NULL DEFAULT 0, worst_case REAL NOT NULL DEFAULT 0,
     held REAL NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0
 )
 """
+_TOTALS = (
+    "SELECT max(max_neurons), total(spent), total(worst_case), total(held), total(calls), total(refused) FROM budget"
+)
 
 
 class Budget:
     """One run's budget, in `path` (created with `max_neurons` by the first process to open it)."""
 
-    def __init__(self, path: Path, max_neurons: float, catalogue: Catalogue | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_neurons: float,
+        catalogue: Catalogue | None = None,
+        shares: dict[str, float] | None = None,
+    ) -> None:
         self.path = path
         self.catalogue = catalogue or load()
+        self.shares = shares or SHARES
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as db:
             db.execute(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO budget (id, max_neurons) VALUES (1, ?)", (max_neurons,))
+            for pool in self.shares:
+                db.execute("INSERT OR IGNORE INTO budget (pool, max_neurons) VALUES (?, ?)", (pool, max_neurons))
 
     def _transaction(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -78,43 +98,52 @@ class Budget:
     def estimate(self, body: dict[str, Any], default_model: str) -> float:
         """Worst-case neurons of one call with this body."""
         model = self._model(body.get("model") or default_model)
-        prompt = tokens.count(str(body.get("messages") or body.get("input") or body.get("prompt") or ""))
-        prompt += tokens.count(str(body.get("instructions") or body.get("additional_instructions") or ""))
+        text = str(body.get("messages") or body.get("input") or body.get("prompt") or "")
+        text += str(body.get("instructions") or body.get("additional_instructions") or "")
+        messages = body.get("messages")
+        # A token a byte bounds any byte-level tokenizer (fuzzed Unicode makes several a character).
+        prompt = max(tokens.count(text), len(text.encode()))
+        prompt += _PER_MESSAGE * (len(messages) if isinstance(messages, list) else 1)
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             limit = model.default_max_tokens or 0  # an invalid value is refused, or the default applies
         return model.neurons(prompt + 16, limit if model.task == "text-generation" else 0)
 
-    def reserve(self, body: dict[str, Any], default_model: str) -> Hold:
-        return self.hold(self.estimate(body, default_model))
+    def reserve(self, body: dict[str, Any], default_model: str, pool: str | None = None) -> Hold:
+        return self.hold(self.estimate(body, default_model), pool)
 
-    def hold(self, cost: float) -> Hold:
-        """Hold `cost`; raises Exhausted when it would pass the cap."""
+    def hold(self, cost: float, pool: str | None = None) -> Hold:
+        """Hold `cost` in `pool` (default: the first); raises Exhausted when it would pass the
+        pool's share or the cap."""
+        pool = pool or next(iter(self.shares))
         with self._transaction() as db:
-            cap, spent, held = db.execute("SELECT max_neurons, spent, held FROM budget").fetchone()
-            allowed = spent + held + cost <= cap
+            cap, spent, _, held, _, _ = db.execute(_TOTALS).fetchone()
+            mine = db.execute("SELECT spent + held FROM budget WHERE pool = ?", (pool,)).fetchone()[0]
+            share = cap * self.shares[pool]
+            allowed = spent + held + cost <= cap and mine + cost <= share
             if allowed:
-                db.execute("UPDATE budget SET held = held + ?, calls = calls + 1", (cost,))
+                db.execute("UPDATE budget SET held = held + ?, calls = calls + 1 WHERE pool = ?", (cost, pool))
             else:
-                db.execute("UPDATE budget SET refused = refused + 1")
+                db.execute("UPDATE budget SET refused = refused + 1 WHERE pool = ?", (pool,))
         if not allowed:
             raise Exhausted(
-                f"not run: this call may cost {cost:.2f} neurons and {spent + held:.2f} of the "
-                f"{cap:g} allowed (--max-neurons) are spent or held"
+                f"not run: this call may cost {cost:.2f} neurons; {mine:.2f} of the {share:g} the {pool} may use "
+                f"and {spent + held:.2f} of the {cap:g} allowed (--max-neurons) are spent or held"
             )
-        return Hold(cost)
+        return Hold(cost, pool)
 
     def release(self, hold: Hold) -> None:
         """The call was not made, or made nothing: its hold goes back."""
         with self._transaction() as db:
-            db.execute("UPDATE budget SET held = max(held - ?, 0)", (hold.neurons,))
+            db.execute("UPDATE budget SET held = max(held - ?, 0) WHERE pool = ?", (hold.neurons, hold.pool))
 
     def charge(self, hold: Hold, neurons: float, worst_case: float = 0.0) -> None:
         """Replace a hold by what was spent (`worst_case`: the part of it charged for lack of usage)."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE budget SET held = max(held - ?, 0), spent = spent + ?, worst_case = worst_case + ?",
-                (hold.neurons, neurons, worst_case),
+                "UPDATE budget SET held = max(held - ?, 0), spent = spent + ?, worst_case = worst_case + ? "
+                "WHERE pool = ?",
+                (hold.neurons, neurons, worst_case, hold.pool),
             )
 
     def settle(self, hold: Hold, model: str, status: int, usage: Any) -> None:
@@ -128,13 +157,19 @@ class Budget:
         else:
             self.charge(hold, hold.neurons, worst_case=hold.neurons)
 
-    def spend(self) -> Spend:
+    def spend(self, pool: str | None = None) -> Spend:
+        """What was spent, in all (or in one pool)."""
         db = sqlite3.connect(self.path, timeout=30)
         try:
-            row = db.execute("SELECT max_neurons, spent, worst_case, held, calls, refused FROM budget").fetchone()
+            if pool is None:
+                row = db.execute(_TOTALS).fetchone()
+            else:
+                query = "SELECT max_neurons, spent, worst_case, held, calls, refused FROM budget WHERE pool = ?"
+                row = db.execute(query, (pool,)).fetchone()
         finally:
             db.close()
-        return Spend(*row)
+        cap, spent, worst, held, calls, refused = row
+        return Spend(cap, spent, worst, held, int(calls), int(refused))
 
 
 class _Tx:

@@ -244,8 +244,14 @@ def inspect_success(body: Any) -> list[Violation]:
 
 
 def _requested_limit(request: dict[str, Any]) -> int | None:
-    limit = request.get("max_completion_tokens") or request.get("max_tokens")
-    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+    """The token limit asked for. With both `max_tokens` and `max_completion_tokens` (OpenAI itself
+    refuses the pair), either may be the one a server reads: the larger is judged, never a false alarm."""
+    limits = [
+        v
+        for v in (request.get("max_completion_tokens"), request.get("max_tokens"))
+        if isinstance(v, int) and not isinstance(v, bool)
+    ]
+    return max(limits) if limits else None
 
 
 def _usage(usage: Any) -> tuple[int, int, int] | str:

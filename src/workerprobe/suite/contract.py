@@ -77,15 +77,19 @@ def generates(case: Any) -> bool:
 
 
 def cap_generation(case: Any) -> None:
-    """Absent or too large: capped at a few tokens. Invalid values stay, so negative cases stay negative."""
+    """Cap generation at a few tokens: a limit that is absent (both `max_tokens` and
+    `max_completion_tokens`) is added, one too large lowered. Invalid values stay, so negative
+    cases stay negative, and a case that names one limit never gets the other added."""
     field = GENERATING.get(case.operation.path)
     if field is None or not isinstance(case.body, dict) or not generates(case):
         return
-    given = case.body.get(field)
-    if field not in case.body:
+    present = [f for f in ("max_tokens", "max_completion_tokens") if f in case.body]
+    if not present:
         case.body[field] = GENERATION_CAP
-    elif isinstance(given, int) and not isinstance(given, bool) and given > GENERATION_CAP:
-        case.body[field] = GENERATION_CAP
+    for name in present:
+        given = case.body[name]
+        if isinstance(given, int) and not isinstance(given, bool) and given > GENERATION_CAP:
+            case.body[name] = GENERATION_CAP
 
 
 def tag(case: Any, run_id: str) -> None:

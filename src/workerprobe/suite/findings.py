@@ -46,8 +46,8 @@ def curl(method: str, url: str, headers: dict[str, str], body: bytes | str | Non
 def _cause(rule: str, failure: Any) -> str:
     """What makes two failures the same finding: the rule and the kind of failure (numbers and ids
     in our own messages do not make a new cause)."""
-    if isinstance(failure, Finding):
-        return re.sub(r"\d+", "N", failure.message)
+    if isinstance(failure, Finding):  # "what is wrong: the sample that shows it" -> what is wrong
+        return re.sub(r"\d+", "N", failure.message.split(": ", 1)[0])
     key = getattr(failure, "_unique_key", "") or ""
     return f"{type(failure).__name__}: {failure.title}{' | ' + key if key and key != failure.title else ''}"
 

@@ -15,6 +15,7 @@ import os
 import platform
 import secrets
 import shutil
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,12 @@ def _run(config: pytest.Config) -> _Run:
     return config.stash[_RUN]
 
 
+def clear_reports(reports: Path) -> None:
+    """The previous run's reports go before a new run starts: none can be taken for this one's."""
+    for name in _REPORTS:
+        (reports / name).unlink(missing_ok=True)
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -66,7 +73,8 @@ def _reports(config: pytest.Config) -> Path:
 
 
 def _parts(config: pytest.Config) -> Path:
-    return _reports(config) / "parts"
+    """This run's part files (one folder per run: two runs in one checkout never meet)."""
+    return _reports(config) / "parts" / _run(config).run_id
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -135,9 +143,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if _is_worker(config):
         return
     reports = _reports(config)
-    shutil.rmtree(_parts(config), ignore_errors=True)
-    for name in _REPORTS:
-        (reports / name).unlink(missing_ok=True)
+    for stale in (reports / "parts").glob("wp-*"):  # runs that died a day ago or more
+        if stale.is_dir() and time.time() - stale.stat().st_mtime > 86_400:
+            shutil.rmtree(stale, ignore_errors=True)
+    clear_reports(reports)
     if os.environ.get("WORKERPROBE_PREFLIGHT") == "done":  # `workerprobe test` did it before starting pytest
         return
     terminal = config.pluginmanager.get_plugin("terminalreporter")
@@ -309,10 +318,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     cost: dict[str, Any] = {}
     budget_file = _parts(config) / "budget.sqlite3"
     if budget_file.exists():
-        spend = Budget(budget_file, 0).spend()
+        budget = Budget(budget_file, 0)
+        spend = budget.spend()
         cost = {
             "max_neurons": spend.max_neurons,
             "spent_neurons": round(spend.spent, 2),
+            "by_contract_cases": round(budget.spend("contract").spent, 2),
+            "by_scenarios": round(budget.spend("scenarios").spent, 2),
             "of_which_worst_case": round(spend.worst_case, 2),
             "still_held": round(spend.held, 2),
             "calls": spend.calls,
@@ -330,6 +342,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         f"{header['started']} to {header['finished']}, workerprobe {header['version']}",
     )
     verdict = judge(findings, outcomes, cost, errors=_run(config).errors)
+    shutil.rmtree(_parts(config), ignore_errors=True)
     write(reports, header, verdict, findings)
     _run(config).verdict, _run(config).findings = verdict, findings
     if target is not None and session.exitstatus in (0, 1):
@@ -364,7 +377,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         c = verdict.cost
         write(
             f"neurons spent on the deployed target: {c['spent_neurons']} of {c['max_neurons']:g} "
-            f"({c['of_which_worst_case']} of it charged at the worst case, no usage reported); "
+            f"(contract cases {c['by_contract_cases']}, scenarios {c['by_scenarios']}; "
+            f"{c['of_which_worst_case']} of it charged at the worst case, no usage reported); "
             f"calls not made for the budget: {c['refused_for_budget']}"
         )
     if findings.cleanup != (0, 0):

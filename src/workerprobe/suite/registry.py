@@ -163,14 +163,10 @@ def chat_any(case: Any, response: Any) -> bool:
     return chat_plain(case, response) or chat_stream(case, response)
 
 
-def _limit(case: Any) -> Any:
-    body = case.body if isinstance(case.body, dict) else {}
-    return body.get("max_completion_tokens") or body.get("max_tokens")
-
-
 def chat_with_limit(case: Any, response: Any) -> bool:
-    limit = _limit(case)
-    return chat_any(case, response) and isinstance(limit, int) and not isinstance(limit, bool)
+    body = case.body if isinstance(case.body, dict) else {}
+    limits = (body.get("max_completion_tokens"), body.get("max_tokens"))
+    return chat_any(case, response) and any(isinstance(v, int) and not isinstance(v, bool) for v in limits)
 
 
 def chat_with_stop(case: Any, response: Any) -> bool:
