@@ -26,12 +26,17 @@ def test_unknown_id(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
         client.beta.assistants.retrieve("asst_does_not_exist")
     with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model="@cf/nobody/no-such-model", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(
+            model="@cf/nobody/no-such-model", max_tokens=4, messages=[{"role": "user", "content": "hi"}]
+        )
 
 
 def test_bad_input(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "hi"}], temperature=7)
+        # max_tokens: a Worker that accepts the bad value must not generate at length on the budget.
+        client.chat.completions.create(
+            model=CHAT_MODEL, max_tokens=4, messages=[{"role": "user", "content": "hi"}], temperature=7
+        )
 
 
 @pytest.mark.parametrize("fault", ["3021", "3040", "4006"])
