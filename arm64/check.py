@@ -31,12 +31,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from workerprobe.loadkit.loadgen import throughput
+from workerprobe.procs import free_port, gateway_env, serve, stop, wait_listening
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
-
-from loadgen import throughput  # noqa: E402
-
-from workerprobe.procs import free_port, gateway_env, serve, stop, wait_listening  # noqa: E402
 
 # The Dockerfile's base is the same distribution and Python (tests/unit/test_arm64_check.py).
 SUITE = "bookworm"

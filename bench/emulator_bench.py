@@ -18,14 +18,11 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import aiohttp
 import orjson
 
-sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import pin_self, throughput  # noqa: E402
-
+from workerprobe.loadkit.loadgen import pin_self, throughput
 from workerprobe.procs import free_port, serve, wait_listening  # noqa: E402
 from workerprobe.sse import Decoder  # noqa: E402
 

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import Result, median_ttft, pin_self, throughput  # noqa: E402
-
+from workerprobe.loadkit.loadgen import Result, median_ttft, pin_self, throughput
 from workerprobe.procs import free_port, gateway_env, serve, wait_listening  # noqa: E402
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,15 +22,13 @@ import requests
 from locust import HttpUser, LoadTestShape, constant_throughput, events, tag, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+from shapes import PROFILES, Plan, plan
 
-sys.path.insert(0, str(Path(__file__).parent))
-from shapes import PROFILES, Plan, plan  # noqa: E402
-
-from workerprobe.catalogue import load as load_catalogue  # noqa: E402
-from workerprobe.loadkit.causes import Cause, classify  # noqa: E402
-from workerprobe.loadkit.summary import Collector  # noqa: E402
-from workerprobe.loadkit.timing import StreamMeter  # noqa: E402
-from workerprobe.suite.budget import Budget, Exhausted, Hold  # noqa: E402
+from workerprobe.catalogue import load as load_catalogue
+from workerprobe.loadkit.causes import Cause, classify
+from workerprobe.loadkit.summary import Collector
+from workerprobe.loadkit.timing import StreamMeter
+from workerprobe.suite.budget import Budget, Exhausted, Hold
 
 COLLECTOR = Collector()
 CATALOGUE = load_catalogue()

@@ -22,14 +22,13 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
+
+from workerprobe.procs import free_port, gateway_env, serve
+from workerprobe.suite.target import configured
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "src"))
-
-import httpx  # noqa: E402
-
-from workerprobe.procs import free_port, gateway_env, serve  # noqa: E402
-from workerprobe.suite.target import configured  # noqa: E402
 
 
 def _upstream_count(emulator_url: str, summary: Path) -> None:

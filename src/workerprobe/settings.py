@@ -127,8 +127,6 @@ class GatewaySettings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str = "workerprobe:"
 
-    default_chat_model: str = "@cf/meta/llama-3.1-8b-instruct-fast"
-    default_embedding_model: str = "@cf/baai/bge-base-en-v1.5"
     # OpenAI model names clients may send, and the Workers AI model each one means.
     model_aliases: dict[str, str] = Field(
         default_factory=lambda: {

@@ -107,15 +107,6 @@ class WorkersAI:
                 raise StreamBroken(f"the Workers AI stream broke: {exc!r}") from None
             raise StreamBroken("the Workers AI stream ended without [DONE]")
 
-    async def search(self) -> list[dict[str, Any]]:
-        try:
-            async with self.session.get(f"{self.base}/models/search") as r:
-                raw, status = await r.read(), r.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
-        result = _parse(raw, status).get("result")
-        return result if isinstance(result, list) else []
-
 
 def _parse(raw: bytes, status: int, retry_after: str | None = None) -> dict[str, Any]:
     """The envelope of a response; an error envelope (or junk) raises CloudflareError."""

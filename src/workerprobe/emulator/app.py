@@ -150,7 +150,8 @@ async def reset(request: Request) -> Response:
 
 
 async def _upstream_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, UpstreamError)
+    if not isinstance(exc, UpstreamError):
+        raise RuntimeError("unexpected state: isinstance(exc, UpstreamError)")
     account = request.path_params.get("account_id")
     if account is not None:
         _emulator(request).record_error(account, exc)
@@ -158,7 +159,8 @@ async def _upstream_error(request: Request, exc: Exception) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        raise RuntimeError("unexpected state: isinstance(exc, HTTPException)")
     if exc.status_code == 405:
         return UpstreamError("method_not_allowed", method=request.method).response()
     return UpstreamError("no_route").response()

@@ -11,7 +11,7 @@ from typing import Any
 
 from workerprobe import tokens
 from workerprobe.catalogue import Catalogue, Model, ParameterRange
-from workerprobe.emulator.errors import BadInput, UpstreamError
+from workerprobe.emulator.errors import BadInput
 from workerprobe.emulator.generation import Prompt
 
 __all__ = ["EmbeddingInput", "embedding_input", "json_type", "text_generation_input"]
@@ -245,8 +245,3 @@ def embedding_input(body: Any, model: Model, *, openai_shape: bool = False) -> t
     if truncate:
         texts = ["".join(tokens.split(t)[:max_tokens]) for t in texts]
     return EmbeddingInput(texts=texts, pooling=pooling, query=query), total
-
-
-def check_model_task(model: Model, task: str) -> None:
-    if model.task != task:
-        raise UpstreamError("no_such_model", model=model.name)

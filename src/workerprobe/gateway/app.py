@@ -51,7 +51,8 @@ async def health(request: Request) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        raise RuntimeError("unexpected state: isinstance(exc, HTTPException)")
     if exc.status_code == 405:
         # Several routes share a path (one per method): Allow lists the methods of every route
         # with the template of the first one that matches.

@@ -60,9 +60,6 @@ class KeyRing:
                 return True
         return False
 
-    async def allows(self, key: str) -> bool:
-        return await self.identify(key) is not None
-
     async def identify(self, key: str) -> str | None:
         """Who a key is ("api_key" for API_KEY, else the stored key's id), or None if it is not valid."""
         candidate = digest(key)

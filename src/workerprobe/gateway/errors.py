@@ -170,7 +170,8 @@ async def handle(request: Request, exc: Exception) -> Response:
     """The one exception handler."""
     if isinstance(exc, UpstreamFailure):
         exc = from_upstream(exc)
-    assert isinstance(exc, GatewayError)
+    if not isinstance(exc, GatewayError):
+        raise RuntimeError("unexpected state: isinstance(exc, GatewayError)")
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
         metrics.error(exc.code or exc.type)

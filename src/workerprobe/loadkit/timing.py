@@ -92,7 +92,8 @@ class StreamMeter:
                 if self.first_content is None:
                     self.first_content = now
                 else:
-                    assert self.last_content is not None
+                    if self.last_content is None:
+                        raise RuntimeError("unexpected state: self.last_content is not None")
                     self.gaps.append(now - self.last_content)
                 self.last_content = now
                 self.text.append(content)

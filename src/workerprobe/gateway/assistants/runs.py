@@ -12,6 +12,7 @@ emits the Assistants event stream (`thread.run.created` ... `thread.run.complete
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,13 +21,15 @@ from workerprobe import sse
 from workerprobe.gateway.assistants.protocol import MessageCreate, RunCreate, ThreadAndRunCreate, ThreadCreate
 from workerprobe.gateway.assistants.service import AssistantsService, ListQuery, new_id, text_of
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ChatMessage
-from workerprobe.gateway.chat.service import ChatService, Outcome
+from workerprobe.gateway.chat.service import Answer, ChatService, Outcome, Streamed
 from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound
 from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.store import Page
 from workerprobe.gateway.store.base import Document
 
 __all__ = ["RunsService"]
+
+log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "in_progress", "cancelling")
 RUN_LIFETIME_S = 600
@@ -135,7 +138,8 @@ class RunsService:
             task.cancel()
         else:  # not running in this process (or the process that ran it is gone)
             doc = await self._set(thread_id, run_id, status="cancelled", cancelled_at=int(time.time()))
-        assert doc is not None
+        if doc is None:
+            raise RuntimeError("unexpected state: doc is not None")
         return doc
 
     # -- executing ---------------------------------------------------------------------------
@@ -147,7 +151,7 @@ class RunsService:
         """What the model is told before the thread (the run's, else the assistant's instructions)."""
         return str(run["instructions"] or "")
 
-    async def _request(self, run: Document) -> ChatCompletionRequest:
+    async def _request(self, run: Document, stream: bool = False) -> ChatCompletionRequest:
         messages: list[ChatMessage] = []
         instructions = self.instructions(run)
         if instructions:
@@ -162,6 +166,7 @@ class RunsService:
             temperature=run["temperature"],
             top_p=run["top_p"],
             max_completion_tokens=run["max_completion_tokens"],
+            stream=stream,
         )
 
     async def _finish(self, run: Document, outcome: Outcome, message_id: str) -> tuple[Document, Document]:
@@ -188,7 +193,8 @@ class RunsService:
         else:
             fields |= {"status": "completed", "completed_at": now}
         done = await self._set(run["thread_id"], run["id"], **fields)
-        assert reply is not None and done is not None
+        if reply is None or done is None:
+            raise RuntimeError("unexpected state: reply is not None and done is not None")
         return reply, done
 
     async def _reply(self, run: Document) -> Document:
@@ -214,15 +220,18 @@ class RunsService:
         thread_id, run_id = run["thread_id"], run["id"]
         try:
             run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
-            prepared = self.chat.prepare(await self._request(run), key=key)
-            await self.chat.admit(prepared)
-            outcome = await self.chat.outcome(prepared)
+            answer = await self.chat.create(await self._request(run), key=key)
+            if not isinstance(answer, Answer):
+                raise TypeError("a run's plain completion came back streamed")
             reply = await self._reply(run)
-            await self._finish(run, outcome, reply["id"])
+            await self._finish(run, answer.outcome, reply["id"])
         except GatewayError as error:
             await self._fail(run, error)
         except asyncio.CancelledError:
             await self._set(thread_id, run_id, status="cancelled", cancelled_at=int(time.time()))
+        except Exception:  # anything else: the run fails with a reason, never stays in_progress
+            log.exception("run %s failed", run_id)
+            await self._fail(run, GatewayError("The run failed on an error of the gateway's."))
 
     async def stream(self, run: Document, key: str = "") -> AsyncIterator[bytes]:
         """Execute `run` while emitting the Assistants event stream."""
@@ -247,9 +256,10 @@ class RunsService:
         run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
         yield event("thread.run.in_progress", run)
         try:
-            prepared = self.chat.prepare(await self._request(run), key=key)
-            await self.chat.admit(prepared)
-            items = await self.chat.stream_items(prepared)
+            streamed = await self.chat.create(await self._request(run, stream=True), key=key)
+            if not isinstance(streamed, Streamed):
+                raise TypeError("a run's streamed completion came back whole")
+            items = streamed.items
             reply = await self._reply(run)
             reply = {**reply, "status": "in_progress", "content": [], "completed_at": None}
             yield event("thread.message.created", reply)
@@ -265,7 +275,8 @@ class RunsService:
                     )
                 else:
                     outcome = item
-            assert outcome is not None
+            if outcome is None:
+                raise GatewayError("The model's answer ended without its outcome.")
             message, run = await self._finish(run, outcome, reply["id"])
             yield event(f"thread.message.{message['status']}", message)
             yield event(f"thread.run.{run['status']}", run)

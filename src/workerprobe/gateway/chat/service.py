@@ -45,7 +45,7 @@ from workerprobe.gateway.protocol import declared
 from workerprobe.ids import unique_hex
 from workerprobe.settings import GatewaySettings
 
-__all__ = ["ChatService", "Outcome", "Prepared", "segments"]
+__all__ = ["Answer", "ChatService", "Outcome", "Prepared", "Streamed", "segments"]
 
 T = TypeVar("T")
 _SEED_MAX = 9_999_999_999
@@ -191,7 +191,34 @@ class _Parts:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole completion: what the route renders as JSON, and what a run stores."""
+
+    outcome: Outcome
+    prepared: Prepared
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.prepared.headers
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """A completion as it is produced: text pieces, None for a keep-alive, the `Outcome` last."""
+
+    items: AsyncGenerator[str | None | Outcome]
+    prepared: Prepared
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.prepared.headers
+
+
 class ChatService:
+    """Chat completions: `create` is the one entry (the route and runs alike); it plans the
+    request, looks in the cache, admits it to the budgets and answers it, whole or streamed."""
+
     def __init__(
         self,
         upstream: Resilient,
@@ -211,9 +238,34 @@ class ChatService:
         self.cache = cache
         self.template = router.catalogue.chat_template_tokens
 
+    async def create(
+        self,
+        request: ChatCompletionRequest,
+        *,
+        key: str = "",
+        cache_control: str | None = None,
+        split: str | None = None,
+    ) -> Answer | Streamed:
+        """The one way through chat: an `Answer`, or a `Streamed` one when the request streams."""
+        prepared = self._prepare(request, key=key, cache_control=cache_control, split=split)
+        cached = await self._cached(prepared)
+        if cached is None:
+            await self._admit(prepared)  # budgets: a cache hit costs nothing, so it is always served
+        if request.stream:
+            return Streamed(await self._stream_items(prepared, cached), prepared)
+        return Answer(await self._outcome(prepared, cached), prepared)
+
+    def render(self, answer: Answer) -> dict[str, Any]:
+        """The JSON of a whole chat completion."""
+        return self._completion(answer.prepared, answer.outcome)
+
+    def render_stream(self, streamed: Streamed) -> AsyncIterator[bytes]:
+        """The SSE bytes of a streamed chat completion (errors after the first byte as an event)."""
+        return self._relay(streamed.prepared, streamed.items)
+
     # -- before the upstream -----------------------------------------------------------------
 
-    def prepare(
+    def _prepare(
         self,
         request: ChatCompletionRequest,
         *,
@@ -337,7 +389,7 @@ class ChatService:
                     code="context_length_exceeded",
                 )
 
-    async def admit(self, prepared: Prepared) -> None:
+    async def _admit(self, prepared: Prepared) -> None:
         """Budgets: 429 when the total or the key's is spent; the fallback model when the model's is."""
         headers, model_spent = await self.budgets.admit(prepared.key, prepared.called.name)
         prepared.headers.update(headers)
@@ -362,7 +414,7 @@ class ChatService:
         prepared.headers[FALLBACK_HEADER] = model.name
         prepared.model = model
 
-    async def cached(self, prepared: Prepared) -> Outcome | None:
+    async def _cached(self, prepared: Prepared) -> Outcome | None:
         """The cached answer of a deterministic request (`x-cache` says whether there was one)."""
         if prepared.cache_key is None or prepared.cache is None:
             return None
@@ -496,7 +548,7 @@ class ChatService:
 
     # -- plain -------------------------------------------------------------------------------
 
-    async def outcome(self, prepared: Prepared, cached: Outcome | None = None) -> Outcome:
+    async def _outcome(self, prepared: Prepared, cached: Outcome | None = None) -> Outcome:
         """Run a completion upstream (in parts, when continued or split), not streamed."""
         if cached is not None:
             return cached
@@ -515,8 +567,7 @@ class ChatService:
         await self._finished(prepared, done)
         return done
 
-    async def complete(self, prepared: Prepared, cached: Outcome | None = None) -> dict[str, Any]:
-        done = await self.outcome(prepared, cached)
+    def _completion(self, prepared: Prepared, done: Outcome) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": done.text if not done.tool_calls else (done.text or None),
@@ -536,7 +587,7 @@ class ChatService:
 
     # -- streamed ----------------------------------------------------------------------------
 
-    async def stream_items(
+    async def _stream_items(
         self, prepared: Prepared, cached: Outcome | None = None
     ) -> AsyncGenerator[str | None | Outcome]:
         """A streamed completion as text pieces, None for each keep-alive interval without
@@ -612,10 +663,6 @@ class ChatService:
         done = Outcome("".join(emitted), calls, parts.usage(), _finish(calls, stopped, parts.cut))
         await self._finished(prepared, done)
         yield done
-
-    async def open_stream(self, prepared: Prepared, cached: Outcome | None = None) -> AsyncIterator[bytes]:
-        """The bytes of a streamed chat completion; see `stream_items` for errors."""
-        return self._relay(prepared, await self.stream_items(prepared, cached))
 
     def _chunk(self, prepared: Prepared, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         return sse.encode_json(
