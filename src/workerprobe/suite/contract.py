@@ -183,8 +183,11 @@ def _evidence(case: Any, response: Any) -> bool:
 
 @schemathesis.hook
 def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -> None:
-    """Books every response and every rule outcome under the operation the case hit."""
-    operation, phase, status = case.operation.label, phase_of(case), int(response.status_code)
+    """Books every response and every rule outcome under the operation the case hit (a probe with
+    a method the spec does not have, `TRACE /models/search`, under that method, not the spec's)."""
+    sent = str(getattr(response.request, "method", case.operation.method)).upper()
+    operation = case.operation.label if sent == case.operation.method.upper() else f"{sent} {case.operation.path}"
+    phase, status = phase_of(case), int(response.status_code)
     FINDINGS.sent(operation, status, valid=positive(case, response), evidence=_evidence(case, response))
     ran = {result.name for result in results}
     broken: set[str] = set()
@@ -196,7 +199,7 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
         if rule is None:
             continue
         broken.add(rule.name)
-        FINDINGS.failed(operation, phase, rule, failure, _repro(response), status)
+        FINDINGS.failed(operation, phase, rule, failure, _repro(response), status, source=case.operation.label)
     for rule in RULES.values():
         if rule.name in broken or (rule.check in ran and rule.applies(case, response)):
             FINDINGS.checked(operation, rule)

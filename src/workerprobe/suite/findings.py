@@ -70,6 +70,7 @@ class Group:
     count: int = 0
     repro: str = ""
     status: int = 0
+    source: str = ""  # the spec operation whose test sent it (a probe may hit another method)
 
     @property
     def key(self) -> str:
@@ -111,9 +112,19 @@ class Findings:
     def checked(self, operation: str, rule: Rule) -> None:
         self.cells[operation][rule.name].checked += 1
 
-    def failed(self, operation: str, phase: str, rule: Rule, failure: Any, repro: str, status: int) -> Group:
+    def failed(
+        self, operation: str, phase: str, rule: Rule, failure: Any, repro: str, status: int, source: str = ""
+    ) -> Group:
         self.cells[operation][rule.name].failed += 1
-        group = Group(operation, phase, rule.name, rule.level, _cause(rule.name, failure), _summary(failure))
+        group = Group(
+            operation,
+            phase,
+            rule.name,
+            rule.level,
+            _cause(rule.name, failure),
+            _summary(failure),
+            source=source or operation,
+        )
         group = self.groups.setdefault(group.key, group)
         group.count += 1
         if not group.repro or len(repro) < len(group.repro):
@@ -121,7 +132,8 @@ class Findings:
         return group
 
     def of(self, operation: str, phase: str) -> list[Group]:
-        return [g for g in self.groups.values() if g.operation == operation and g.phase == phase]
+        """The groups the test of this operation and phase met."""
+        return [g for g in self.groups.values() if (g.source or g.operation) == operation and g.phase == phase]
 
     def dump(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

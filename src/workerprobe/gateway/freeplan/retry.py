@@ -137,10 +137,11 @@ class Resilient:
 
         return await self._call(attempt)
 
-    async def stream(
+    async def open(
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> AsyncGenerator[dict[str, Any]]:
-        """As `WorkersAI.stream`; the opening and the first event are retried, nothing after."""
+    ) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
+        """A stream and its first event (taken here, once): the opening and the first event are
+        retried, nothing after."""
 
         async def opened() -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
             events = await self.upstream.stream(model, body, headers)
@@ -150,18 +151,4 @@ class Resilient:
                 await events.aclose()
                 raise
 
-        events, first = await self._call(opened)
-        return _prepend(first, events)
-
-
-async def _prepend(
-    first: dict[str, Any] | None, rest: AsyncGenerator[dict[str, Any]]
-) -> AsyncGenerator[dict[str, Any]]:
-    try:
-        if first is None:
-            return
-        yield first
-        async for event in rest:
-            yield event
-    finally:
-        await rest.aclose()
+        return await self._call(opened)

@@ -1,0 +1,238 @@
+"""The answer loop: one chat completion from one or more upstream calls (continuation of an
+answer cut at its limit, part by part, stop sequences held across chunks), plain or as a stream
+of pieces. It knows nothing of metrics, cache or budgets: events it meets go to `notify`, and the
+service settles the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from workerprobe.cloudflare.errors import UpstreamFailure
+from workerprobe.gateway.chat.plan import Outcome, Prepared
+from workerprobe.gateway.chat.translate import counted_usage, cut_at_stop, event_parts, finish_reason, normalise
+from workerprobe.gateway.errors import from_upstream
+from workerprobe.settings import GatewaySettings
+
+__all__ = ["AnswerLoop", "Upstream"]
+
+CONTINUE = "Continue exactly where you stopped, without repeating anything."
+
+
+class Upstream(Protocol):
+    """What the loop calls: one upstream call, whole or as events (the first one already taken)."""
+
+    async def run(self, prepared: Prepared, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def open(
+        self, prepared: Prepared, body: dict[str, Any]
+    ) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]: ...
+
+
+@dataclass(slots=True)
+class _Parts:
+    """Where an answer made of upstream calls stands: the segment being answered (part by part),
+    its text so far, and its tokens and calls (continuation); totals over all of them."""
+
+    segments: int  # how many segments the answer has
+    segment: int = 0
+    so_far: str = ""  # the current segment's text
+    produced: int = 0  # the current segment's completion tokens
+    made: int = 0  # the current segment's upstream calls
+    answers: list[str] = field(default_factory=list)  # the finished segments' texts
+    prompt: int = 0
+    completion: int = 0
+    cut: bool = False  # some segment ended at its token limit and was not continued
+
+    @property
+    def done(self) -> bool:
+        return self.segment >= self.segments
+
+    def text(self) -> str:
+        """The answer so far, the segments joined by blank lines."""
+        return "\n\n".join(self.answers if self.done else [*self.answers, self.so_far])
+
+    def usage(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+        }
+
+
+class AnswerLoop:
+    def __init__(self, upstream: Upstream, settings: GatewaySettings, notify: Callable[[str, str], None]) -> None:
+        self.upstream = upstream
+        self.settings = settings
+        self.notify = notify
+
+    def first_body(self, prepared: Prepared) -> dict[str, Any]:
+        return self._body(prepared, prepared.segments[0], "", 0)
+
+    def _ask(self, prepared: Prepared, produced: int) -> int | None:
+        """max_tokens for the next upstream call of a part that has `produced` tokens so far."""
+        part_cap = self.settings.continuation_part_tokens if prepared.continuing else 0
+        if not prepared.continuing:
+            return prepared.explicit
+        remaining = prepared.limit - produced
+        if part_cap:
+            return min(remaining, part_cap)
+        if prepared.explicit is not None:
+            return remaining
+        # Continued without a client limit: the upstream's default per call (less at the end).
+        default = prepared.called.default_max_tokens or 256
+        return remaining if remaining < default else None
+
+    def _body(self, prepared: Prepared, messages: list[dict[str, Any]], so_far: str, produced: int) -> dict[str, Any]:
+        body = {**prepared.body}
+        body["messages"] = (
+            [*messages, {"role": "assistant", "content": so_far}, {"role": "user", "content": CONTINUE}]
+            if so_far
+            else messages
+        )
+        ask = self._ask(prepared, produced)
+        if ask is None:
+            body.pop("max_tokens", None)
+        else:
+            body["max_tokens"] = ask
+        return body
+
+    def _part_limit(self, prepared: Prepared, body: dict[str, Any]) -> int:
+        ask = body.get("max_tokens")
+        return int(ask) if ask is not None else (prepared.called.default_max_tokens or 256)
+
+    def _record(
+        self, prepared: Prepared, parts: _Parts, body: dict[str, Any], text: str, usage: Any, finish: str | None
+    ) -> bool:
+        """Count one upstream call's answer; whether it was cut at its token limit."""
+        counted = counted_usage(usage, body, text)
+        parts.prompt += counted["prompt_tokens"]
+        parts.completion += counted["completion_tokens"]
+        parts.so_far += text
+        parts.produced += counted["completion_tokens"]
+        parts.made += 1
+        return finish == "length" or counted["completion_tokens"] >= self._part_limit(prepared, body)
+
+    def _next_body(self, prepared: Prepared, parts: _Parts, cut: bool) -> dict[str, Any] | None:
+        """The next upstream call: the current segment continued, or the next segment; None when
+        the answer is complete."""
+        if self._goes_on(prepared, cut, parts.made, parts.produced):
+            return self._body(prepared, prepared.segments[parts.segment], parts.so_far, parts.produced)
+        parts.cut = parts.cut or cut
+        parts.answers.append(parts.so_far)
+        parts.segment += 1
+        parts.so_far, parts.produced, parts.made = "", 0, 0
+        if parts.done:
+            return None
+        return self._body(prepared, prepared.segments[parts.segment], "", 0)
+
+    def _goes_on(self, prepared: Prepared, cut: bool, calls: int, produced: int) -> bool:
+        """Whether a cut part is continued."""
+        if not (cut and prepared.continuing):
+            return False
+        if produced >= prepared.limit:
+            return False
+        if calls >= self.settings.continuation_max_calls:
+            self.notify("continuation", "max_calls")
+            return False
+        self.notify("continuation", "part")
+        return True
+
+    async def whole(self, prepared: Prepared) -> Outcome:
+        """A completion upstream (in parts, when continued or split), not streamed."""
+        parts = _Parts(len(prepared.segments))
+        calls: list[dict[str, Any]] = []
+        body: dict[str, Any] | None = self._body(prepared, prepared.segments[0], "", 0)
+        while body is not None:
+            text, new_calls, usage, finish = normalise(await self.upstream.run(prepared, body))
+            calls.extend(new_calls)
+            cut = self._record(prepared, parts, body, text, usage, finish)
+            if calls or cut_at_stop(parts.text(), prepared.stops)[1]:
+                break
+            body = self._next_body(prepared, parts, cut)
+        text, stopped = cut_at_stop(parts.text(), prepared.stops)
+        return Outcome(text, calls, parts.usage(), finish_reason(calls, stopped, parts.cut))
+
+    async def pieces(
+        self,
+        prepared: Prepared,
+        body: dict[str, Any],
+        events: AsyncGenerator[dict[str, Any]],
+        first: dict[str, Any] | None,
+    ) -> AsyncGenerator[str | None | Outcome]:
+        emitted: list[str] = []
+        calls: list[dict[str, Any]] = []
+        parts = _Parts(len(prepared.segments))
+        hold = max((len(s) for s in prepared.stops), default=1) - 1
+        pending = ""
+        stopped = False
+        while True:
+            usage: dict[str, Any] | None = None
+            upstream_finish: str | None = None
+            part: list[str] = []
+            relayed = self.with_keepalive(events, first)
+            try:
+                async for item in relayed:
+                    if item is None:
+                        yield None
+                        continue
+                    piece, new_calls, event_usage, finish = event_parts(item)
+                    calls.extend(new_calls)
+                    usage = event_usage or usage
+                    upstream_finish = finish or upstream_finish
+                    if not piece:
+                        continue
+                    part.append(piece)
+                    pending += piece
+                    if prepared.stops:
+                        text, stopped = cut_at_stop(pending, prepared.stops)
+                        if stopped:
+                            pending = text
+                            break
+                        # Hold back what could be the start of a stop sequence split across chunks.
+                        ready, pending = (pending[:-hold], pending[-hold:]) if hold else (pending, "")
+                    else:
+                        ready, pending = pending, ""
+                    if ready:
+                        emitted.append(ready)
+                        yield ready
+            except UpstreamFailure as exc:
+                raise from_upstream(exc, prepared.resolved.requested) from None
+            finally:
+                await relayed.aclose()
+                await events.aclose()
+            cut = self._record(prepared, parts, body, "".join(part), usage, upstream_finish)
+            if stopped or calls:
+                break
+            following = self._next_body(prepared, parts, cut)
+            if following is None:
+                break
+            if parts.made == 0:  # a new segment: its answer follows a blank line
+                pending += "\n\n"
+            body = following
+            events, first = await self.upstream.open(prepared, body)
+        if pending:
+            emitted.append(pending)
+            yield pending
+        yield Outcome("".join(emitted), calls, parts.usage(), finish_reason(calls, stopped, parts.cut))
+
+    async def with_keepalive(
+        self, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None
+    ) -> AsyncGenerator[dict[str, Any] | None]:
+        """Upstream events, with None whenever `keepalive_s` passes without one."""
+        if first is None:
+            return
+        yield first
+        while True:
+            step = asyncio.ensure_future(anext(events, None))
+            while True:
+                done, _ = await asyncio.wait({step}, timeout=self.settings.keepalive_s)
+                if done:
+                    break
+                yield None
+            item = step.result()
+            if item is None:
+                return
+            yield item
