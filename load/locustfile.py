@@ -18,17 +18,15 @@ from typing import Any
 
 import gevent
 import orjson
-import requests
 from locust import HttpUser, LoadTestShape, constant_throughput, events, tag, task
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import WorkerRunner
 from shapes import PROFILES, Plan, plan
 
 from workerprobe.catalogue import load as load_catalogue
-from workerprobe.loadkit.causes import Cause, classify
+from workerprobe.loadkit.client import LLMClient, Result
 from workerprobe.loadkit.summary import Collector
-from workerprobe.loadkit.timing import StreamMeter
-from workerprobe.suite.budget import Budget, Exhausted, Hold
+from workerprobe.suite.budget import Budget, Exhausted
 
 COLLECTOR = Collector()
 CATALOGUE = load_catalogue()
@@ -95,10 +93,6 @@ def _init(environment: Environment, **_: Any) -> None:
     # One budget for the whole run, shared by every worker process (run.py names its file).
     shared = os.environ.get("WORKERPROBE_LOAD_BUDGET") or tempfile.mktemp(prefix="workerprobe-load-", suffix=".sqlite3")
     STATE["budget"] = Budget(Path(shared), options.max_neurons, CATALOGUE, shares={"load": 1.0})
-    if isinstance(environment.runner, MasterRunner):
-        environment.runner.register_message("llm_part", _on_part)
-    if isinstance(environment.runner, WorkerRunner):
-        gevent.spawn(_ship_parts, environment)
     if not isinstance(environment.runner, WorkerRunner):
         model = CATALOGUE.model(options.chat_model)
         worst = model.neurons(200, 256) if model else float("nan")
@@ -110,26 +104,33 @@ def _init(environment: Environment, **_: Any) -> None:
         )
 
 
-def _on_part(environment: Environment, msg: Any, **_: Any) -> None:
-    COLLECTOR.merge(msg.data)
+@events.request.add_listener
+def _collect(context: dict[str, Any] | None = None, **_: Any) -> None:
+    """What the LLM client measured, from each request event's context."""
+    context = context or {}
+    if "llm_sample" in context:
+        usage = {
+            "prompt_tokens": context["llm_sample"].prompt_tokens,
+            "completion_tokens": context["llm_sample"].output_tokens,
+        }
+        neurons = _neurons(context["model"], usage)
+        COLLECTOR.add(context["llm_sample"], context["model"], context["limit"], context["users"], neurons)
+    elif "llm_cause" in context:
+        COLLECTOR.fail(context["llm_cause"])
 
 
-def _ship_parts(environment: Environment) -> None:
-    """Workers send what they measured to the master every second (and at the end)."""
-    while True:
-        gevent.sleep(1.0)
-        _flush(environment)
-
-
-def _flush(environment: Environment) -> None:
-    if isinstance(environment.runner, WorkerRunner) and COLLECTOR.requests:
-        environment.runner.send_message("llm_part", COLLECTOR.part())
+@events.report_to_master.add_listener
+def _to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    """A worker's measurements ride on Locust's own reports to the master (every few seconds)."""
+    if COLLECTOR.requests:
+        data["llm_part"] = COLLECTOR.part()
         COLLECTOR.clear()
 
 
-@events.test_stop.add_listener
-def _stop(environment: Environment, **_: Any) -> None:
-    _flush(environment)
+@events.worker_report.add_listener
+def _from_worker(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    if "llm_part" in data:
+        COLLECTOR.merge(data["llm_part"])
 
 
 @events.quitting.add_listener
@@ -209,20 +210,17 @@ class LLMUser(HttpUser):
         self.options = _options_of(self.environment)
         self.headers = {"Authorization": f"Bearer {self.options.api_key}", "Content-Type": "application/json"}
         self.turn = 0
-        self.http = requests.Session()  # the measured LLM calls; Locust's session times streams to headers
+        self.llm = LLMClient(
+            self.host,
+            self.options.api_key,
+            self.environment.events,
+            STATE["budget"],
+            self.options.total_timeout,
+            self.options.stall_timeout,
+        )
 
     def on_stop(self) -> None:
-        self.http.close()
-
-    # -- the measured call -------------------------------------------------------------------
-
-    def _reserve(self, body: dict[str, Any]) -> Hold | None:
-        budget: Budget = STATE["budget"]
-        try:
-            return budget.reserve(body, self.options.chat_model)
-        except Exhausted as exc:
-            self._halt(f"neuron budget: {exc}")
-            return None
+        self.llm.close()
 
     def _halt(self, reason: str) -> None:
         if STATE["stop_reason"] is None:
@@ -232,20 +230,13 @@ class LLMUser(HttpUser):
             gevent.spawn(self.environment.runner.quit)
         raise gevent.GreenletExit
 
-    def _failure(self, name: str, start: float, cause: Cause, detail: str, wait: float = 0.0) -> None:
-        COLLECTOR.fail(cause)
-        self.environment.events.request.fire(
-            request_type="POST",
-            name=name,
-            response_time=(time.perf_counter() - start) * 1000,
-            response_length=0,
-            exception=Exception(f"{cause}: {detail[:200]}"),
-            context={},
-        )
-        if cause == "daily_quota":
+    def _after(self, result: Result) -> None:
+        if result.refused is not None:
+            self._halt(f"neuron budget: {result.refused}")
+        if result.cause == "daily_quota":
             self._halt("daily allocation spent")
-        if wait > 0:
-            gevent.sleep(min(wait, 60.0))  # back off as asked
+        if result.retry_after > 0:
+            gevent.sleep(min(result.retry_after, 60.0))  # back off as asked
 
     def chat(self, stream: bool) -> None:
         prompts = PROMPT_SETS[self.options.prompts]
@@ -260,94 +251,12 @@ class LLMUser(HttpUser):
             body["temperature"] = 0
         if stream:
             body |= {"stream": True, "stream_options": {"include_usage": True}}
-        reserved = self._reserve(body)
-        if reserved is None:
-            return
-        name = "chat (stream)" if stream else "chat"
-        start = time.perf_counter()
-        try:
-            # Past Locust's HttpSession, which would time a stream to its headers: the request
-            # event below carries the end-to-end time instead.
-            response = self.http.request(
-                "POST",
-                f"{self.host}/v1/chat/completions",
-                data=orjson.dumps(body),
-                headers=self.headers,
-                stream=True,
-                timeout=(10, self.options.stall_timeout),
-            )
-        except Exception as exc:  # connection refused or reset before any answer
-            STATE["budget"].settle(reserved, body["model"], 599, None)
-            self._failure(name, start, "upstream_5xx", repr(exc), wait=1.0)
-            return
-        with response:
-            meter = StreamMeter(start)
-            raw = bytearray()
-            cut: Cause | None = None
-            try:
-                for chunk in response.iter_content(chunk_size=None):
-                    now = time.perf_counter()
-                    raw += chunk
-                    meter.feed(chunk, now)
-                    if now - start > self.options.total_timeout:
-                        cut = "timeout_total"
-                        break
-            except Exception as exc:
-                cut = "timeout_stall" if "timed out" in repr(exc).lower() else "cut_stream"
-        end = time.perf_counter()
-        if response.status_code != 200:
-            payload = _json(bytes(raw))
-            STATE["budget"].settle(reserved, body["model"], response.status_code, None)
-            retry = float(response.headers.get("retry-after") or 0)
-            self._failure(name, start, classify(response.status_code, payload), str(payload), retry)
-            return
-        sample = meter.finish(end) if stream else _plain_sample(meter, bytes(raw), start, end)
-        if stream and cut is None:
-            if meter.error is not None:
-                cut = "upstream_5xx"
-            elif meter.malformed:
-                cut = "malformed"
-            elif not meter.done:
-                cut = "cut_stream"
-        if cut is not None:
-            STATE["budget"].settle(reserved, body["model"], 200, None)
-            self._failure(name, start, cut, f"after {len(raw)} bytes")
-            return
-        self.environment.events.request.fire(
-            request_type="POST",
-            name=name,
-            response_time=(end - start) * 1000,
-            response_length=len(raw),
-            exception=None,
-            context={},
-        )
-        usage = {"prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.output_tokens}
-        STATE["budget"].settle(reserved, body["model"], 200, usage)
         users = self.environment.runner.user_count if self.environment.runner else 1
-        COLLECTOR.add(sample, body["model"], limit, users, _neurons(body["model"], usage))
+        self._after(self.llm.chat(body, "chat (stream)" if stream else "chat", limit, users))
 
     def embed(self) -> None:
         body = {"model": self.options.embedding_model, "input": ["The food was delicious.", "The service was slow."]}
-        reserved = self._reserve(body)
-        if reserved is None:
-            return
-        start = time.perf_counter()
-        with self.client.post(
-            "/v1/embeddings", data=orjson.dumps(body), headers=self.headers, name="embeddings", catch_response=True
-        ) as response:
-            if response.status_code != 200:
-                STATE["budget"].settle(reserved, body["model"], response.status_code, None)
-                response.failure(f"HTTP {response.status_code}")
-                self._failure(
-                    "embeddings",
-                    start,
-                    classify(response.status_code, _json(response.content)),
-                    response.text,
-                    float(response.headers.get("retry-after") or 0),
-                )
-                return
-            usage = (_json(response.content) or {}).get("usage") or {}
-            STATE["budget"].settle(reserved, body["model"], 200, usage)
+        self._after(self.llm.embed(body))
 
     def lifecycle(self) -> None:
         """An assistant, a thread, a run polled to its end, the reply read back, then cleanup."""
@@ -362,11 +271,16 @@ class LLMUser(HttpUser):
                 return _json(r.content)
 
         run_body = {"max_completion_tokens": 32}
-        if self._reserve({"model": self.options.chat_model, "max_tokens": 32}) is None:
-            return
+        try:
+            hold = STATE["budget"].reserve(
+                {"model": self.options.chat_model, "max_tokens": 32}, self.options.chat_model
+            )
+        except Exhausted as exc:
+            self._halt(f"neuron budget: {exc}")
         assistant = post("/v1/assistants", {"model": self.options.chat_model}, "assistants create")
         thread = post("/v1/threads", {"messages": [{"role": "user", "content": "What is 6 * 7?"}]}, "threads create")
         if not assistant or not thread:
+            STATE["budget"].release(hold)
             return
         run = post(f"/v1/threads/{thread['id']}/runs", {"assistant_id": assistant["id"], **run_body}, "runs create")
         deadline = time.perf_counter() + self.options.total_timeout
@@ -379,6 +293,8 @@ class LLMUser(HttpUser):
                 catch_response=True,
             ) as r:
                 run = _json(r.content) if r.status_code == 200 else None
+        usage = (run or {}).get("usage")
+        STATE["budget"].settle(hold, self.options.chat_model, 200, usage if isinstance(usage, dict) else None)
         self.client.get(f"/v1/threads/{thread['id']}/messages", headers=self.headers, name="messages list")
         self.client.delete(f"/v1/threads/{thread['id']}", headers=self.headers, name="threads delete")
         self.client.delete(f"/v1/assistants/{assistant['id']}", headers=self.headers, name="assistants delete")
@@ -396,22 +312,6 @@ def _neurons(model: str, usage: dict[str, Any]) -> float:
     if found is None:
         return 0.0
     return found.neurons(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-
-
-def _plain_sample(meter: StreamMeter, content: bytes, start: float, end: float) -> Any:
-    """A non-streamed answer: end to end, its usage and finish reason (no TTFT)."""
-    from workerprobe.loadkit.timing import Sample
-
-    body = _json(content) or {}
-    usage = body.get("usage") or {}
-    choice = (body.get("choices") or [{}])[0]
-    return Sample(
-        e2e=end - start,
-        ttfb=None if meter.first_byte is None else meter.first_byte - start,
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        finish_reason=choice.get("finish_reason"),
-    )
 
 
 class ChatUser(LLMUser):

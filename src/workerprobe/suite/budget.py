@@ -77,16 +77,23 @@ class Budget:
         self.path = path
         self.catalogue = catalogue or load()
         self.shares = shares or SHARES
+        self._db: sqlite3.Connection | None = None  # this process's connection (opened on first use)
         path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(self.path, timeout=30) as setup:
+            setup.execute("PRAGMA journal_mode=WAL")  # readers never wait on the writer
         with self._transaction() as db:
             db.execute(_SCHEMA)
             for pool in self.shares:
                 db.execute("INSERT OR IGNORE INTO budget (pool, max_neurons) VALUES (?, ?)", (pool, max_neurons))
 
     def _transaction(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("BEGIN IMMEDIATE")
-        return _Tx(db)  # type: ignore[return-value]
+        if self._db is None:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            # A run's budget needs no durability, only atomicity: no fsync on every commit (a load
+            # generator's greenlets would all wait on it, and their timings with them).
+            self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("BEGIN IMMEDIATE")
+        return _Tx(self._db)  # type: ignore[return-value]
 
     def _model(self, name: Any) -> Model:
         model = self.catalogue.model(str(name).split("#", 1)[0]) if name else None
@@ -173,7 +180,7 @@ class Budget:
 
 
 class _Tx:
-    """`with` a connection in a BEGIN IMMEDIATE transaction: commit on success, roll back on error."""
+    """`with` the connection in a BEGIN IMMEDIATE transaction: commit on success, roll back on error."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -182,7 +189,4 @@ class _Tx:
         return self.db
 
     def __exit__(self, kind: object, *rest: object) -> None:
-        try:
-            self.db.execute("ROLLBACK" if kind else "COMMIT")
-        finally:
-            self.db.close()
+        self.db.execute("ROLLBACK" if kind else "COMMIT")

@@ -1,0 +1,175 @@
+"""The LLM client of the load profiles: one chat completion or embedding, measured (TTFT, TPOT,
+ITL, end to end, truncation), classified by cause when it fails, held and settled against the
+run's neuron budget, and reported as a Locust `events.request` with the LLM figures in its
+`context` (`llm_sample` or `llm_cause`). Users only describe traffic; listeners collect.
+
+The measured calls go past Locust's HttpSession, which would time a stream to its headers: the
+request event carries the end-to-end time instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import requests
+
+from workerprobe.loadkit.causes import Cause, classify
+from workerprobe.loadkit.timing import Sample, StreamMeter
+from workerprobe.suite.budget import Budget, Exhausted, Hold
+
+__all__ = ["LLMClient", "Result"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one call came to: a sample, or the cause of its failure (and how long to back off)."""
+
+    sample: Sample | None = None
+    cause: Cause | None = None
+    retry_after: float = 0.0
+    refused: str | None = None  # the budget refused the call: it was not made
+
+
+class LLMClient:
+    def __init__(
+        self,
+        host: str,
+        api_key: str,
+        events: Any,
+        budget: Budget,
+        total_timeout: float,
+        stall_timeout: float,
+    ) -> None:
+        self.host = host
+        self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self.events = events
+        self.budget = budget
+        self.total_timeout = total_timeout
+        self.stall_timeout = stall_timeout
+        self.http = requests.Session()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _fire(self, name: str, start: float, length: int, error: str | None, context: dict[str, Any]) -> None:
+        self.events.request.fire(
+            request_type="POST",
+            name=name,
+            response_time=(time.perf_counter() - start) * 1000,
+            response_length=length,
+            exception=Exception(error) if error else None,
+            context=context,
+        )
+
+    def _failed(self, name: str, start: float, cause: Cause, detail: str, retry_after: float = 0.0) -> Result:
+        self._fire(name, start, 0, f"{cause}: {detail[:200]}", {"llm_cause": cause})
+        return Result(cause=cause, retry_after=retry_after)
+
+    def _hold(self, body: dict[str, Any]) -> Hold | str:
+        try:
+            return self.budget.reserve(body, str(body.get("model")))
+        except Exhausted as exc:
+            return str(exc)
+
+    def chat(self, body: dict[str, Any], name: str, limit: int | None, users: int) -> Result:
+        """One chat completion, streamed when `body` says so."""
+        hold = self._hold(body)
+        if isinstance(hold, str):
+            return Result(refused=hold)
+        stream = bool(body.get("stream"))
+        start = time.perf_counter()
+        try:
+            response = self.http.request(
+                "POST",
+                f"{self.host}/v1/chat/completions",
+                data=orjson.dumps(body),
+                headers=self.headers,
+                stream=True,
+                timeout=(10, self.stall_timeout),
+            )
+        except Exception as exc:  # connection refused or reset before any answer
+            self.budget.release(hold)
+            return self._failed(name, start, "upstream_5xx", repr(exc), retry_after=1.0)
+        with response:
+            meter = StreamMeter(start)
+            raw = bytearray()
+            cut: Cause | None = None
+            try:
+                for chunk in response.iter_content(chunk_size=None):
+                    now = time.perf_counter()
+                    raw += chunk
+                    meter.feed(chunk, now)
+                    if now - start > self.total_timeout:
+                        cut = "timeout_total"
+                        break
+            except Exception as exc:
+                cut = "timeout_stall" if "timed out" in repr(exc).lower() else "cut_stream"
+        end = time.perf_counter()
+        model = str(body["model"])
+        if response.status_code != 200:
+            payload = _json(bytes(raw))
+            self.budget.release(hold)
+            retry = float(response.headers.get("retry-after") or 0)
+            return self._failed(name, start, classify(response.status_code, payload), str(payload), retry)
+        sample = meter.finish(end) if stream else _plain_sample(meter, bytes(raw), start, end)
+        if stream and cut is None:
+            if meter.error is not None:
+                cut = "upstream_5xx"
+            elif meter.malformed:
+                cut = "malformed"
+            elif not meter.done:
+                cut = "cut_stream"
+        if cut is not None:
+            self.budget.settle(hold, model, 200, None)
+            return self._failed(name, start, cut, f"after {len(raw)} bytes")
+        usage = {"prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.output_tokens}
+        self.budget.settle(hold, model, 200, usage)
+        context = {"llm_sample": sample, "model": model, "limit": limit, "users": users}
+        self._fire(name, start, len(raw), None, context)
+        return Result(sample=sample)
+
+    def embed(self, body: dict[str, Any], name: str = "embeddings") -> Result:
+        hold = self._hold(body)
+        if isinstance(hold, str):
+            return Result(refused=hold)
+        start = time.perf_counter()
+        try:
+            response = self.http.post(
+                f"{self.host}/v1/embeddings", data=orjson.dumps(body), headers=self.headers, timeout=self.total_timeout
+            )
+        except Exception as exc:
+            self.budget.release(hold)
+            return self._failed(name, start, "upstream_5xx", repr(exc), retry_after=1.0)
+        payload = _json(response.content)
+        if response.status_code != 200:
+            self.budget.release(hold)
+            retry = float(response.headers.get("retry-after") or 0)
+            return self._failed(name, start, classify(response.status_code, payload), response.text, retry)
+        usage = (payload or {}).get("usage") if isinstance(payload, dict) else None
+        self.budget.settle(hold, str(body["model"]), 200, usage or {})
+        self._fire(name, start, len(response.content), None, {})
+        return Result()
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _plain_sample(meter: StreamMeter, content: bytes, start: float, end: float) -> Sample:
+    """A non-streamed answer: end to end, its usage and finish reason (no TTFT)."""
+    body = _json(content) or {}
+    usage = body.get("usage") or {}
+    choice = (body.get("choices") or [{}])[0]
+    return Sample(
+        e2e=end - start,
+        ttfb=None if meter.first_byte is None else meter.first_byte - start,
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        finish_reason=choice.get("finish_reason"),
+    )

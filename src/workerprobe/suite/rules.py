@@ -1,0 +1,193 @@
+"""The OpenAI rules, each registered once with its level, where it applies and the client
+behaviour that justifies the level (the checks in `checks.py` hold them)."""
+
+from __future__ import annotations
+
+from workerprobe.suite import registry as r
+
+__all__ = [
+    "ERROR_ENVELOPE",
+    "ERROR_FIELDS",
+    "ERROR_TYPE",
+    "LIST_LIMIT",
+    "MAX_TOKENS",
+    "N_HONOURED",
+    "QUOTA_CODE",
+    "RUN_STREAM",
+    "SILENT_TRUNCATION",
+    "STOP_HONOURED",
+    "STREAM_CHUNK_FIELDS",
+    "STREAM_DONE",
+    "STREAM_ERROR_LAST",
+    "STREAM_FINISH",
+    "STREAM_ID",
+    "STREAM_JSON",
+    "STREAM_ROLE",
+    "STREAM_USAGE",
+    "SUCCESS_NOT_ERROR",
+    "USAGE_ARITHMETIC",
+]
+
+ERROR_ENVELOPE = r.rule(
+    "openai_error_envelope",
+    "MUST",
+    "openai_errors",
+    "without {'error': {'message': ...}} the SDK's exception has no message, type or code (e.code is None), "
+    "so a client cannot tell a quota error from a rate limit or a bad parameter",
+    r.is_error,
+)
+ERROR_FIELDS = r.rule(
+    "openai_error_fields",
+    "SHOULD",
+    "openai_errors",
+    "the envelope lacks type, param or code; the SDK still raises the class its status maps to",
+    r.is_error,
+)
+ERROR_TYPE = r.rule(
+    "openai_error_type",
+    "SHOULD",
+    "openai_errors",
+    "the error type disagrees with the status; the SDK picks the class by status, not by type",
+    r.is_error,
+)
+QUOTA_CODE = r.rule(
+    "openai_quota_code",
+    "MUST",
+    "openai_errors",
+    "a daily-quota 429 without code 'insufficient_quota' is retried by clients as a rate limit, "
+    "for as long as the quota lasts",
+    r.quota_error,
+)
+SUCCESS_NOT_ERROR = r.rule(
+    "openai_success_is_not_an_error",
+    "MUST",
+    "openai_success",
+    "a 2xx whose body is an error object: the SDK returns an empty object and raises nothing",
+    r.is_success,
+)
+STREAM_DONE = r.rule(
+    "openai_stream_done",
+    "MUST",
+    "openai_chat",
+    "a stream must end with one data: [DONE]; clients that wait for it hang, a second one is read as a chunk",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_JSON = r.rule(
+    "openai_stream_json",
+    "MUST",
+    "openai_chat",
+    "every data line but [DONE] is a JSON object; the SDK raises on the first one that is not",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_ERROR_LAST = r.rule(
+    "openai_stream_error_last",
+    "MUST",
+    "openai_chat",
+    "the SDK raises at an error event: chunks after it are lost",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_ROLE = r.rule(
+    "openai_stream_role",
+    "SHOULD",
+    "openai_chat",
+    "the first delta carries role 'assistant'; the SDK's accumulator falls back to it",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_CHUNK_FIELDS = r.rule(
+    "openai_stream_chunk_fields",
+    "SHOULD",
+    "openai_chat",
+    "every chunk carries id, object 'chat.completion.chunk', created and model; the SDKs construct chunks "
+    "without validation, stricter clients (AIPerf, Spring AI, Pydantic AI) drop or reject them",
+    r.chat_stream,
+    r.CHAT,
+)
+STOP_HONOURED = r.rule(
+    "openai_stop_honoured",
+    "MUST",
+    "openai_chat",
+    "the text holds none of the `stop` sequences; otherwise the client silently gets text past the point "
+    "where it asked generation to stop",
+    r.chat_with_stop,
+    r.CHAT,
+)
+STREAM_ID = r.rule(
+    "openai_stream_one_id",
+    "SHOULD",
+    "openai_chat",
+    "one id for the whole stream; accumulators keyed by id split the answer",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_FINISH = r.rule(
+    "openai_stream_finish_reason",
+    "MUST",
+    "openai_chat",
+    "exactly one chunk per choice carries finish_reason; without it a client cannot tell a cut answer "
+    "from a whole one (the stream helper's final completion says None)",
+    r.chat_stream,
+    r.CHAT,
+)
+STREAM_USAGE = r.rule(
+    "openai_stream_usage",
+    "MUST",
+    "openai_chat",
+    "with stream_options.include_usage the last chunk is the usage chunk with choices: []; otherwise the "
+    "SDK's stream.usage is silently None",
+    r.wants_usage,
+    r.CHAT,
+)
+USAGE_ARITHMETIC = r.rule(
+    "openai_usage_arithmetic",
+    "SHOULD",
+    "openai_chat",
+    "total_tokens = prompt_tokens + completion_tokens; clients that bill by total get it wrong",
+    r.chat_any,
+    r.CHAT,
+)
+N_HONOURED = r.rule(
+    "openai_n_honoured",
+    "MUST",
+    "openai_chat",
+    "n choices for n > 1; the SDK silently returns fewer answers than asked",
+    r.chat_with_n,
+    r.CHAT,
+)
+MAX_TOKENS = r.rule(
+    "openai_max_tokens_honoured",
+    "MUST",
+    "openai_chat",
+    "no more completion tokens than max_tokens; the client is billed and shown more than it allowed",
+    r.chat_with_limit,
+    r.CHAT,
+)
+SILENT_TRUNCATION = r.rule(
+    "openai_silent_truncation",
+    "MUST",
+    "openai_chat",
+    "an answer cut at max_tokens says finish_reason 'length'; with 'stop' the client takes a cut answer "
+    "for a whole one",
+    r.chat_with_limit,
+    r.CHAT,
+)
+RUN_STREAM = r.rule(
+    "openai_run_stream",
+    "MUST",
+    "openai_runs",
+    "a run stream starts with thread.run.created, carries JSON, reports a terminal status and ends with "
+    "event: done; the SDK's AssistantEventHandler raises or never returns otherwise",
+    r.run_stream,
+    r.RUNS,
+)
+LIST_LIMIT = r.rule(
+    "openai_list_limit",
+    "MUST",
+    "openai_lists",
+    "a page holds at most `limit` objects (20 by default); a paginating client's cursor skips the rest",
+    r.list_page,
+    r.LISTS,
+)
