@@ -24,7 +24,7 @@ from locust.runners import WorkerRunner
 from shapes import PROFILES, Plan, plan
 
 from workerprobe.catalogue import load as load_catalogue
-from workerprobe.loadkit.client import LLMClient, Result
+from workerprobe.loadkit.client import LLMClient, Result, json_or_none
 from workerprobe.loadkit.summary import Collector
 from workerprobe.suite.budget import Budget, Exhausted
 
@@ -268,7 +268,7 @@ class LLMUser(HttpUser):
                 if r.status_code != 200:
                     r.failure(f"HTTP {r.status_code}")
                     return None
-                return _json(r.content)
+                return json_or_none(r.content)
 
         run_body = {"max_completion_tokens": 32}
         try:
@@ -292,19 +292,12 @@ class LLMUser(HttpUser):
                 name="runs retrieve",
                 catch_response=True,
             ) as r:
-                run = _json(r.content) if r.status_code == 200 else None
+                run = json_or_none(r.content) if r.status_code == 200 else None
         usage = (run or {}).get("usage")
         STATE["budget"].settle(hold, self.options.chat_model, 200, usage if isinstance(usage, dict) else None)
         self.client.get(f"/v1/threads/{thread['id']}/messages", headers=self.headers, name="messages list")
         self.client.delete(f"/v1/threads/{thread['id']}", headers=self.headers, name="threads delete")
         self.client.delete(f"/v1/assistants/{assistant['id']}", headers=self.headers, name="assistants delete")
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _neurons(model: str, usage: dict[str, Any]) -> float:

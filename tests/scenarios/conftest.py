@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from workerprobe.suite.budget import Budget, Exhausted
+from workerprobe.suite.budget import Budget, Exhausted, Hold
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.reporting import Exchanges
 from workerprobe.suite.spend import ScenarioSpend
@@ -29,15 +29,20 @@ EMBEDDING_MODEL = os.environ.get("WORKERPROBE_EMBEDDING_MODEL", "@cf/baai/bge-ba
 SCENARIO_HOLD = 15.0
 
 
+def hold_or_skip(budget: Budget | None, neurons: float) -> Hold | None:
+    """Hold a scenario's worst case in the scenarios' share of the budget, or skip it (not run)."""
+    if budget is None:
+        return None
+    try:
+        return budget.hold(neurons, "scenarios")
+    except Exhausted as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.fixture()
 def spend(target: Target, budget: Budget | None, ledger: Ledger | None) -> Iterator[ScenarioSpend]:
     """Against a deployed target, a scenario runs only while the budget can hold it."""
-    hold = None
-    if budget is not None:
-        try:
-            hold = budget.hold(SCENARIO_HOLD, "scenarios")
-        except Exhausted as exc:
-            pytest.skip(str(exc))
+    hold = hold_or_skip(budget, SCENARIO_HOLD)
     tracker = ScenarioSpend(budget, CHAT_MODEL, ledger)
     yield tracker
     if budget is not None and hold is not None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL
+from tests.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL, hold_or_skip
 from workerprobe.paths import cache_dir
-from workerprobe.suite.budget import Budget, Exhausted
+from workerprobe.suite.budget import Budget
 from workerprobe.suite.target import Target
 
 pytestmark = [pytest.mark.must, pytest.mark.client("node")]
@@ -50,12 +50,7 @@ def _installed() -> Path:
 @pytest.fixture(scope="module")
 def node_results(target: Target, budget: Budget | None, run_id: str) -> dict[str, dict[str, object]]:
     home = _installed()
-    hold = None
-    if budget is not None:
-        try:
-            hold = budget.hold(NODE_NEURONS, "scenarios")
-        except Exhausted as exc:
-            pytest.skip(str(exc))
+    hold = hold_or_skip(budget, NODE_NEURONS)
     env = {
         **os.environ,
         "OPENAI_BASE_URL": target.v1,

@@ -77,6 +77,10 @@ class FreePlan(_Frozen):
     reset: str
 
 
+# Workers AI's default output limit for the classic text models (cloudflare-workers-ai.md).
+CLASSIC_MAX_TOKENS = 256
+
+
 class Model(_Frozen):
     name: str
     id: str
@@ -109,6 +113,12 @@ class Model(_Frozen):
 
     def retired_on(self, day: dt.date) -> bool:
         return self.deprecated is not None and day >= self.deprecated.date
+
+    @property
+    def max_tokens_applied(self) -> int:
+        """The output limit the upstream applies when a request sets none (the classic models'
+        256 where the catalogue gives no default)."""
+        return self.default_max_tokens or CLASSIC_MAX_TOKENS
 
     def neurons(self, input_tokens: int, output_tokens: int) -> float:
         """Neurons a call costs: tokens times the per-million prices."""

@@ -148,7 +148,7 @@ def text_generation_input(body: Any, model: Model, catalogue: Catalogue) -> tupl
     if max_tokens is None:
         max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
-        max_tokens = model.default_max_tokens or 256
+        max_tokens = model.max_tokens_applied
     if context is not None:
         max_tokens = min(max_tokens, context - prompt_tokens)
     stream = bool(body.get("stream", False))

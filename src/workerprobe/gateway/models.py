@@ -6,12 +6,12 @@ import datetime as dt
 import html
 from dataclasses import dataclass
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from workerprobe.catalogue import Catalogue, Model
 from workerprobe.gateway.errors import BadRequest, NotFound
+from workerprobe.gateway.protocol import json_response
 from workerprobe.settings import GatewaySettings
 
 __all__ = ["ModelRouter", "Resolved", "list_models", "retrieve_model", "search_models"]
@@ -79,13 +79,9 @@ def _item(model: Model) -> dict[str, object]:
     return item
 
 
-def _json(body: object, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
-
-
 async def list_models(request: Request) -> Response:
     router: ModelRouter = request.app.state.models
-    return _json({"object": "list", "data": [_item(m) for m in router.catalogue.models]})
+    return json_response({"object": "list", "data": [_item(m) for m in router.catalogue.models]})
 
 
 async def retrieve_model(request: Request) -> Response:
@@ -94,7 +90,7 @@ async def retrieve_model(request: Request) -> Response:
     model = router.lookup(requested)
     if model is None:
         raise NotFound(f"The model `{requested}` does not exist", param="model", code="model_not_found")
-    return _json(_item(model))
+    return json_response(_item(model))
 
 
 async def search_models(request: Request) -> Response:
@@ -103,7 +99,7 @@ async def search_models(request: Request) -> Response:
     items = [_item(m) for m in router.catalogue.models]
     query = request.query_params.get("query")
     if query == "json":
-        return _json(items)
+        return json_response(items)
     if query is not None:
         raise BadRequest(f"Invalid value for 'query': {query!r}; the only value is 'json'", param="query")
     rows = "".join(

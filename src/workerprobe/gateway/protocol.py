@@ -7,10 +7,11 @@ from typing import Annotated, Any, ClassVar, TypeVar
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from starlette.requests import Request
+from starlette.responses import Response
 
 from workerprobe.gateway.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["Int", "OpenAIModel", "declared", "parse_body"]
+__all__ = ["Int", "OpenAIModel", "declared", "json_response", "parse_body"]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -93,3 +94,8 @@ def _message(error: Any, param: str | None) -> str:
     if error["type"] == "missing":
         return f"Missing required parameter: '{param}'."
     return f"Invalid value for '{param}': {error['msg']}."
+
+
+def json_response(body: object, headers: dict[str, str] | None = None) -> Response:
+    """A JSON answer (orjson: a third of the time of the standard library's encoder)."""
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)

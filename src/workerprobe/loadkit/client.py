@@ -20,7 +20,7 @@ from workerprobe.loadkit.causes import Cause, classify
 from workerprobe.loadkit.timing import Sample, StreamMeter
 from workerprobe.suite.budget import Budget, Exhausted, Hold
 
-__all__ = ["LLMClient", "Result"]
+__all__ = ["LLMClient", "Result", "json_or_none"]
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class LLMClient:
         end = time.perf_counter()
         model = str(body["model"])
         if response.status_code != 200:
-            payload = _json(bytes(raw))
+            payload = json_or_none(bytes(raw))
             self.budget.release(hold)
             retry = float(response.headers.get("retry-after") or 0)
             return self._failed(name, start, classify(response.status_code, payload), str(payload), retry)
@@ -143,7 +143,7 @@ class LLMClient:
         except Exception as exc:
             self.budget.release(hold)
             return self._failed(name, start, "upstream_5xx", repr(exc), retry_after=1.0)
-        payload = _json(response.content)
+        payload = json_or_none(response.content)
         if response.status_code != 200:
             self.budget.release(hold)
             retry = float(response.headers.get("retry-after") or 0)
@@ -154,7 +154,8 @@ class LLMClient:
         return Result()
 
 
-def _json(raw: bytes) -> Any:
+def json_or_none(raw: bytes) -> Any:
+    """The JSON of a body, or None when it is not JSON."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -163,7 +164,7 @@ def _json(raw: bytes) -> Any:
 
 def _plain_sample(meter: StreamMeter, content: bytes, start: float, end: float) -> Sample:
     """A non-streamed answer: end to end, its usage and finish reason (no TTFT)."""
-    body = _json(content) or {}
+    body = json_or_none(content) or {}
     usage = body.get("usage") or {}
     choice = (body.get("choices") or [{}])[0]
     return Sample(

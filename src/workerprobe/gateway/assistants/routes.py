@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -21,13 +20,9 @@ from workerprobe.gateway.assistants.protocol import (
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService, ListQuery
 from workerprobe.gateway.edge import client_key
-from workerprobe.gateway.protocol import T, parse_body
+from workerprobe.gateway.protocol import T, json_response, parse_body
 
 __all__ = ["routes"]
-
-
-def _json(body: Any) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _services(request: Request) -> tuple[AssistantsService, RunsService]:
@@ -40,79 +35,81 @@ async def _body(request: Request, kind: type[T], *, optional: bool = False) -> T
 
 async def create_assistant(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.create_assistant(await _body(request, AssistantCreate)))
+    return json_response(await service.create_assistant(await _body(request, AssistantCreate)))
 
 
 async def list_assistants(request: Request) -> Response:
     service, _ = _services(request)
-    return _json((await service.list_assistants(ListQuery(request.query_params))).body())
+    return json_response((await service.list_assistants(ListQuery(request.query_params))).body())
 
 
 async def retrieve_assistant(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.assistant(request.path_params["assistant_id"]))
+    return json_response(await service.assistant(request.path_params["assistant_id"]))
 
 
 async def modify_assistant(request: Request) -> Response:
     service, _ = _services(request)
     body = await _body(request, AssistantModify)
-    return _json(await service.modify_assistant(request.path_params["assistant_id"], body))
+    return json_response(await service.modify_assistant(request.path_params["assistant_id"], body))
 
 
 async def delete_assistant(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.delete_assistant(request.path_params["assistant_id"]))
+    return json_response(await service.delete_assistant(request.path_params["assistant_id"]))
 
 
 async def create_thread(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.create_thread(await _body(request, ThreadCreate, optional=True)))
+    return json_response(await service.create_thread(await _body(request, ThreadCreate, optional=True)))
 
 
 async def retrieve_thread(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.thread(request.path_params["thread_id"]))
+    return json_response(await service.thread(request.path_params["thread_id"]))
 
 
 async def modify_thread(request: Request) -> Response:
     service, _ = _services(request)
     body = await _body(request, MetadataModify)
-    return _json(await service.modify_thread(request.path_params["thread_id"], body))
+    return json_response(await service.modify_thread(request.path_params["thread_id"], body))
 
 
 async def delete_thread(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.delete_thread(request.path_params["thread_id"]))
+    return json_response(await service.delete_thread(request.path_params["thread_id"]))
 
 
 async def create_message(request: Request) -> Response:
     service, _ = _services(request)
     body = await _body(request, MessageCreate)
-    return _json(await service.create_message(request.path_params["thread_id"], body))
+    return json_response(await service.create_message(request.path_params["thread_id"], body))
 
 
 async def list_messages(request: Request) -> Response:
     service, _ = _services(request)
     query = ListQuery(request.query_params)
     page = await service.list_messages(request.path_params["thread_id"], query, request.query_params.get("run_id"))
-    return _json(page.body())
+    return json_response(page.body())
 
 
 async def retrieve_message(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.message(request.path_params["thread_id"], request.path_params["message_id"]))
+    return json_response(await service.message(request.path_params["thread_id"], request.path_params["message_id"]))
 
 
 async def modify_message(request: Request) -> Response:
     service, _ = _services(request)
     body = await _body(request, MetadataModify)
     path = request.path_params
-    return _json(await service.modify_message(path["thread_id"], path["message_id"], body))
+    return json_response(await service.modify_message(path["thread_id"], path["message_id"], body))
 
 
 async def delete_message(request: Request) -> Response:
     service, _ = _services(request)
-    return _json(await service.delete_message(request.path_params["thread_id"], request.path_params["message_id"]))
+    return json_response(
+        await service.delete_message(request.path_params["thread_id"], request.path_params["message_id"])
+    )
 
 
 def _started(runs: RunsService, run: dict[str, Any], stream: bool | None, key: str) -> Response:
@@ -121,7 +118,7 @@ def _started(runs: RunsService, run: dict[str, Any], stream: bool | None, key: s
             runs.stream(run, key), media_type="text/event-stream", headers={"cache-control": "no-cache"}
         )
     runs.start(run, key)
-    return _json(run)
+    return json_response(run)
 
 
 async def create_run(request: Request) -> Response:
@@ -140,23 +137,27 @@ async def create_thread_and_run(request: Request) -> Response:
 
 async def list_runs(request: Request) -> Response:
     _, runs = _services(request)
-    return _json((await runs.list_runs(request.path_params["thread_id"], ListQuery(request.query_params))).body())
+    return json_response(
+        (await runs.list_runs(request.path_params["thread_id"], ListQuery(request.query_params))).body()
+    )
 
 
 async def retrieve_run(request: Request) -> Response:
     _, runs = _services(request)
-    return _json(await runs.run(request.path_params["thread_id"], request.path_params["run_id"]))
+    return json_response(await runs.run(request.path_params["thread_id"], request.path_params["run_id"]))
 
 
 async def modify_run(request: Request) -> Response:
     _, runs = _services(request)
     body = await _body(request, MetadataModify)
-    return _json(await runs.modify_run(request.path_params["thread_id"], request.path_params["run_id"], body.metadata))
+    return json_response(
+        await runs.modify_run(request.path_params["thread_id"], request.path_params["run_id"], body.metadata)
+    )
 
 
 async def cancel_run(request: Request) -> Response:
     _, runs = _services(request)
-    return _json(await runs.cancel(request.path_params["thread_id"], request.path_params["run_id"]))
+    return json_response(await runs.cancel(request.path_params["thread_id"], request.path_params["run_id"]))
 
 
 routes = [

@@ -82,7 +82,7 @@ class AnswerLoop:
         if prepared.explicit is not None:
             return remaining
         # Continued without a client limit: the upstream's default per call (less at the end).
-        default = prepared.called.default_max_tokens or 256
+        default = prepared.called.max_tokens_applied
         return remaining if remaining < default else None
 
     def _body(self, prepared: Prepared, messages: list[dict[str, Any]], so_far: str, produced: int) -> dict[str, Any]:
@@ -101,7 +101,7 @@ class AnswerLoop:
 
     def _part_limit(self, prepared: Prepared, body: dict[str, Any]) -> int:
         ask = body.get("max_tokens")
-        return int(ask) if ask is not None else (prepared.called.default_max_tokens or 256)
+        return int(ask) if ask is not None else (prepared.called.max_tokens_applied)
 
     def _record(
         self, prepared: Prepared, parts: _Parts, body: dict[str, Any], text: str, usage: Any, finish: str | None

@@ -136,7 +136,7 @@ class ChatService:
             or (bool(key) and key in settings.continuation_keys)
         )
         continuing = plain_text and (wanted or settings.continuation_part_tokens > 0)
-        upstream_default = model.default_max_tokens or 256
+        upstream_default = model.max_tokens_applied
         if max_tokens is not None:
             limit = max_tokens
         elif continuing and wanted:
