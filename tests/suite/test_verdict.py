@@ -88,3 +88,11 @@ def test_a_reproduction_can_be_pasted() -> None:
     )
     assert "sk-secret" not in command and '"Authorization: Bearer $API_KEY"' in command
     assert '"max_tokens": 16' in command  # nothing but credentials is hidden
+
+
+def test_a_probe_with_another_method_is_no_operation_to_show() -> None:
+    seen = Findings()
+    seen.sent("GET /v1/models", 200, valid=True)
+    seen.sent("TRACE /v1/models", 405, valid=False)  # unsupported_method's probe
+    verdict = judge(seen, [Outcome("t", "models", "python", "MUST", "passed")], operations=["GET /v1/models"])
+    assert verdict.table["models"]["python"] == "READY"

@@ -341,7 +341,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         f"Target: {describe}; run {header['run_id']}, "
         f"{header['started']} to {header['finished']}, workerprobe {header['version']}",
     )
-    verdict = judge(findings, outcomes, cost, errors=_run(config).errors)
+    verdict = judge(findings, outcomes, cost, errors=_run(config).errors, operations=contract.operations())
     shutil.rmtree(_parts(config), ignore_errors=True)
     write(reports, header, verdict, findings)
     _run(config).verdict, _run(config).findings = verdict, findings

@@ -76,9 +76,19 @@ class Verdict:
         return f"workerprobe verdict: {self.word} ({self.reason}); exit {self.exit_code}"
 
 
-def _family_state(family: str, client: str, findings: Findings, groups: list[Group], outcomes: list[Outcome]) -> str:
+def _family_state(
+    family: str,
+    client: str,
+    findings: Findings,
+    groups: list[Group],
+    outcomes: list[Outcome],
+    operations: list[str] | None,
+) -> str:
     mine = [o for o in outcomes if o.family == family and o.client == client]
-    ops = [op for op in findings.requests if family_of(op) == family]
+    seen = set(findings.requests) | set(findings.sdk_requests)
+    # The spec's operations only: a probe with another method (TRACE /models/search) is no
+    # operation that could be shown to work.
+    ops = [op for op in (operations if operations is not None else seen) if family_of(op) == family and op in seen]
     must = [g for g in groups if family_of(g.operation) == family and g.level == "MUST"]
     should = [g for g in groups if family_of(g.operation) == family and g.level == "SHOULD"]
     failed_must = [o for o in mine if o.outcome == "failed" and o.level == "MUST"]
@@ -144,6 +154,7 @@ def judge(
     outcomes: list[Outcome],
     cost: dict[str, Any] | None = None,
     errors: int = 0,
+    operations: list[str] | None = None,
 ) -> Verdict:
     """The run's verdict from what it saw. `errors`: tests that broke (not a finding: the suite
     itself could not run them)."""
@@ -151,7 +162,7 @@ def judge(
     total = findings.total_requests
     refused = findings.auth_rejected
     top = top_findings(groups)[:10]
-    table = {f: {c: _family_state(f, c, findings, groups, outcomes) for c in CLIENTS} for f in FAMILIES}
+    table = {f: {c: _family_state(f, c, findings, groups, outcomes, operations) for c in CLIENTS} for f in FAMILIES}
     must_groups = [g for g in groups if g.level == "MUST"]
     scenarios: dict[str, int] = {}
     for o in outcomes:
