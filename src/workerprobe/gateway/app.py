@@ -33,7 +33,7 @@ from workerprobe.gateway.auth import KeyRing
 from workerprobe.gateway.chat.routes import create_chat_completion
 from workerprobe.gateway.chat.service import ChatService
 from workerprobe.gateway.edge import EdgeMiddleware
-from workerprobe.gateway.embeddings import create_embeddings
+from workerprobe.gateway.embeddings import EmbeddingsService, create_embeddings
 from workerprobe.gateway.freeplan.budget import Budgets, KeyRateLimiter
 from workerprobe.gateway.freeplan.cache import ResponseCache
 from workerprobe.gateway.freeplan.retry import Resilient
@@ -150,6 +150,7 @@ def create_app(
     app.state.chat = chat = ChatService(
         resilient, models, metrics, settings, budgets, ResponseCache(store, settings.cache_ttl_s)
     )
+    app.state.embeddings = EmbeddingsService(resilient, models, metrics, budgets)
     app.state.assistants = assistants = AssistantsService(store, models)
     app.state.runs = parts.runs(assistants, chat)
     return app

@@ -27,7 +27,7 @@ from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter
 from workerprobe.gateway.protocol import Int, OpenAIModel, parse_body
 
-__all__ = ["EmbeddingRequest", "create_embeddings"]
+__all__ = ["EmbeddingRequest", "EmbeddingsService", "create_embeddings"]
 
 TRUNCATE_HEADER = "x-workerprobe-truncate"
 
@@ -66,68 +66,68 @@ def _fit(texts: list[str], limit: int | None, truncate: bool, model: str, metric
     return out
 
 
-async def embed(
-    upstream: Resilient,
-    router: ModelRouter,
-    metrics: Metrics,
-    request: EmbeddingRequest,
-    truncate: bool = False,
-    budgets: Budgets | None = None,
-    key: str = "",
-) -> tuple[dict[str, Any], dict[str, str]]:
-    resolved = router.resolve(request.model, "text-embeddings")
-    dims = resolved.model.dimensions
-    if request.dimensions is not None and request.dimensions != dims:
-        raise BadRequest(
-            f"The model `{request.model}` has {dims} dimensions; `dimensions` must be {dims} or omitted",
-            param="dimensions",
-        )
-    texts = [request.input] if isinstance(request.input, str) else request.input
-    if any(not t for t in texts):
-        raise BadRequest("Input texts must not be empty", param="input")
-    texts = _fit(texts, resolved.model.max_input_tokens, truncate, resolved.model.name, metrics)
-    headers = dict(resolved.headers())
-    if budgets is not None:
-        headers.update((await budgets.admit(key, resolved.model.name))[0])
-    # Batches over the upstream's limit (100 texts) are split, sent together, and merged in order.
-    size = resolved.model.max_batch or 100
-    batches = [texts[i : i + size] for i in range(0, len(texts), size)]
-    if len(batches) > 1:
-        metrics.method("split", "embedding_batches")
-    try:
-        results = await asyncio.gather(*(upstream.run(resolved.model.name, {"text": b}) for b in batches))
-    except UpstreamFailure as exc:
-        raise from_upstream(exc, request.model) from None
-    vectors: list[Any] = []
-    for batch, result in zip(batches, results, strict=True):
-        data = result.get("data") if isinstance(result, dict) else None
-        if not isinstance(data, list) or len(data) != len(batch):
-            raise from_upstream(UpstreamFailure("Workers AI returned no embeddings"), request.model)
-        vectors.extend(data)
-    data = []
-    for i, vector in enumerate(vectors):
-        value: Any = vector
-        if request.encoding_format == "base64":
-            value = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
-        data.append({"object": "embedding", "index": i, "embedding": value})
-    used = sum(tokens.count(t) for t in texts)
-    metrics.usage(resolved.model, used, 0)
-    if budgets is not None:
-        await budgets.spend(key, resolved.model, used, 0)
-    body = {
-        "object": "list",
-        "data": data,
-        "model": request.model,
-        "usage": {"prompt_tokens": used, "total_tokens": used},
-    }
-    return body, headers
+class EmbeddingsService:
+    """Embeddings over Workers AI: dimensions checked, inputs fitted to the model (refused or
+    truncated), batches over the upstream's 100 split and merged in order, usage settled."""
+
+    def __init__(self, upstream: Resilient, router: ModelRouter, metrics: Metrics, budgets: Budgets) -> None:
+        self.upstream = upstream
+        self.router = router
+        self.metrics = metrics
+        self.budgets = budgets
+
+    async def create(
+        self, request: EmbeddingRequest, *, key: str = "", truncate: bool = False
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The list object and the answer's headers."""
+        resolved = self.router.resolve(request.model, "text-embeddings")
+        dims = resolved.model.dimensions
+        if request.dimensions is not None and request.dimensions != dims:
+            raise BadRequest(
+                f"The model `{request.model}` has {dims} dimensions; `dimensions` must be {dims} or omitted",
+                param="dimensions",
+            )
+        texts = [request.input] if isinstance(request.input, str) else request.input
+        if any(not t for t in texts):
+            raise BadRequest("Input texts must not be empty", param="input")
+        texts = _fit(texts, resolved.model.max_input_tokens, truncate, resolved.model.name, self.metrics)
+        headers = dict(resolved.headers())
+        headers.update((await self.budgets.admit(key, resolved.model.name))[0])
+        # Batches over the upstream's limit (100 texts) are split, sent together, and merged in order.
+        size = resolved.model.max_batch or 100
+        batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+        if len(batches) > 1:
+            self.metrics.method("split", "embedding_batches")
+        try:
+            results = await asyncio.gather(*(self.upstream.run(resolved.model.name, {"text": b}) for b in batches))
+        except UpstreamFailure as exc:
+            raise from_upstream(exc, request.model) from None
+        vectors: list[Any] = []
+        for batch, result in zip(batches, results, strict=True):
+            data = result.get("data") if isinstance(result, dict) else None
+            if not isinstance(data, list) or len(data) != len(batch):
+                raise from_upstream(UpstreamFailure("Workers AI returned no embeddings"), request.model)
+            vectors.extend(data)
+        data = []
+        for i, vector in enumerate(vectors):
+            value: Any = vector
+            if request.encoding_format == "base64":
+                value = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        used = sum(tokens.count(t) for t in texts)
+        await self.budgets.settle(key, resolved.model, used, 0)
+        body = {
+            "object": "list",
+            "data": data,
+            "model": request.model,
+            "usage": {"prompt_tokens": used, "total_tokens": used},
+        }
+        return body, headers
 
 
 async def create_embeddings(request: Request) -> Response:
     state = request.app.state
     body = await parse_body(request, EmbeddingRequest, state.settings.max_body_bytes)
     truncate = state.settings.embedding_truncate or request.headers.get(TRUNCATE_HEADER, "").lower() == "true"
-    result, headers = await embed(
-        state.upstream, state.models, state.metrics, body, truncate, state.budgets, client_key(request.scope)
-    )
+    result, headers = await state.embeddings.create(body, key=client_key(request.scope), truncate=truncate)
     return Response(orjson.dumps(result), media_type="application/json", headers=headers)

@@ -234,8 +234,7 @@ class ChatService:
     async def _finished(self, prepared: Prepared, outcome: Outcome) -> None:
         usage = outcome.usage
         model = prepared.called
-        self.metrics.usage(model, usage["prompt_tokens"], usage["completion_tokens"])
-        await self.budgets.spend(prepared.key, model, usage["prompt_tokens"], usage["completion_tokens"])
+        await self.budgets.settle(prepared.key, model, usage["prompt_tokens"], usage["completion_tokens"])
         if prepared.cache_key is not None and prepared.cache is not None and prepared.cache.store:
             entry = {"text": outcome.text, "tool_calls": outcome.tool_calls, "usage": usage, "finish": outcome.finish}
             await self.cache.put(prepared.cache_key, entry)

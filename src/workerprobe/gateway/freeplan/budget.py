@@ -86,6 +86,11 @@ class Budgets:
         shown = [v for scope, v in left.items() if scope != "model"]
         return {REMAINING_HEADER: f"{max(min(shown), 0.0):.2f}"} if shown else {}
 
+    async def settle(self, key: str, model: Model, prompt_tokens: int, completion_tokens: int) -> None:
+        """An answer's usage: in the metrics, and charged to the budgets that apply."""
+        self.metrics.usage(model, prompt_tokens, completion_tokens)
+        await self.spend(key, model, prompt_tokens, completion_tokens)
+
     async def spend(self, key: str, model: Model, prompt_tokens: int, completion_tokens: int) -> None:
         if not self.enabled:
             return
