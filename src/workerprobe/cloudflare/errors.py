@@ -15,6 +15,8 @@ DAILY_QUOTA_CODES = frozenset({4006, 3036})
 RATE_LIMIT_CODE = 3021
 CAPACITY_CODE = 3040
 TIMEOUT_CODES = frozenset({3046, 3007})
+UNKNOWN_MODEL_CODE = 5007
+BAD_CREDENTIALS_CODE = 10000
 
 
 class UpstreamFailure(Exception):
@@ -29,9 +31,34 @@ class CloudflareError(UpstreamFailure):
         self.message = message
         self.retry_after: float | None = None  # the upstream's Retry-After, in seconds
 
+    # What an error means, by its code: the only place outside the catalogue that reads them.
+
     @property
     def daily_quota(self) -> bool:
         return self.code in DAILY_QUOTA_CODES or "daily free allocation" in self.message
+
+    @property
+    def capacity(self) -> bool:
+        """Out of capacity for now (3040): retried, then answered by a fallback model."""
+        return self.code == CAPACITY_CODE
+
+    @property
+    def rate_limited(self) -> bool:
+        """The per-minute limit (3021)."""
+        return self.code == RATE_LIMIT_CODE
+
+    @property
+    def timed_out(self) -> bool:
+        """The upstream's own time limit: the same request would time out again."""
+        return self.code in TIMEOUT_CODES or self.status == 408
+
+    @property
+    def unknown_model(self) -> bool:
+        return self.code == UNKNOWN_MODEL_CODE
+
+    @property
+    def credentials_refused(self) -> bool:
+        return self.status == 401 or self.code == BAD_CREDENTIALS_CODE
 
 
 class UpstreamUnavailable(UpstreamFailure):

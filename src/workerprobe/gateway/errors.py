@@ -24,9 +24,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from workerprobe.cloudflare.errors import (
-    CAPACITY_CODE,
-    RATE_LIMIT_CODE,
-    TIMEOUT_CODES,
     CloudflareError,
     UpstreamFailure,
 )
@@ -147,19 +144,17 @@ def from_upstream(exc: UpstreamFailure, model: str | None = None) -> GatewayErro
     message = f"Workers AI: {exc.message}"
     if exc.daily_quota:
         return QuotaExceeded(f"{message} (the daily neuron allocation is spent; it resets at 00:00 UTC)")
-    if exc.code == RATE_LIMIT_CODE:
-        return RateLimited(message, headers={"retry-after": "10"})
-    if exc.code == CAPACITY_CODE:
+    if exc.capacity:
         return RateLimited(message, code="capacity_exceeded", headers={"retry-after": "1"})
-    if exc.status == 429:
+    if exc.rate_limited or exc.status == 429:
         return RateLimited(message, headers={"retry-after": "10"})
-    if exc.code in TIMEOUT_CODES or exc.status == 408:
+    if exc.timed_out:
         return GatewayTimeout(message)
-    if exc.code == 5007:
+    if exc.unknown_model:
         return NotFound(f"The model `{model}` does not exist", param="model", code="model_not_found")
     if exc.status == 413:
         return PayloadTooLarge(message)
-    if exc.status == 401 or exc.code == 10000:
+    if exc.credentials_refused:
         return BadGateway("the gateway's Workers AI credentials were refused (CF_API_TOKEN)")
     if 400 <= exc.status < 500:
         return BadRequest(message, code=str(exc.code) if exc.code is not None else None)

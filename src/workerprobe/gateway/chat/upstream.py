@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from workerprobe.catalogue import Model
-from workerprobe.cloudflare.errors import CAPACITY_CODE, CloudflareError, UpstreamFailure
+from workerprobe.cloudflare.errors import CloudflareError, UpstreamFailure
 from workerprobe.gateway.chat.plan import Prepared
 from workerprobe.gateway.errors import from_upstream
 from workerprobe.gateway.freeplan.retry import Resilient
@@ -54,7 +54,7 @@ class Fallback:
             try:
                 return await call(name)
             except CloudflareError as exc:
-                fallback = self.model_for(prepared.called) if exc.code == CAPACITY_CODE else None
+                fallback = self.model_for(prepared.called) if exc.capacity else None
                 if fallback is None:
                     raise
                 self.use(prepared, fallback, "capacity")

@@ -31,9 +31,6 @@ from tenacity.wait import wait_random_exponential
 
 from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import (
-    CAPACITY_CODE,
-    RATE_LIMIT_CODE,
-    TIMEOUT_CODES,
     CloudflareError,
     StreamBroken,
     UpstreamUnavailable,
@@ -49,11 +46,11 @@ T = TypeVar("T")
 def transient_cause(exc: BaseException) -> str | None:
     """Why a failure is worth retrying ("capacity", "rate_limit", "upstream_5xx", "connection"), or None."""
     if isinstance(exc, CloudflareError):
-        if exc.daily_quota or exc.code in TIMEOUT_CODES:
+        if exc.daily_quota or exc.timed_out:
             return None
-        if exc.code == CAPACITY_CODE:
+        if exc.capacity:
             return "capacity"
-        if exc.code == RATE_LIMIT_CODE:
+        if exc.rate_limited:
             return "rate_limit"
         if exc.status >= 500:
             return "upstream_5xx"
