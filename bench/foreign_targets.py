@@ -146,6 +146,7 @@ def run(name: str, out: Path, depth: str) -> dict[str, object]:
         "verdict": summary.get("verdict", "-"),
         "requests": summary.get("requests", 0),
         "distinct": summary.get("distinct_findings", 0),
+        "causes": summary.get("distinct_causes", 0),
         "must": sum(1 for t in top if t["level"] == "MUST"),
         "scenarios": summary.get("scenarios", {}),
         "wall_s": round(wall, 1),
@@ -167,15 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     lines = [
-        "| target | verdict (exit) | generated requests | distinct findings | scenarios passed / failed / not run | "
-        "neurons spent | wall time |",
+        "| target | verdict (exit) | generated requests | distinct findings (causes) | "
+        "scenarios passed / failed / not run | neurons spent | wall time |",
         "|---|---|---:|---:|---|---:|---:|",
     ]
     for r in rows:
         sc = r["scenarios"]
         assert isinstance(sc, dict)
         lines.append(
-            f"| {r['target']} | {r['verdict']} ({r['exit']}) | {r['requests']} | {r['distinct']} | "
+            f"| {r['target']} | {r['verdict']} ({r['exit']}) | {r['requests']} | {r['distinct']} ({r['causes']}) | "
             f"{sc.get('passed', 0)} / {sc.get('failed', 0)} / {sc.get('skipped', 0)} | {r['spent']} | {r['wall_s']} s |"
         )
     (out.parent / "foreign.md").write_text("\n".join(lines) + "\n")

@@ -216,6 +216,12 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     return items
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The scenarios first: they spend their share of the budget before the generated cases can
+    spend past theirs (a server that ignores an invalid token limit generates at length)."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/scenarios/") else 1)
+
+
 def _contract_phase(item: pytest.Item) -> str | None:
     name = getattr(item, "originalname", "") or ""
     phase = name.removeprefix("test_")

@@ -206,6 +206,7 @@ def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Fin
         "top_findings": verdict.top,
         "cost": verdict.cost,
         "distinct_findings": distinct(list(findings.groups.values())),
+        "distinct_causes": len({(g.rule, g.cause) for g in findings.groups.values()}),
         "scenarios": verdict.scenarios,
     }
     (out_dir / "summary.json").write_text(json.dumps(data, indent=2))
