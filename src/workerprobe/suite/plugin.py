@@ -146,9 +146,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     for stale in (reports / "parts").glob("wp-*"):  # runs that died a day ago or more
         if stale.is_dir() and time.time() - stale.stat().st_mtime > 86_400:
             shutil.rmtree(stale, ignore_errors=True)
-    clear_reports(reports)
-    if os.environ.get("WORKERPROBE_PREFLIGHT") == "done":  # `workerprobe test` did it before starting pytest
+    if os.environ.get("WORKERPROBE_PREFLIGHT") == "done":  # `workerprobe test` did all this before pytest
         return
+    clear_reports(reports)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     for warning in preflight.env_warnings(Path(".env"), dict(os.environ)):
         if terminal is not None:
