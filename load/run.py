@@ -15,6 +15,7 @@ breached or the daily allocation ran out.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import subprocess
@@ -32,16 +33,24 @@ ROOT = HERE.parent
 
 
 def _upstream_count(emulator_url: str, summary: Path) -> None:
-    """Adds what the emulator served to the summary: a ground truth for the client's counts."""
-    report = httpx.get(f"{emulator_url}/__emulator/usage", timeout=10).json()
-    served = sum(account["requests"] for account in report["accounts"].values())
-    neurons = sum(account["neurons"] for account in report["accounts"].values())
+    """Adds what the emulator served to the summary: a ground truth for the client's counts. The
+    emulator meters per UTC day, so a run across midnight is read from both days."""
+    today = dt.datetime.now(dt.UTC).date()
+    accounts = [
+        account
+        for day in (today - dt.timedelta(days=1), today)
+        for account in httpx.get(f"{emulator_url}/__emulator/usage", params={"date": day.isoformat()}, timeout=10)
+        .json()["accounts"]
+        .values()
+    ]
+    served = sum(account["requests"] for account in accounts)
+    neurons = sum(account["neurons"] for account in accounts)
     if summary.exists():
         data = json.loads(summary.read_text())
         data["upstream_requests_served"] = served
         data["upstream_neurons"] = neurons
         errors: dict[str, int] = {}
-        for account in report["accounts"].values():
+        for account in accounts:
             for code, n in account["errors"].items():
                 errors[code] = errors.get(code, 0) + n
         data["upstream_errors"] = errors
