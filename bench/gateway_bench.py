@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from workerprobe.loadkit.loadgen import Result, median_ttft, pin_self, throughput
-from workerprobe.procs import free_port, gateway_env, serve, wait_listening  # noqa: E402
+from workerprobe.procs import free_port, gateway_over_emulator, wait_listening  # noqa: E402
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 BODY = orjson.dumps(
@@ -62,32 +62,30 @@ def main() -> int:
     args = parser.parse_args()
     pin_self(1)
     print(f"cores: {os.cpu_count()}; emulator, gateway and pass-through on core 0, load generator on core 1")
-    with serve(["emulator"], env={"CF_API_TOKEN": "bench"}, cpu=0) as emulator:
+    with gateway_over_emulator(api_key="bench", token="bench", account="bench", cpu=0) as (gateway, emulator):
         base = f"{emulator.url}/client/v4/accounts/bench/ai"
-        env = gateway_env(emulator.url, api_key="bench", token="bench", account="bench")
-        with serve(["gateway"], env=env, cpu=0) as gateway:
-            thin, thin_url = _thin(base)
-            try:
-                targets = {
-                    "direct": f"{base}/v1/chat/completions",
-                    "gateway": f"{gateway.url}/v1/chat/completions",
-                    "thin": f"{thin_url}/v1/chat/completions",
-                }
-                pids = {"direct": 0, "gateway": gateway.process.pid, "thin": thin.pid}
-                # Rounds interleave the paths, so a slow spell of the machine hits all of them;
-                # each cell reports the median round.
-                rounds: dict[tuple[str, int], list[Result]] = {}
-                for _ in range(args.rounds):
-                    for concurrency in (1, 16, 64):
-                        for name, url in targets.items():
-                            watch = (pids[name],) if pids[name] else ()
-                            cell = throughput(url, BODY, HEADERS, args.seconds, concurrency, warmup=1.0, watch=watch)
-                            rounds.setdefault((name, concurrency), []).append(cell)
-                results = {k: sorted(v, key=lambda r: r.rps)[len(v) // 2] for k, v in rounds.items()}
-                ttft = {name: median_ttft(url, STREAM, HEADERS) for name, url in targets.items()}
-            finally:
-                thin.terminate()
-                thin.wait()
+        thin, thin_url = _thin(base)
+        try:
+            targets = {
+                "direct": f"{base}/v1/chat/completions",
+                "gateway": f"{gateway.url}/v1/chat/completions",
+                "thin": f"{thin_url}/v1/chat/completions",
+            }
+            pids = {"direct": 0, "gateway": gateway.process.pid, "thin": thin.pid}
+            # Rounds interleave the paths, so a slow spell of the machine hits all of them;
+            # each cell reports the median round.
+            rounds: dict[tuple[str, int], list[Result]] = {}
+            for _ in range(args.rounds):
+                for concurrency in (1, 16, 64):
+                    for name, url in targets.items():
+                        watch = (pids[name],) if pids[name] else ()
+                        cell = throughput(url, BODY, HEADERS, args.seconds, concurrency, warmup=1.0, watch=watch)
+                        rounds.setdefault((name, concurrency), []).append(cell)
+            results = {k: sorted(v, key=lambda r: r.rps)[len(v) // 2] for k, v in rounds.items()}
+            ttft = {name: median_ttft(url, STREAM, HEADERS) for name, url in targets.items()}
+        finally:
+            thin.terminate()
+            thin.wait()
 
     print(
         f"\nnon-streamed chat completions, median of {args.rounds} rounds of {args.seconds:.0f} s"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from workerprobe.procs import free_port, gateway_env, serve
+from workerprobe.procs import free_port, gateway_over_emulator
 from workerprobe.suite.target import configured
 
 HERE = Path(__file__).resolve().parent
@@ -59,7 +59,7 @@ def _upstream_count(emulator_url: str, summary: Path) -> None:
 
 
 def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str]:
-    env = {"CF_API_TOKEN": "load", "WORKERPROBE_EMULATOR_LATENCY": args.emulator_latency}
+    env = {"WORKERPROBE_EMULATOR_LATENCY": args.emulator_latency}
     if args.ttft_ms is not None:
         env["WORKERPROBE_EMULATOR_TTFT_MS"] = str(args.ttft_ms)
     if args.tpot_ms is not None:
@@ -70,17 +70,27 @@ def _embedded(stack: ExitStack, args: argparse.Namespace) -> tuple[str, str, str
         env["WORKERPROBE_EMULATOR_DAILY_NEURONS"] = str(args.daily_neurons)
     if args.fault_rates:
         env["WORKERPROBE_EMULATOR_FAULT_RATES"] = args.fault_rates
-    emulator = stack.enter_context(serve(["emulator"], env=env, cpu=args.server_cpu))
     settings = {}
     for setting in args.gateway_env:  # NAME=VALUE, with or without the WORKERPROBE_GATEWAY_ prefix
         name, _, value = setting.partition("=")
         settings[name.removeprefix("WORKERPROBE_GATEWAY_")] = value
-    gateway = gateway_env(emulator.url, api_key="sk-load", token="load", account="load", **settings)
-    if args.gateway_defects:  # a gateway built with seeded defects (workerprobe.suite.defects)
-        command, module = ["--defects", json.dumps(args.gateway_defects)], "workerprobe.suite.defects"
-    else:
-        command, module = ["gateway"], "workerprobe"
-    server = stack.enter_context(serve(command, env=gateway, cpu=args.server_cpu, module=module))
+    command: tuple[list[str], str] = (
+        # a gateway built with seeded defects (workerprobe.suite.defects)
+        (["--defects", json.dumps(args.gateway_defects)], "workerprobe.suite.defects")
+        if args.gateway_defects
+        else (["gateway"], "workerprobe")
+    )
+    server, emulator = stack.enter_context(
+        gateway_over_emulator(
+            api_key="sk-load",
+            token="load",
+            account="load",
+            emulator_env=env,
+            cpu=args.server_cpu,
+            gateway=command,
+            **settings,
+        )
+    )
     return server.url, "sk-load", emulator.url
 
 

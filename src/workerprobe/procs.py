@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Server", "free_port", "gateway_env", "serve", "stop", "wait_listening"]
+__all__ = ["Server", "free_port", "gateway_env", "gateway_over_emulator", "serve", "stop", "wait_listening"]
 
 
 def _die_with_parent() -> None:
@@ -134,3 +134,24 @@ def gateway_env(
     }
     env.update({f"WORKERPROBE_GATEWAY_{name.upper()}": value for name, value in settings.items()})
     return env
+
+
+@contextmanager
+def gateway_over_emulator(
+    *,
+    api_key: str,
+    token: str,
+    account: str = "workerprobe",
+    emulator_env: Mapping[str, str] | None = None,
+    cpu: int | None = None,
+    gateway: tuple[Sequence[str], str] = (("gateway",), "workerprobe"),
+    **settings: str,
+) -> Iterator[tuple[Server, Server]]:
+    """An emulator, then a gateway whose upstream it is: `(gateway, emulator)` until the block ends.
+    `gateway` is the command and module that serve it (a test double's module, for the selftest);
+    `settings` as in `gateway_env`."""
+    with serve(["emulator"], env={"CF_API_TOKEN": token, **(emulator_env or {})}, cpu=cpu) as emulator:
+        env = gateway_env(emulator.url, api_key=api_key, token=token, account=account, **settings)
+        command, module = gateway
+        with serve(command, env=env, cpu=cpu, module=module) as served:
+            yield served, emulator

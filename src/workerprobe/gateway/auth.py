@@ -14,7 +14,7 @@ import secrets
 import time
 
 from workerprobe.gateway.store import Store
-from workerprobe.gateway.store.base import Document
+from workerprobe.gateway.store.base import Document, every
 
 __all__ = ["KeyRing", "digest"]
 
@@ -44,14 +44,7 @@ class KeyRing:
         return key, doc
 
     async def list(self) -> list[Document]:
-        out: list[Document] = []
-        after: str | None = None
-        while True:
-            page = await self.store.list("api_key", limit=100, order="asc", after=after)
-            out.extend(page.data)
-            if not page.has_more:
-                return out
-            after = page.data[-1]["id"]
+        return await every(self.store, "api_key")
 
     async def revoke(self, key_id: str) -> bool:
         for doc in await self.list():

@@ -8,13 +8,13 @@ import json
 import os
 import secrets
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from dotenv import dotenv_values
 
-from workerprobe.procs import gateway_env, serve
+from workerprobe.procs import gateway_over_emulator
 
 __all__ = ["Target", "configured", "embedded"]
 
@@ -70,14 +70,11 @@ def embedded(database: Path, defects: Sequence[str] = ()) -> Iterator[Target]:
     chosen = list(defects) or json.loads(os.environ.get("WORKERPROBE_SELFTEST_DEFECTS") or "[]")
     key = f"sk-suite-{secrets.token_hex(8)}"
     token = secrets.token_hex(8)
-    with ExitStack() as stack:
-        emulator = stack.enter_context(serve(["emulator"], env={"CF_API_TOKEN": token}))
-        env = gateway_env(
-            emulator.url, api_key=key, token=token, database=str(database), account="workerprobe-suite", redis_url=""
-        )
-        if chosen:
-            command, module = ["--defects", json.dumps(chosen)], "workerprobe.suite.defects"
-        else:
-            command, module = ["gateway"], "workerprobe"
-        gateway = stack.enter_context(serve(command, env=env, module=module))
+    command: tuple[Sequence[str], str] = (
+        (("--defects", json.dumps(chosen)), "workerprobe.suite.defects") if chosen else (("gateway",), "workerprobe")
+    )
+    stack = gateway_over_emulator(
+        api_key=key, token=token, account="workerprobe-suite", gateway=command, database=str(database), redis_url=""
+    )
+    with stack as (gateway, emulator):
         yield Target(root=gateway.url, api_key=key, embedded=True, emulator_url=emulator.url)

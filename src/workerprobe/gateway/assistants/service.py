@@ -17,7 +17,7 @@ from workerprobe.gateway.errors import BadRequest, NotFound
 from workerprobe.gateway.models import ModelRouter
 from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.store import Page, Store
-from workerprobe.gateway.store.base import Document
+from workerprobe.gateway.store.base import Document, every
 
 __all__ = ["AssistantsService", "ListQuery", "new_id", "text_of"]
 
@@ -205,11 +205,4 @@ class AssistantsService:
         return Page(mine[: query.limit], has_more=len(mine) > query.limit)
 
     async def all_messages(self, thread_id: str, order: Literal["asc", "desc"] = "asc") -> list[Document]:
-        out: list[Document] = []
-        after: str | None = None
-        while True:
-            page = await self.store.list("message", thread_id, limit=100, order=order, after=after)
-            out.extend(page.data)
-            if not page.has_more:
-                return out
-            after = page.data[-1]["id"]
+        return await every(self.store, "message", thread_id, order)

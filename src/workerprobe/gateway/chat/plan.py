@@ -1,5 +1,5 @@
 """What a chat request becomes before it goes upstream, and what comes back: the plan
-(`Prepared`: model, limits, parts, cache key; made once by the service), the `Outcome` of an
+(`Prepared`: model, limits, parts, cache key; made once by the service, then frozen), the `Outcome` of an
 answer, and the two shapes a completion is handed out in (`Answer`, `Streamed`)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from workerprobe.gateway.freeplan.cache import CacheDecision
 from workerprobe.gateway.models import Resolved
 from workerprobe.ids import unique_hex
 
-__all__ = ["Answer", "Outcome", "Prepared", "Streamed"]
+__all__ = ["Answer", "Outcome", "Prepared", "Served", "Streamed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,26 +28,42 @@ class Outcome:
 
 
 @dataclass(slots=True)
+class Served:
+    """What serving a planned request decided on the way, one per request: the model that
+    answers (the planned one, or its fallback) and the headers of the answer."""
+
+    model: Model
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
+    """The request planned once (by `ChatService`): never changed afterwards; what serving it
+    decides (a fallback model, headers) goes to `served`."""
+
     resolved: Resolved
     body: dict[str, Any]
     limit: int  # the max_tokens in force: in total when answers are continued
     stops: list[str]
     include_usage: bool
+    served: Served
     key: str = ""  # the client key's identity (budgets)
-    model: Model | None = None  # the model called: the resolved one, or its fallback
     explicit: int | None = None  # the client's max_tokens (or the configured default)
     continuing: bool = False  # cut answers are continued, up to `limit` tokens
-    segments: list[list[dict[str, Any]]] = field(default_factory=list)  # messages of each part
+    segments: tuple[list[dict[str, Any]], ...] = ()  # messages of each part
     cache_key: str | None = None
     cache: CacheDecision | None = None
-    headers: dict[str, str] = field(default_factory=dict)
     id: str = field(default_factory=lambda: f"chatcmpl-{unique_hex()}")
     created: int = field(default_factory=lambda: int(time.time()))
 
     @property
     def called(self) -> Model:
-        return self.model or self.resolved.model
+        """The model called: the resolved one, or its fallback."""
+        return self.served.model
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.served.headers
 
 
 @dataclass(frozen=True, slots=True)

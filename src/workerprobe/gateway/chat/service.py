@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from workerprobe import tokens
 from workerprobe.gateway.chat import render
 from workerprobe.gateway.chat.answer import AnswerLoop
-from workerprobe.gateway.chat.plan import Answer, Outcome, Prepared, Streamed
+from workerprobe.gateway.chat.plan import Answer, Outcome, Prepared, Served, Streamed
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.chat.translate import SPLIT_HEADER, segments, workers_ai_body
 from workerprobe.gateway.chat.upstream import Fallback
@@ -143,27 +143,27 @@ class ChatService:
             limit = settings.continuation_max_tokens
         else:  # no client limit and continuation not wanted: one call, the upstream's default
             limit, continuing = upstream_default, False
+        cache_key = self.cache.key(model.name, body, stops)
         prepared = Prepared(
             resolved=resolved,
             body=body,
             limit=limit,
             stops=stops,
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            served=Served(model, dict(resolved.headers())),
             key=key,
             explicit=max_tokens,
             continuing=continuing,
             segments=self._segments(body["messages"], split),
-            headers=dict(resolved.headers()),
+            cache_key=cache_key,
+            cache=CacheDecision(cache_control) if cache_key is not None else None,
         )
         self._check_context(prepared)
-        prepared.cache_key = self.cache.key(model.name, body, stops)
-        if prepared.cache_key is not None:
-            prepared.cache = CacheDecision(cache_control)
         return prepared
 
-    def _segments(self, messages: list[dict[str, Any]], split: str | None) -> list[list[dict[str, Any]]]:
+    def _segments(self, messages: list[dict[str, Any]], split: str | None) -> tuple[list[dict[str, Any]], ...]:
         if split is None:
-            return [messages]
+            return (messages,)
         last = messages[-1]
         if last["role"] != "user" or not last["content"]:
             raise BadRequest(f"{SPLIT_HEADER} needs the text to process as the last (user) message", param="messages")
@@ -176,7 +176,7 @@ class ChatService:
                 param="messages",
             )
         self.metrics.method("split", "request")
-        return [[*messages[:-1], {**last, "content": part}] for part in parts]
+        return tuple([*messages[:-1], {**last, "content": part}] for part in parts)
 
     def _check_context(self, prepared: Prepared) -> None:
         """A 400 with the counts when the prompt (and the asked completion) exceed the window."""

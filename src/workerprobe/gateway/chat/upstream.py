@@ -44,8 +44,8 @@ class Fallback:
 
     def use(self, prepared: Prepared, model: Model, cause: str) -> None:
         self.metrics.method("fallback", cause)
-        prepared.headers[FALLBACK_HEADER] = model.name
-        prepared.model = model
+        prepared.served.headers[FALLBACK_HEADER] = model.name
+        prepared.served.model = model
 
     async def _call(self, prepared: Prepared, call: Callable[[str], Awaitable[T]]) -> T:
         started = time.perf_counter()

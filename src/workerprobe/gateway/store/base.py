@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Document", "Page", "Store"]
+__all__ = ["Document", "Page", "Store", "every"]
 
 Document = dict[str, Any]
 
@@ -79,3 +79,17 @@ class Store(Protocol):
     async def total(self, key: str) -> float:
         """A counter's value (0 when missing or expired)."""
         ...
+
+
+async def every(
+    store: Store, kind: str, parent: str | None = None, order: Literal["asc", "desc"] = "asc"
+) -> list[Document]:
+    """All documents of a kind (under `parent`), page by page."""
+    out: list[Document] = []
+    after: str | None = None
+    while True:
+        page = await store.list(kind, parent, limit=100, order=order, after=after)
+        out.extend(page.data)
+        if not page.has_more or not page.data:
+            return out
+        after = page.data[-1]["id"]
