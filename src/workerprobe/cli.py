@@ -101,15 +101,16 @@ def _api_key(args: argparse.Namespace) -> int:
         try:
             keys = KeyRing(store, None)
             if args.action == "create":
-                key, doc = await keys.create(args.name or "")
+                key, doc = await keys.create(args.name, args.project)
                 print(f"{doc['key_id']}\t{key}")
                 print("Store this key now: only its digest is kept.", file=sys.stderr)
             elif args.action == "list":
                 for doc in await keys.list():
                     state = "revoked" if doc["revoked_at"] else "active"
-                    print(f"{doc['key_id']}\t{doc['prefix']}...\t{state}\t{doc['name']}")
+                    project = doc.get("project") or f"key:{doc['key_id']}"
+                    print(f"{doc['key_id']}\t{doc['prefix']}...\t{state}\t{project}\t{doc['name']}")
             else:
-                if not args.key_id or not await keys.revoke(args.key_id):
+                if not await keys.revoke(args.key_id):
                     print(f"no active key {args.key_id!r}", file=sys.stderr)
                     return 1
                 print(f"revoked {args.key_id}")
@@ -217,9 +218,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     gateway.set_defaults(func=_gateway)
     keys = commands.add_parser("api-key", help="create, list or revoke the gateway's client keys")
-    keys.add_argument("action", choices=["create", "list", "revoke"])
-    keys.add_argument("key_id", nargs="?", help="the key to revoke")
-    keys.add_argument("--name", help="a label for a new key")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser(
+        "create",
+        help="make a key (shown once; only its digest is stored)",
+        description="A key sees only its project's assistants, threads, messages and runs. Keys made "
+        "with the same --project share them; without --project a key is a project of its own.",
+    )
+    create.add_argument("--name", default="", help="a label for the key")
+    create.add_argument("--project", help="the project the key belongs to (default: a project of its own)")
+    key_actions.add_parser("list", help="the keys: id, prefix, state, project, name")
+    revoke = key_actions.add_parser("revoke", help="revoke a key: it is refused from then on")
+    revoke.add_argument("key_id", help="the key's id, as `workerprobe api-key list` shows it")
     keys.set_defaults(func=_api_key)
     test = commands.add_parser(
         "test",

@@ -193,6 +193,22 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = 4_000_000
     cors_origins: list[str] = Field(default_factory=list)
 
+    # --- Hardening. Failed authentications per client address and minute before the address is
+    # refused (429) for the rest of the minute; 0: no limit.
+    auth_failures_per_minute: int = Field(default=100, ge=0)
+    # SQLite: how long a write waits for another process's lock before the request is a 503.
+    store_busy_timeout_s: float = Field(default=5.0, gt=0)
+    # How often a gateway process records that it is alive (runs of a dead process are failed
+    # about three beats after it died).
+    run_heartbeat_s: float = Field(default=5.0, gt=0)
+    # The HTTP server: a request's headers and body must arrive within these many seconds;
+    # idle keep-alive connections close after `keep_alive_s`; at most `max_connections` are open
+    # (past it the oldest connection still sending its request is closed first).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=4096, ge=16)
+
     @model_validator(mode="after")
     def _free_plan_preset(self) -> GatewaySettings:
         if self.free_plan:

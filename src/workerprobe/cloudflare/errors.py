@@ -20,7 +20,7 @@ BAD_CREDENTIALS_CODE = 10000
 
 
 class UpstreamFailure(Exception):
-    pass
+    retried = False  # set by a retrying layer that gave up: the caller should not retry again
 
 
 class CloudflareError(UpstreamFailure):

@@ -4,11 +4,13 @@ GET  /models/search[?query=json]     HTML (no auth) or JSON
 GET  /v1/models, /v1/models/{model}
 POST /v1/chat/completions            plain and streamed
 POST /v1/embeddings
-GET  /health                         liveness and the machine it runs on
+GET  /health                         liveness (the process answers) and the machine it runs on
+GET  /ready                          readiness: the store answers, the upstream is configured
 """
 
 from __future__ import annotations
 
+import asyncio
 import platform
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -28,18 +30,18 @@ from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway import errors
 from workerprobe.gateway.assistants.routes import routes as assistant_routes
 from workerprobe.gateway.assistants.runs import RunsService
-from workerprobe.gateway.assistants.service import AssistantsService
-from workerprobe.gateway.auth import KeyRing
+from workerprobe.gateway.assistants.service import AssistantsService, owner
+from workerprobe.gateway.auth import ENV_PROJECT, KeyRing
 from workerprobe.gateway.chat.routes import create_chat_completion
 from workerprobe.gateway.chat.service import ChatService
-from workerprobe.gateway.edge import EdgeMiddleware
+from workerprobe.gateway.edge import AuthFailures, EdgeMiddleware
 from workerprobe.gateway.embeddings import EmbeddingsService, create_embeddings
 from workerprobe.gateway.freeplan.budget import Budgets, KeyRateLimiter
 from workerprobe.gateway.freeplan.cache import ResponseCache
 from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics, metrics_endpoint
 from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
-from workerprobe.gateway.store import open_store
+from workerprobe.gateway.store import StoreUnavailable, open_store
 from workerprobe.settings import GatewaySettings
 from workerprobe.sse import Decoder
 
@@ -48,6 +50,22 @@ __all__ = ["Parts", "create_app"]
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "machine": platform.machine(), "python": platform.python_version()})
+
+
+async def ready(request: Request) -> Response:
+    """200 when the gateway can serve: its store answers and it has an upstream; else 503."""
+    state = request.app.state
+    checks = {"store": "ok", "upstream": "ok" if state.settings.upstream_url else "not configured"}
+    try:
+        await asyncio.wait_for(state.store.ping(), timeout=2.0)
+    except (StoreUnavailable, TimeoutError):
+        checks["store"] = "unavailable"
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", **checks})
+    error = errors.ServiceUnavailable(
+        f"The gateway is not ready: {', '.join(k for k, v in checks.items() if v != 'ok')}."
+    )
+    return JSONResponse({**error.body(), **checks}, status_code=503, headers=error.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -92,15 +110,19 @@ def create_app(
         parts.decoder,
     )
     models = ModelRouter(catalogue, settings)
-    store = open_store(settings.database, settings.redis_url, settings.redis_prefix)
+    store = open_store(settings.database, settings.redis_url, settings.redis_prefix, settings.store_busy_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await upstream.start()
         await store.open()
+        # Objects stored before projects existed belong to API_KEY's project.
+        await store.adopt(("assistant", "thread"), owner(ENV_PROJECT))
+        await runs.open()
         try:
             yield
         finally:
+            await runs.close()
             if limiter is not None:
                 await limiter.close()
             await store.close()
@@ -113,7 +135,8 @@ def create_app(
         if settings.key_rate_limit
         else None
     )
-    middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter)]
+    failures = AuthFailures(settings.auth_failures_per_minute) if settings.auth_failures_per_minute else None
+    middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter, failures=failures)]
     if settings.cors_origins:
         middleware.insert(
             0, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
@@ -128,6 +151,7 @@ def create_app(
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
         Route("/models/search", search_models, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
     app = Starlette(
@@ -137,12 +161,14 @@ def create_app(
         exception_handlers={
             errors.GatewayError: errors.handle,
             UpstreamFailure: errors.handle,
+            StoreUnavailable: errors.handle,
             HTTPException: _http_error,
         },
     )
     resilient = Resilient(upstream, settings, metrics)
     budgets = Budgets(store, settings, metrics)
     app.state.settings = settings
+    app.state.store = store
     app.state.upstream = resilient
     app.state.budgets = budgets
     app.state.models = models
@@ -152,5 +178,5 @@ def create_app(
     )
     app.state.embeddings = EmbeddingsService(resilient, models, metrics, budgets)
     app.state.assistants = assistants = AssistantsService(store, models)
-    app.state.runs = parts.runs(assistants, chat)
+    app.state.runs = runs = parts.runs(assistants, chat, settings.run_heartbeat_s)
     return app

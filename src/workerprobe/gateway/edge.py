@@ -1,4 +1,7 @@
-"""The one middleware every request passes: request id, authentication, per-key rate limit, metrics.
+"""The one middleware every request passes: request id, authentication (with a limit on failed
+attempts per client address), per-key rate limit, metrics, and the last word on errors: anything
+a route raised that no handler took becomes the OpenAI envelope here (500 with the request id,
+503 when the store is down), and the connection stays usable.
 
 One layer instead of three: each pure-ASGI layer costs a wrapped `send` per message, and the
 gateway benchmark (bench/gateway_bench.py) counts every microsecond at 16 concurrent requests.
@@ -10,21 +13,59 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workerprobe.gateway.auth import KeyRing
-from workerprobe.gateway.errors import GatewayError, Unauthorized
+from workerprobe.gateway.auth import Identity, KeyRing
+from workerprobe.gateway.errors import GatewayError, RateLimited, Unauthorized, from_exception
 from workerprobe.gateway.freeplan.budget import KeyRateLimiter
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.ids import unique_hex
 
-__all__ = ["EdgeMiddleware", "client_key"]
+__all__ = ["AuthFailures", "EdgeMiddleware", "client_key", "client_project"]
 
 _KEY = "workerprobe.key"
+_PROJECT = "workerprobe.project"
 
 
 def client_key(scope: Scope) -> str:
     """The identity of the key the request authenticated with ("" on routes without auth)."""
     key: str = scope.get(_KEY, "")
     return key
+
+
+def client_project(scope: Scope) -> str:
+    """The project whose objects the request may see ("" on routes without auth)."""
+    project: str = scope.get(_PROJECT, "")
+    return project
+
+
+class AuthFailures:
+    """Failed authentications per client address: past `limit` within `window_s`, the address
+    is refused (429 with Retry-After) until its window ends, whatever key it sends. Kept in the
+    process (each replica counts its own), off the hot path: a valid key costs one dict lookup."""
+
+    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._seen: dict[str, tuple[float, int]] = {}  # address -> (window start, failures)
+
+    def blocked_for(self, address: str, now: float) -> float:
+        """Seconds the address stays refused (0: not refused)."""
+        entry = self._seen.get(address)
+        if entry is None:
+            return 0.0
+        start, failures = entry
+        if now - start >= self.window_s:
+            del self._seen[address]
+            return 0.0
+        return start + self.window_s - now if failures >= self.limit else 0.0
+
+    def failed(self, address: str, now: float) -> None:
+        start, failures = self._seen.get(address, (now, 0))
+        if now - start >= self.window_s:
+            start, failures = now, 0
+        self._seen[address] = (start, failures + 1)
+        if len(self._seen) > 100_000:  # bounded: the oldest windows go first
+            for stale in sorted(self._seen, key=lambda a: self._seen[a][0])[:50_000]:
+                del self._seen[stale]
 
 
 _NO_KEY = "You didn't provide an API key. Send it as a bearer token: `Authorization: Bearer YOUR_KEY`."
@@ -34,11 +75,19 @@ class EdgeMiddleware:
     """`x-request-id` on every response (the client's or a new one); a bearer key on every /v1
     route except CORS preflights; requests and latency counted by endpoint and status."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing, metrics: Metrics, limiter: KeyRateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: KeyRing,
+        metrics: Metrics,
+        limiter: KeyRateLimiter | None = None,
+        failures: AuthFailures | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
         self.metrics = metrics
         self.limiter = limiter
+        self.failures = failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,29 +103,59 @@ class EdgeMiddleware:
                 authorization = value.decode("latin-1")
         request_id = request_id or unique_hex().encode()
         metrics = self.metrics
+        started = False
 
         async def edge_send(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
                 endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
                 metrics.response(endpoint, str(message["status"]), time.perf_counter() - start)
             await send(message)
 
-        if scope["path"].startswith("/v1") and scope["method"] != "OPTIONS":
-            scheme, _, key = authorization.partition(" ")
-            identity = await self.keys.identify(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
-            if identity is None:
-                error: GatewayError = Unauthorized("Incorrect API key provided." if authorization else _NO_KEY)
-                metrics.error(error.code or error.type)
-                await error(scope, receive, edge_send)
-                return
-            scope[_KEY] = identity
-            if self.limiter is not None:
-                try:
-                    await self.limiter.hit(identity)
-                except GatewayError as refused:
-                    metrics.method("rate_limit", "refused")
+        try:
+            if scope["path"].startswith("/v1") and scope["method"] != "OPTIONS":
+                refused = await self._authenticate(scope, authorization)
+                if refused is not None:
                     metrics.error(refused.code or refused.type)
                     await refused(scope, receive, edge_send)
                     return
-        await self.app(scope, receive, edge_send)
+            await self.app(scope, receive, edge_send)
+        except Exception as exc:
+            if started:  # the answer is on its way: the connection is cut, as it must be
+                raise
+            error = from_exception(exc, request_id.decode("latin-1"))
+            metrics.error(error.code or error.type)
+            await error(scope, receive, edge_send)
+
+    async def _authenticate(self, scope: Scope, authorization: str) -> GatewayError | None:
+        """None when the request may go on (its key and project in the scope), else the refusal."""
+        address = (scope.get("client") or ("", 0))[0]
+        now = time.monotonic()
+        failures = self.failures
+        if failures is not None:
+            wait = failures.blocked_for(address, now)
+            if wait:
+                self.metrics.method("auth", "refused_address")
+                return RateLimited(
+                    "Too many failed authentications from your address; retry later.",
+                    code="too_many_auth_failures",
+                    headers={"retry-after": str(int(wait) + 1), "x-should-retry": "false"},
+                )
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        identity: Identity | None = await self.keys.identify(key) if scheme.lower() == "bearer" and key else None
+        if identity is None:
+            if failures is not None and authorization:
+                failures.failed(address, now)
+            return Unauthorized("Incorrect API key provided." if authorization else _NO_KEY)
+        scope[_KEY] = identity.key
+        scope[_PROJECT] = identity.project
+        if self.limiter is not None:
+            try:
+                await self.limiter.hit(identity.key)
+            except GatewayError as refused:
+                self.metrics.method("rate_limit", "refused")
+                return refused
+        return None

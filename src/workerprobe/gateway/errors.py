@@ -10,12 +10,18 @@ right exception class.
      ├── PayloadTooLarge        413
      ├── RateLimited            429  -> openai.RateLimitError   (Retry-After; retried by the SDK)
      ├── QuotaExceeded          429  -> openai.RateLimitError   (x-should-retry: false)
+     ├── InternalError          500  -> openai.InternalServerError (anything unexpected; logged)
      ├── BadGateway             502  -> openai.InternalServerError
+     ├── ServiceUnavailable     503  -> openai.InternalServerError (the store is down; Retry-After)
      └── GatewayTimeout         504  -> openai.InternalServerError
+
+Messages are the gateway's own words: no library's exception text, no internal host or port
+reaches a client (they go to the log).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -27,19 +33,25 @@ from workerprobe.cloudflare.errors import (
     CloudflareError,
     UpstreamFailure,
 )
+from workerprobe.gateway.store.base import StoreUnavailable
+
+log = logging.getLogger("workerprobe.gateway")
 
 __all__ = [
     "BadGateway",
     "BadRequest",
     "GatewayError",
     "GatewayTimeout",
+    "InternalError",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "QuotaExceeded",
     "RateLimited",
+    "ServiceUnavailable",
     "Unauthorized",
     "error_body",
+    "from_exception",
     "from_upstream",
     "handle",
 ]
@@ -103,6 +115,11 @@ class PayloadTooLarge(GatewayError):
     type = "invalid_request_error"
     code = "request_too_large"
 
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        # The rest of the body is never read: the connection cannot carry another request.
+        self.headers.setdefault("connection", "close")
+
 
 class RateLimited(GatewayError):
     status = 429
@@ -127,6 +144,22 @@ class BadGateway(GatewayError):
     code = "upstream_error"
 
 
+class InternalError(GatewayError):
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("retry-after", "1")
+
+
 class GatewayTimeout(GatewayError):
     status = 504
     type = "server_error"
@@ -138,9 +171,19 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 
 
 def from_upstream(exc: UpstreamFailure, model: str | None = None) -> GatewayError:
-    """The client-facing error for an upstream failure, by Workers AI error code."""
-    if not isinstance(exc, CloudflareError):
-        return BadGateway(f"Workers AI is unavailable: {exc}")
+    """The client-facing error for an upstream failure, by Workers AI error code. When the gateway
+    has already retried it, a 429 or 5xx says `x-should-retry: false` (the SDK's retries would
+    multiply the gateway's)."""
+    error = _from_upstream(exc, model)
+    if exc.retried and (error.status == 429 or error.status >= 500):
+        error.headers["x-should-retry"] = "false"
+    return error
+
+
+def _from_upstream(exc: UpstreamFailure, model: str | None) -> GatewayError:
+    if not isinstance(exc, CloudflareError):  # no answer: what failed goes to the log, not to the client
+        log.warning("Workers AI did not answer: %s", exc)
+        return BadGateway("Workers AI did not answer (the connection failed or was cut).")
     message = f"Workers AI: {exc.message}"
     if exc.daily_quota:
         return QuotaExceeded(f"{message} (the daily neuron allocation is spent; it resets at 00:00 UTC)")
@@ -161,13 +204,24 @@ def from_upstream(exc: UpstreamFailure, model: str | None = None) -> GatewayErro
     return BadGateway(message)
 
 
+def from_exception(exc: BaseException, request_id: str = "") -> GatewayError:
+    """Any exception as the error a client sees: the gateway's own, an upstream failure, the store
+    down (503), or anything else (500, logged with its traceback and the request id)."""
+    if isinstance(exc, GatewayError):
+        return exc
+    if isinstance(exc, UpstreamFailure):
+        return from_upstream(exc)
+    if isinstance(exc, StoreUnavailable):
+        log.warning("store unavailable (request %s): %s", request_id, exc)
+        return ServiceUnavailable("The gateway's store is unavailable; retry shortly.")
+    log.error("unexpected error (request %s)", request_id, exc_info=exc)
+    return InternalError(f"The gateway failed on an unexpected error (request id {request_id}).")
+
+
 async def handle(request: Request, exc: Exception) -> Response:
     """The one exception handler."""
-    if isinstance(exc, UpstreamFailure):
-        exc = from_upstream(exc)
-    if not isinstance(exc, GatewayError):
-        raise RuntimeError("unexpected state: isinstance(exc, GatewayError)")
+    error = from_exception(exc, request.headers.get("x-request-id", ""))
     metrics = getattr(request.app.state, "metrics", None)
     if metrics is not None:
-        metrics.error(exc.code or exc.type)
-    return exc.response()
+        metrics.error(error.code or error.type)
+    return error.response()

@@ -11,14 +11,19 @@ from starlette.responses import Response
 
 from workerprobe.gateway.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["Int", "OpenAIModel", "declared", "json_response", "parse_body"]
+__all__ = ["MAX_DEPTH", "Int", "OpenAIModel", "check_shape", "declared", "json_response", "parse_body", "read_body"]
 
 T = TypeVar("T", bound=BaseModel)
 
 
+_INT_RANGE = 2**63  # what the store's JSON encoder writes (and far past any token count)
+MAX_DEPTH = 64  # levels of nesting in a request body (JSON Schemas of tools included)
+
+
 def _integral(value: Any) -> Any:
-    # JSON Schema counts 2.0 as an integer; strict mode would not.
-    if isinstance(value, float) and value.is_integer():
+    # JSON Schema counts 2.0 as an integer; strict mode would not. Past 64 bits it stays a float,
+    # which strict validation refuses (a 400 naming the field, never a 500 when it is stored).
+    if isinstance(value, float) and value.is_integer() and -_INT_RANGE < value < _INT_RANGE:
         return int(value)
     return value
 
@@ -55,25 +60,65 @@ def _declared_value(value: Any) -> Any:
     return value
 
 
-async def parse_body(request: Request, kind: type[T], max_bytes: int, *, optional: bool = False) -> T:
-    """The JSON body as `kind`; malformed JSON, wrong types and missing fields are 400 with `param`.
-    An `optional` body may be left out (it reads as `{}`)."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, read until `max_bytes`: a larger one (declared, or chunked) is a 413 after at
+    most the limit and one chunk were read, and the connection is closed (the rest is never read)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
-    raw = await request.body()
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_shape(data: Any) -> None:
+    """400 with `param` for nesting deeper than MAX_DEPTH or integers past 64 bits, anywhere in
+    the body (free-form fields included: tool schemas, metadata, tool resources)."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            items: Any = value.items()
+        elif isinstance(value, list):
+            items = enumerate(value)
+        else:
+            if isinstance(value, int) and not -_INT_RANGE <= value < _INT_RANGE:
+                param = ".".join(path)
+                raise BadRequest(f"Invalid value for '{param}': the number is out of range.", param=param)
+            continue
+        if len(path) >= MAX_DEPTH:
+            param = ".".join(path[:3])
+            raise BadRequest(
+                f"Invalid value for '{param}': nested more than {MAX_DEPTH} levels deep.", param=param or None
+            )
+        for name, item in items:
+            if isinstance(item, (dict, list, int)):
+                stack.append((item, (*path, str(name))))
+
+
+async def parse_body(request: Request, kind: type[T], max_bytes: int | None = None, *, optional: bool = False) -> T:
+    """The JSON body as `kind`; malformed JSON, wrong types, missing fields, nesting and numbers
+    out of range are 400 with `param`. An `optional` body may be left out (it reads as `{}`).
+    `max_bytes`: the gateway's `max_body_bytes` unless given."""
+    limit = max_bytes if max_bytes is not None else request.app.state.settings.max_body_bytes
+    raw = await read_body(request, limit)
     if optional and not raw:
         raw = b"{}"
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(
-            f"We could not parse the JSON body of your request ({exc}). The body must be a JSON object."
+            f"We could not parse the JSON body of your request ({exc.msg} at line {exc.lineno}, column "
+            f"{exc.colno}). The body must be a JSON object."
         ) from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
+    check_shape(data)
     _reject_nulls(kind, data, "")
     try:
         return kind.model_validate(data)

@@ -19,14 +19,15 @@ from workerprobe.gateway.assistants.protocol import (
 )
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService, ListQuery
-from workerprobe.gateway.edge import client_key
+from workerprobe.gateway.edge import client_key, client_project
 from workerprobe.gateway.protocol import T, json_response, parse_body
 
 __all__ = ["routes"]
 
 
-def _services(request: Request) -> tuple[AssistantsService, RunsService]:
-    return request.app.state.assistants, request.app.state.runs
+def _services(request: Request) -> tuple[AssistantsService, RunsService, str]:
+    """The services, and the project of the caller's key (whose objects it may reach)."""
+    return request.app.state.assistants, request.app.state.runs, client_project(request.scope)
 
 
 async def _body(request: Request, kind: type[T], *, optional: bool = False) -> T:
@@ -34,81 +35,85 @@ async def _body(request: Request, kind: type[T], *, optional: bool = False) -> T
 
 
 async def create_assistant(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response(await service.create_assistant(await _body(request, AssistantCreate)))
+    service, _, project = _services(request)
+    return json_response(await service.create_assistant(project, await _body(request, AssistantCreate)))
 
 
 async def list_assistants(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response((await service.list_assistants(ListQuery(request.query_params))).body())
+    service, _, project = _services(request)
+    return json_response((await service.list_assistants(project, ListQuery(request.query_params))).body())
 
 
 async def retrieve_assistant(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response(await service.assistant(request.path_params["assistant_id"]))
+    service, _, project = _services(request)
+    return json_response(await service.assistant(project, request.path_params["assistant_id"]))
 
 
 async def modify_assistant(request: Request) -> Response:
-    service, _ = _services(request)
+    service, _, project = _services(request)
     body = await _body(request, AssistantModify)
-    return json_response(await service.modify_assistant(request.path_params["assistant_id"], body))
+    return json_response(await service.modify_assistant(project, request.path_params["assistant_id"], body))
 
 
 async def delete_assistant(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response(await service.delete_assistant(request.path_params["assistant_id"]))
+    service, _, project = _services(request)
+    return json_response(await service.delete_assistant(project, request.path_params["assistant_id"]))
 
 
 async def create_thread(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response(await service.create_thread(await _body(request, ThreadCreate, optional=True)))
+    service, _, project = _services(request)
+    return json_response(await service.create_thread(project, await _body(request, ThreadCreate, optional=True)))
 
 
 async def retrieve_thread(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response(await service.thread(request.path_params["thread_id"]))
+    service, _, project = _services(request)
+    return json_response(await service.thread(project, request.path_params["thread_id"]))
 
 
 async def modify_thread(request: Request) -> Response:
-    service, _ = _services(request)
+    service, _, project = _services(request)
     body = await _body(request, MetadataModify)
-    return json_response(await service.modify_thread(request.path_params["thread_id"], body))
+    return json_response(await service.modify_thread(project, request.path_params["thread_id"], body))
 
 
 async def delete_thread(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response(await service.delete_thread(request.path_params["thread_id"]))
+    service, _, project = _services(request)
+    return json_response(await service.delete_thread(project, request.path_params["thread_id"]))
 
 
 async def create_message(request: Request) -> Response:
-    service, _ = _services(request)
+    service, _, project = _services(request)
     body = await _body(request, MessageCreate)
-    return json_response(await service.create_message(request.path_params["thread_id"], body))
+    return json_response(await service.create_message(project, request.path_params["thread_id"], body))
 
 
 async def list_messages(request: Request) -> Response:
-    service, _ = _services(request)
+    service, _, project = _services(request)
     query = ListQuery(request.query_params)
-    page = await service.list_messages(request.path_params["thread_id"], query, request.query_params.get("run_id"))
+    page = await service.list_messages(
+        project, request.path_params["thread_id"], query, request.query_params.get("run_id")
+    )
     return json_response(page.body())
 
 
 async def retrieve_message(request: Request) -> Response:
-    service, _ = _services(request)
-    return json_response(await service.message(request.path_params["thread_id"], request.path_params["message_id"]))
+    service, _, project = _services(request)
+    return json_response(
+        await service.message(project, request.path_params["thread_id"], request.path_params["message_id"])
+    )
 
 
 async def modify_message(request: Request) -> Response:
-    service, _ = _services(request)
+    service, _, project = _services(request)
     body = await _body(request, MetadataModify)
     path = request.path_params
-    return json_response(await service.modify_message(path["thread_id"], path["message_id"], body))
+    return json_response(await service.modify_message(project, path["thread_id"], path["message_id"], body))
 
 
 async def delete_message(request: Request) -> Response:
-    service, _ = _services(request)
+    service, _, project = _services(request)
     return json_response(
-        await service.delete_message(request.path_params["thread_id"], request.path_params["message_id"])
+        await service.delete_message(project, request.path_params["thread_id"], request.path_params["message_id"])
     )
 
 
@@ -122,42 +127,42 @@ def _started(runs: RunsService, run: dict[str, Any], stream: bool | None, key: s
 
 
 async def create_run(request: Request) -> Response:
-    _, runs = _services(request)
+    _, runs, project = _services(request)
     body = await _body(request, RunCreate)
     return _started(
-        runs, await runs.create(request.path_params["thread_id"], body), body.stream, client_key(request.scope)
+        runs, await runs.create(project, request.path_params["thread_id"], body), body.stream, client_key(request.scope)
     )
 
 
 async def create_thread_and_run(request: Request) -> Response:
-    _, runs = _services(request)
+    _, runs, project = _services(request)
     body = await _body(request, ThreadAndRunCreate)
-    return _started(runs, await runs.create_thread_and_run(body), body.stream, client_key(request.scope))
+    return _started(runs, await runs.create_thread_and_run(project, body), body.stream, client_key(request.scope))
 
 
 async def list_runs(request: Request) -> Response:
-    _, runs = _services(request)
+    _, runs, project = _services(request)
     return json_response(
-        (await runs.list_runs(request.path_params["thread_id"], ListQuery(request.query_params))).body()
+        (await runs.list_runs(project, request.path_params["thread_id"], ListQuery(request.query_params))).body()
     )
 
 
 async def retrieve_run(request: Request) -> Response:
-    _, runs = _services(request)
-    return json_response(await runs.run(request.path_params["thread_id"], request.path_params["run_id"]))
+    _, runs, project = _services(request)
+    return json_response(await runs.run(project, request.path_params["thread_id"], request.path_params["run_id"]))
 
 
 async def modify_run(request: Request) -> Response:
-    _, runs = _services(request)
+    _, runs, project = _services(request)
     body = await _body(request, MetadataModify)
     return json_response(
-        await runs.modify_run(request.path_params["thread_id"], request.path_params["run_id"], body.metadata)
+        await runs.modify_run(project, request.path_params["thread_id"], request.path_params["run_id"], body.metadata)
     )
 
 
 async def cancel_run(request: Request) -> Response:
-    _, runs = _services(request)
-    return json_response(await runs.cancel(request.path_params["thread_id"], request.path_params["run_id"]))
+    _, runs, project = _services(request)
+    return json_response(await runs.cancel(project, request.path_params["thread_id"], request.path_params["run_id"]))
 
 
 routes = [

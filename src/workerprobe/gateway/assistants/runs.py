@@ -3,7 +3,12 @@ thread's messages; the reply is appended to the thread.
 
     queued -> in_progress -> completed | incomplete (cut at the token limit) | failed
                           -> cancelling -> cancelled          (POST .../cancel)
-    queued | in_progress past `expires_at` (the process died) -> expired   (seen on retrieval)
+    queued | in_progress past `expires_at` -> expired                      (seen on reading)
+    queued | in_progress whose gateway process died -> failed             (seen on reading)
+
+Each process beats (`alive:<instance>` in the store, a few seconds' life) and records which
+process executes each run (`run-worker:<run>`, written before the run is stored): a run whose
+process no longer beats failed with the gateway's restart, whichever replica reads it.
 
 A plain run executes in a background task (clients poll it); a streamed run executes while it
 emits the Assistants event stream (`thread.run.created` ... `thread.run.completed`, `done`).
@@ -25,7 +30,8 @@ from workerprobe.gateway.chat.service import Answer, ChatService, Outcome, Strea
 from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound
 from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.store import Page
-from workerprobe.gateway.store.base import Document
+from workerprobe.gateway.store.base import Document, New
+from workerprobe.ids import unique_hex
 
 __all__ = ["RunsService"]
 
@@ -33,32 +39,87 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "in_progress", "cancelling")
 RUN_LIFETIME_S = 600
+RESTARTED = "The gateway restarted while the run was executing; create a new run."
 
 
 class RunsService:
-    def __init__(self, assistants: AssistantsService, chat: ChatService) -> None:
+    def __init__(self, assistants: AssistantsService, chat: ChatService, heartbeat_s: float = 5.0) -> None:
         self.assistants = assistants
         self.store = assistants.store
         self.chat = chat
+        self.heartbeat_s = heartbeat_s
+        self.instance = unique_hex()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._beating: asyncio.Task[None] | None = None
+
+    # -- the process's heartbeat -------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._beat()
+        self._beating = asyncio.create_task(self._beat_forever())
+
+    async def close(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
+            self._beating = None
+
+    async def _beat(self) -> None:
+        await self.store.cache_put(f"alive:{self.instance}", b"1", self.heartbeat_s * 3)
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self._beat()
+            except Exception:  # the store is down: beat again next time
+                log.warning("heartbeat not stored", exc_info=True)
+
+    async def _orphaned(self, run_id: str) -> bool:
+        """Whether no living gateway process executes this (active) run."""
+        if run_id in self._tasks:
+            return False
+        worker = await self.store.cache_get(f"run-worker:{run_id}")
+        if worker is not None and worker.decode() == self.instance:
+            return False
+        return worker is None or await self.store.cache_get(f"alive:{worker.decode()}") is None
+
+    async def _current(self, doc: Document) -> Document:
+        """A stored run as it stands now: expired past `expires_at`, failed when its process died."""
+        if doc["status"] not in ACTIVE or doc["id"] in self._tasks:
+            return doc
+        thread_id, run_id = doc["thread_id"], doc["id"]
+        if time.time() > doc["expires_at"]:
+            return await self._set(thread_id, run_id, status="expired") or doc
+        if await self._orphaned(run_id):
+            log.warning("run %s was left %s by a gateway process that is gone", run_id, doc["status"])
+            failed = await self._set(
+                thread_id,
+                run_id,
+                status="failed",
+                failed_at=int(time.time()),
+                last_error={"code": "server_error", "message": RESTARTED},
+            )
+            return failed or doc
+        return doc
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def run(self, thread_id: str, run_id: str) -> Document:
+    async def run(self, project: str, thread_id: str, run_id: str) -> Document:
+        await self.assistants.thread(project, thread_id)
         doc = await self.store.get("run", run_id, parent=thread_id)
         if doc is None:
             raise NotFound(f"No run found with id '{run_id}' in thread '{thread_id}'.")
-        if doc["status"] in ACTIVE and time.time() > doc["expires_at"] and run_id not in self._tasks:
-            doc = await self._set(thread_id, run_id, status="expired") or doc
-        return doc
+        return await self._current(doc)
 
-    async def list_runs(self, thread_id: str, query: ListQuery) -> Page:
-        await self.assistants.thread(thread_id)
-        return await self.store.list(
+    async def list_runs(self, project: str, thread_id: str, query: ListQuery) -> Page:
+        await self.assistants.thread(project, thread_id)
+        page = await self.store.list(
             "run", thread_id, limit=query.limit, order=query.order, after=query.after, before=query.before
         )
+        return Page([await self._current(doc) for doc in page.data], page.has_more)
 
-    async def modify_run(self, thread_id: str, run_id: str, metadata: dict[str, str] | None) -> Document:
+    async def modify_run(self, project: str, thread_id: str, run_id: str, metadata: dict[str, str] | None) -> Document:
+        await self.assistants.thread(project, thread_id)
         doc = await self.store.update("run", run_id, lambda d: {**d, "metadata": metadata or {}}, parent=thread_id)
         if doc is None:
             raise NotFound(f"No run found with id '{run_id}' in thread '{thread_id}'.")
@@ -66,24 +127,44 @@ class RunsService:
 
     # -- creating ----------------------------------------------------------------------------
 
-    async def create(self, thread_id: str, body: RunCreate) -> Document:
-        """Validate, store the queued run (and any additional messages); not yet executed."""
-        await self.assistants.thread(thread_id)
-        assistant = await self.assistants.assistant(body.assistant_id, param="assistant_id")
+    async def create(self, project: str, thread_id: str, body: RunCreate) -> Document:
+        """Validate, store the queued run with its additional messages (together or not at all);
+        not yet executed."""
+        await self.assistants.thread(project, thread_id)
+        assistant = await self.assistants.assistant(project, body.assistant_id, param="assistant_id")
         active = await self.store.list("run", thread_id, limit=1)
-        if active.data and active.data[0]["status"] in ACTIVE and active.data[0]["id"] in self._tasks:
+        if active.data and (await self._current(active.data[0]))["status"] in ACTIVE:
             raise BadRequest(f"Thread {thread_id} already has an active run {active.data[0]['id']}.")
+        run = self._new_run(thread_id, assistant, body)
+        docs: list[New] = [
+            ("message", self.assistants.new_message(thread_id, m), thread_id) for m in body.additional_messages or []
+        ]
+        await self._store(run, [*docs, ("run", run, thread_id)])
+        return run
+
+    async def create_thread_and_run(self, project: str, body: ThreadAndRunCreate) -> Document:
+        """The thread, its messages and the run: stored together or not at all."""
+        assistant = await self.assistants.assistant(project, body.assistant_id, param="assistant_id")
+        thread, docs = self.assistants.new_thread(project, body.thread or ThreadCreate())
+        run = self._new_run(thread["id"], assistant, body)
+        await self._store(run, [*docs, ("run", run, thread["id"])])
+        return run
+
+    async def _store(self, run: Document, docs: list[New]) -> None:
+        # Who executes the run is known before the run can be read (see `_orphaned`).
+        await self.store.cache_put(f"run-worker:{run['id']}", self.instance.encode(), RUN_LIFETIME_S * 2)
+        await self.store.create_many(docs)
+
+    def _new_run(self, thread_id: str, assistant: Document, body: RunCreate) -> Document:
         model = body.model or assistant["model"]
         self.assistants.models.resolve(model, "text-generation")
-        for message in body.additional_messages or []:
-            await self.assistants.add_message(thread_id, message)
         now = int(time.time())
         instructions = body.instructions if body.instructions is not None else assistant.get("instructions")
         if body.additional_instructions:
             instructions = (
                 f"{instructions}\n\n{body.additional_instructions}" if instructions else body.additional_instructions
             )
-        run = {
+        return {
             "id": new_id("run"),
             "object": "thread.run",
             "created_at": now,
@@ -114,12 +195,6 @@ class RunsService:
             "tool_choice": "auto",
             "parallel_tool_calls": True,
         }
-        return await self.store.create("run", run, parent=thread_id)
-
-    async def create_thread_and_run(self, body: ThreadAndRunCreate) -> Document:
-        await self.assistants.assistant(body.assistant_id, param="assistant_id")
-        thread = await self.assistants.create_thread(body.thread or ThreadCreate())
-        return await self.create(thread["id"], body)
 
     def start(self, run: Document, key: str = "") -> None:
         """Execute a queued run in the background (`key`: the client's, for its budget)."""
@@ -128,8 +203,8 @@ class RunsService:
         self._tasks[run_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
 
-    async def cancel(self, thread_id: str, run_id: str) -> Document:
-        run = await self.run(thread_id, run_id)
+    async def cancel(self, project: str, thread_id: str, run_id: str) -> Document:
+        run = await self.run(project, thread_id, run_id)
         if run["status"] not in ACTIVE:
             raise BadRequest(f"Cannot cancel run with status '{run['status']}'.")
         doc = await self._set(thread_id, run_id, status="cancelling")

@@ -33,6 +33,7 @@ from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import (
     CloudflareError,
     StreamBroken,
+    UpstreamFailure,
     UpstreamUnavailable,
 )
 from workerprobe.gateway.metrics import Metrics
@@ -124,7 +125,12 @@ class Resilient:
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        result: T = await retrying(attempt)
+        try:
+            result: T = await retrying(attempt)
+        except UpstreamFailure as exc:
+            # The gateway has retried (or chose not to): a client retrying would multiply the calls.
+            exc.retried = True
+            raise
         return result
 
     async def run(self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:

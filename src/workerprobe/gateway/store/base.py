@@ -4,8 +4,13 @@ messages and runs), listed in creation order with OpenAI's cursor pagination.
 Beside the documents: a cache of byte values with a time to live, and counters (floats) that
 concurrent writers add to atomically, for the free-plan methods (response cache, neuron budgets).
 
-Every write is atomic: an object is stored whole or not at all, and `update` applies its change
-to the latest stored version (concurrent writers never lose each other's changes).
+Every write is atomic: an object is stored whole or not at all, `create_many` stores all of its
+objects or none, and `update` applies its change to the latest stored version (concurrent writers
+never lose each other's changes). A document becomes visible to `list` in the order of its
+creation sequence (a poller paging with `after` never skips one).
+
+A store that cannot answer (Redis down, SQLite locked past its busy timeout) raises
+`StoreUnavailable`: the gateway answers 503 and loses nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Document", "Page", "Store", "every"]
+__all__ = ["Document", "New", "Page", "Store", "StoreUnavailable", "every"]
 
 Document = dict[str, Any]
+New = tuple[str, Document, str | None]
+"""A document to create: its kind, the document, its parent."""
+
+
+class StoreUnavailable(Exception):
+    """The store did not answer (connection refused, timed out, locked past the busy timeout)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +50,16 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the store answers."""
+        ...
+
     async def create(self, kind: str, doc: Document, parent: str | None = None) -> Document:
         """Store a new document (its `id` must be new)."""
+        ...
+
+    async def create_many(self, docs: list[New]) -> None:
+        """Store several new documents, all of them or none."""
         ...
 
     async def get(self, kind: str, id: str, parent: str | None = None) -> Document | None: ...
@@ -65,6 +84,10 @@ class Store(Protocol):
         after: str | None = None,
         before: str | None = None,
     ) -> Page: ...
+
+    async def adopt(self, kinds: tuple[str, ...], parent: str) -> int:
+        """Give the documents of these kinds that have no parent this one (a migration); how many."""
+        ...
 
     async def cache_get(self, key: str) -> bytes | None:
         """A cached value, unless it is missing or has expired."""
