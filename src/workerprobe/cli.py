@@ -11,31 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from workerprobe.settings import GatewaySettings
 
-__all__ = ["main", "serve_app"]
-
-
-def serve_app(app: object, host: str, port: int) -> None:
-    """Serve an ASGI app with the project's server settings (uvloop, httptools, no access log)."""
-    import gc
-
-    import uvicorn
-
-    # Everything loaded so far lives as long as the server: keep the collector from rescanning it,
-    # and collect the young generation less often (a server allocates in short bursts).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
-
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=30,
-    )
+__all__ = ["main"]
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -51,6 +27,8 @@ def _emulator(args: argparse.Namespace) -> int:
         if getattr(args, flag):
             overrides[flag] = True
     settings = EmulatorSettings(**overrides)  # type: ignore[arg-type]
+    from workerprobe.server import serve_app
+
     print(f"workerprobe emulator on http://{settings.host}:{settings.port}/client/v4", file=sys.stderr, flush=True)
     serve_app(create_app(settings), settings.host, settings.port)
     return 0
@@ -83,7 +61,10 @@ def _run_gateway(create_app: Callable[[GatewaySettings], object], settings: Gate
         file=sys.stderr,
         flush=True,
     )
-    serve_app(create_app(settings), settings.host, settings.port)
+    from workerprobe.server import Bounds, serve_app
+
+    bounds = Bounds(settings.header_timeout_s, settings.body_timeout_s, settings.idle_timeout_s, settings.max_connections)
+    serve_app(create_app(settings), settings.host, settings.port, bounds)
 
 
 def _api_key(args: argparse.Namespace) -> int:

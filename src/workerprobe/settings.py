@@ -202,11 +202,11 @@ class GatewaySettings(BaseSettings):
     # about three beats after it died).
     run_heartbeat_s: float = Field(default=5.0, gt=0)
     # The HTTP server: a request's headers and body must arrive within these many seconds;
-    # idle keep-alive connections close after `keep_alive_s`; at most `max_connections` are open
+    # idle keep-alive connections close after `idle_timeout_s`; at most `max_connections` are open
     # (past it the oldest connection still sending its request is closed first).
     header_timeout_s: float = Field(default=10.0, gt=0)
     body_timeout_s: float = Field(default=30.0, gt=0)
-    keep_alive_s: float = Field(default=30.0, gt=0)
+    idle_timeout_s: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=4096, ge=16)
 
     @model_validator(mode="after")

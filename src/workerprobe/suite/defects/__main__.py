@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from workerprobe.cli import serve_app
 from workerprobe.gateway import create_app
+from workerprobe.server import serve_app
 from workerprobe.settings import GatewaySettings
 from workerprobe.suite.defects import parts, validate
 
