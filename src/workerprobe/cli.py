@@ -63,7 +63,9 @@ def _run_gateway(create_app: Callable[[GatewaySettings], object], settings: Gate
     )
     from workerprobe.server import Bounds, serve_app
 
-    bounds = Bounds(settings.header_timeout_s, settings.body_timeout_s, settings.idle_timeout_s, settings.max_connections)
+    bounds = Bounds(
+        settings.header_timeout_s, settings.body_timeout_s, settings.idle_timeout_s, settings.max_connections
+    )
     serve_app(create_app(settings), settings.host, settings.port, bounds)
 
 

@@ -15,7 +15,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Server", "free_port", "gateway_env", "gateway_over_emulator", "serve", "stop", "wait_listening"]
+__all__ = [
+    "Server",
+    "free_port",
+    "gateway_env",
+    "gateway_over_emulator",
+    "redis_server",
+    "serve",
+    "stop",
+    "wait_listening",
+]
 
 
 def _die_with_parent() -> None:
@@ -155,3 +164,25 @@ def gateway_over_emulator(
         command, module = gateway
         with serve(command, env=env, cpu=cpu, module=module) as served:
             yield served, emulator
+
+
+@contextmanager
+def redis_server(port: int | None = None, *, appendonly: bool = False, folder: str | None = None) -> Iterator[Server]:
+    """A Redis server of its own on a free loopback port (tests and the chaos bench kill it):
+    `redis-server` from the machine (Debian's redis-server package)."""
+    port = port or free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else ["--appendonly", "no"]
+    if folder:
+        argv += ["--dir", folder]
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    try:
+        wait_listening("127.0.0.1", port, 10, process)
+        yield Server("127.0.0.1", port, process)
+    finally:
+        stop(process)

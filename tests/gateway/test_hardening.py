@@ -1,0 +1,248 @@
+"""The gateway against hostile input, a failing store and a crash, each against real processes:
+every error in the OpenAI envelope, the connection kept usable, nothing stored lost or half-made."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway.conftest import CHAT_MODEL, KEY, UPSTREAM_TOKEN
+from workerprobe.procs import Server, free_port, gateway_env, redis_server, serve, stop, wait_listening
+
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+
+
+def _envelope(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    return dict(error)
+
+
+@contextmanager
+def _gateway(emulator: Server, **settings: str) -> Iterator[httpx.Client]:
+    env = gateway_env(emulator.url, api_key=KEY, token=UPSTREAM_TOKEN, account="hardening", **settings)
+    with serve(["gateway"], env=env) as gateway:
+        with httpx.Client(base_url=gateway.url, headers=HEADERS, timeout=30) as http:
+            yield http
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Server]:
+    with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http(emulator: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    database = str(tmp_path_factory.mktemp("hardening") / "gateway.sqlite3")
+    with _gateway(emulator, database=database, max_body_bytes="200000", auth_failures_per_minute="20") as client:
+        yield client
+
+
+def _nested(depth: int) -> Any:
+    value: Any = {"type": "string"}
+    for _ in range(depth):
+        value = {"type": "object", "properties": {"x": value}}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (
+            "/v1/chat/completions",
+            {
+                "model": CHAT_MODEL,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": _nested(150)}}],
+            },
+        ),
+        ("/v1/assistants", {"model": CHAT_MODEL, "response_format": _nested(150)}),
+        ("/v1/threads", {"tool_resources": _nested(300)}),
+        ("/v1/assistants", {"model": CHAT_MODEL, "metadata": {"k": "v"}, "tools": [_nested(300)]}),
+        ("/v1/threads/runs", {"assistant_id": "asst_x", "max_prompt_tokens": 1e29}),
+        ("/v1/chat/completions", {"model": CHAT_MODEL, "messages": [], "max_tokens": 1e29}),
+        ("/v1/assistants", {"model": CHAT_MODEL, "tools": [{"type": "function", "n": 2**64 - 1}]}),
+    ],
+)
+def test_deep_nesting_and_huge_numbers_are_400_with_param(http: httpx.Client, path: str, body: Any) -> None:
+    error = _envelope(http.post(path, json=body), 400)
+    assert error["param"], error
+    assert http.get("/v1/models").status_code == 200  # the same connection, still usable
+
+
+def _raw(port: int, *requests: bytes) -> list[bytes]:
+    """Send requests on one connection, one after the other; the status line of each answer."""
+    lines = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for request in requests:
+            sock.sendall(request)
+            data = sock.recv(65536)
+            lines.append(data.split(b"\r\n", 1)[0])
+    return lines
+
+
+def test_errors_keep_the_connection_and_an_oversized_chunked_body_is_refused_while_read(http: httpx.Client) -> None:
+    port = http.base_url.port
+    assert port is not None
+    auth = f"Authorization: Bearer {KEY}\r\n".encode()
+    bad = b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 5\r\n\r\n{oops"
+    ok = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n"
+    assert _raw(port, bad, ok) == [b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 200 OK"]
+    # A chunked body past the limit (200 kB here): 413 after the limit and one chunk, connection closed.
+    chunk = b"a" * 65536
+    frames = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(8))
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        try:
+            sock.sendall(frames)
+        except OSError:
+            pass  # the gateway may close before the rest arrives
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"connection: close" in answer.lower() and b'"request_too_large"' in answer
+
+
+def test_failed_authentications_are_limited_per_address(http: httpx.Client) -> None:
+    statuses = [http.get("/v1/models", headers={"Authorization": f"Bearer wrong-{i}"}).status_code for i in range(25)]
+    assert statuses[:20] == [401] * 20 and set(statuses[20:]) == {429}
+    refused = http.get("/v1/models")  # the right key, from the same address: refused until the window ends
+    error = _envelope(refused, 429)
+    assert error["code"] == "too_many_auth_failures" and int(refused.headers["retry-after"]) >= 1
+
+
+def test_a_failed_create_and_run_leaves_nothing_behind(emulator: Server, tmp_path: Path) -> None:
+    database = tmp_path / "gateway.sqlite3"
+    with _gateway(emulator, database=str(database)) as http:
+        assistant = http.post("/v1/assistants", json={"model": CHAT_MODEL}).json()
+        before = sqlite3.connect(database).execute("SELECT count(*) FROM objects").fetchone()[0]
+        body = {
+            "assistant_id": assistant["id"],
+            "model": "@cf/nobody/no-such-model",
+            "thread": {"messages": [{"role": "user", "content": "hello"}]},
+        }
+        _envelope(http.post("/v1/threads/runs", json=body), 404)
+        after = sqlite3.connect(database).execute("SELECT count(*) FROM objects").fetchone()[0]
+        assert after == before
+
+
+def test_objects_stored_before_projects_belong_to_api_keys_project(emulator: Server, tmp_path: Path) -> None:
+    database = tmp_path / "old.sqlite3"
+    with _gateway(emulator, database=str(database)):
+        pass  # the schema
+    old = {"id": "asst_old", "object": "assistant", "model": CHAT_MODEL, "name": "from before"}
+    with sqlite3.connect(database) as db:
+        db.execute(
+            "INSERT INTO objects (kind, id, parent, body) VALUES ('assistant', 'asst_old', '', ?)", (json.dumps(old),)
+        )
+    with _gateway(emulator, database=str(database)) as http:
+        assert http.get("/v1/assistants/asst_old").json()["name"] == "from before"
+
+
+def test_a_locked_sqlite_file_is_503_and_the_gateway_keeps_answering(emulator: Server, tmp_path: Path) -> None:
+    database = tmp_path / "gateway.sqlite3"
+    with _gateway(emulator, database=str(database), store_busy_timeout_s="1") as http:
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process's write lock
+        try:
+            answers: list[httpx.Response] = []
+            writer = threading.Thread(
+                target=lambda: answers.append(http.post("/v1/assistants", json={"model": CHAT_MODEL}))
+            )
+            writer.start()
+            health = []
+            while writer.is_alive():  # the store waits on the lock; the event loop does not
+                health.append(http.get("/health").status_code)
+            writer.join()
+            assert health and set(health) == {200}
+            error = _envelope(answers[0], 503)
+            assert error["code"] == "service_unavailable" and answers[0].headers["retry-after"]
+            # Readiness: the file still answers reads (WAL), so the replica stays in rotation.
+            assert http.get("/ready").status_code == 200
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert http.post("/v1/assistants", json={"model": CHAT_MODEL}).status_code == 200
+        assert http.get("/ready").json()["status"] == "ready"
+
+
+def test_redis_down_is_503_in_the_envelope_and_the_gateway_recovers(emulator: Server) -> None:
+    port = free_port()
+    with redis_server(port) as redis, _gateway(emulator, redis_url=f"redis://127.0.0.1:{port}/0") as http:
+        made = http.post("/v1/assistants", json={"model": CHAT_MODEL, "name": "kept"}).json()
+        stop(redis.process)
+        error = _envelope(http.post("/v1/assistants", json={"model": CHAT_MODEL}), 503)
+        assert error["code"] == "service_unavailable"
+        assert "127.0.0.1" not in error["message"] and str(port) not in error["message"]
+        _envelope(http.get(f"/v1/assistants/{made['id']}"), 503)
+        assert http.get("/health").status_code == 200
+        assert http.get("/ready").status_code == 503
+        with redis_server(port):  # back (empty: this Redis keeps nothing on disk)
+            for _ in range(100):
+                if http.get("/ready").status_code == 200:
+                    break
+                time.sleep(0.1)
+            assert http.post("/v1/assistants", json={"model": CHAT_MODEL}).status_code == 200
+
+
+def test_an_unreachable_upstream_is_502_in_our_own_words(tmp_path: Path) -> None:
+    with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as gone:
+        env = gateway_env(gone.url, api_key=KEY, token=UPSTREAM_TOKEN, database=str(tmp_path / "g.sqlite3"))
+    with serve(["gateway"], env=env) as gateway:  # its upstream's port is closed now
+        body = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hi"}]}
+        answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=HEADERS, timeout=30)
+        error = _envelope(answer, 502)
+        port = gone.url.rsplit(":", 1)[1]
+        assert port not in error["message"] and "127.0.0.1" not in error["message"]
+        assert "Cannot connect" not in error["message"] and "aiohttp" not in error["message"]
+
+
+def test_a_run_left_in_progress_by_a_killed_gateway_fails_after_the_restart(tmp_path: Path) -> None:
+    slow = {"CF_API_TOKEN": UPSTREAM_TOKEN, "WORKERPROBE_EMULATOR_TTFT_MS": "30000"}
+    database = str(tmp_path / "gateway.sqlite3")
+    with serve(["emulator"], env=slow) as emulator:
+        env = {
+            **os.environ,
+            **gateway_env(emulator.url, api_key=KEY, token=UPSTREAM_TOKEN, database=database, run_heartbeat_s="0.2"),
+        }
+        port = free_port()
+        argv = [sys.executable, "-m", "workerprobe", "gateway", "--port", str(port)]
+        first = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
+        try:
+            wait_listening("127.0.0.1", port, 20, first)
+            url = f"http://127.0.0.1:{port}/v1"
+            with httpx.Client(base_url=url, headers=HEADERS, timeout=30) as http:
+                assistant = http.post("/assistants", json={"model": CHAT_MODEL}).json()
+                body = {"assistant_id": assistant["id"], "thread": {"messages": [{"role": "user", "content": "hi"}]}}
+                run = http.post("/threads/runs", json=body).json()
+                while http.get(f"/threads/{run['thread_id']}/runs/{run['id']}").json()["status"] == "queued":
+                    time.sleep(0.05)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+        with serve(["gateway"], env=env) as second, httpx.Client(base_url=f"{second.url}/v1", headers=HEADERS) as http:
+            seen = []
+            for _ in range(100):  # the dead process's heartbeat lapses within three beats
+                seen.append(http.get(f"/threads/{run['thread_id']}/runs/{run['id']}").json())
+                if seen[-1]["status"] != "in_progress":
+                    break
+                time.sleep(0.1)
+            assert seen[-1]["status"] == "failed", seen[-1]
+            assert "restarted" in seen[-1]["last_error"]["message"]
