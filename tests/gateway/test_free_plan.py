@@ -122,6 +122,25 @@ def test_capacity_errors_are_retried_until_the_answer(pair: Pair) -> None:
     assert pair.metric("workerprobe_free_plan_events_total", method="retry", event="capacity") == before + 2
 
 
+def test_the_gateways_retries_and_the_sdks_do_not_multiply(pair: Pair) -> None:
+    """A persistent 3040: the gateway retries it 3 times, then says `x-should-retry: false`, so the
+    SDK with its default retries makes no more requests (4 upstream calls, not 12)."""
+
+    def seen() -> tuple[float, float]:  # requests the gateway answered 429, and its retries
+        answered = pair.metric("workerprobe_requests_total", endpoint="create_chat_completion", status="429")
+        return answered, pair.metric("workerprobe_free_plan_events_total", method="retry", event="capacity")
+
+    before = seen()
+    with openai.OpenAI(base_url=f"{pair.gateway}/v1", api_key=KEY) as client:  # default max_retries (2)
+        with pytest.raises(openai.RateLimitError) as raised:
+            client.chat.completions.create(
+                model=BUDGETED_ALONE, messages=[{"role": "user", "content": "Busy EMULATE_FAULT:3040"}]
+            )
+    assert raised.value.response.headers["x-should-retry"] == "false"
+    answered, retried = (now - then for now, then in zip(seen(), before, strict=True))
+    assert (answered, retried) == (1, 3)  # one request from the SDK: 1 + 3 upstream calls
+
+
 def test_upstream_5xx_is_retried_and_a_stream_before_its_first_byte(pair: Pair) -> None:
     assert pair.chat("Plain EMULATE_FAULT:502@1").status_code == 200
     text, finish, _, _ = _stream(pair, "Streamed EMULATE_FAULT:503@2")

@@ -246,3 +246,19 @@ def test_a_run_left_in_progress_by_a_killed_gateway_fails_after_the_restart(tmp_
                 time.sleep(0.1)
             assert seen[-1]["status"] == "failed", seen[-1]
             assert "restarted" in seen[-1]["last_error"]["message"]
+
+
+def test_idempotency_keys_replay_creates_and_refuse_another_body(http: httpx.Client) -> None:
+    key = {"Idempotency-Key": f"idem-{time.time_ns()}"}
+    body = {"model": CHAT_MODEL, "name": "once"}
+    first = http.post("/v1/assistants", json=body, headers=key)
+    again = http.post("/v1/assistants", json=body, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    error = _envelope(http.post("/v1/assistants", json={**body, "name": "twice"}, headers=key), 409)
+    assert error["code"] == "idempotency_conflict"
+    named = [a for a in http.get("/v1/assistants", params={"limit": 100}).json()["data"] if a["name"] == "once"]
+    assert [a["id"] for a in named] == [first.json()["id"]]  # one object, however often it was sent
+    thread_key = {"Idempotency-Key": f"idem-thread-{time.time_ns()}"}
+    made = {http.post("/v1/threads", json={}, headers=thread_key).json()["id"] for _ in range(3)}
+    assert len(made) == 1

@@ -20,6 +20,7 @@ from workerprobe.gateway.assistants.protocol import (
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService, ListQuery
 from workerprobe.gateway.edge import client_key, client_project
+from workerprobe.gateway.idempotency import idempotent
 from workerprobe.gateway.protocol import T, json_response, parse_body
 
 __all__ = ["routes"]
@@ -34,6 +35,7 @@ async def _body(request: Request, kind: type[T], *, optional: bool = False) -> T
     return await parse_body(request, kind, request.app.state.settings.max_body_bytes, optional=optional)
 
 
+@idempotent
 async def create_assistant(request: Request) -> Response:
     service, _, project = _services(request)
     return json_response(await service.create_assistant(project, await _body(request, AssistantCreate)))
@@ -60,6 +62,7 @@ async def delete_assistant(request: Request) -> Response:
     return json_response(await service.delete_assistant(project, request.path_params["assistant_id"]))
 
 
+@idempotent
 async def create_thread(request: Request) -> Response:
     service, _, project = _services(request)
     return json_response(await service.create_thread(project, await _body(request, ThreadCreate, optional=True)))
@@ -81,6 +84,7 @@ async def delete_thread(request: Request) -> Response:
     return json_response(await service.delete_thread(project, request.path_params["thread_id"]))
 
 
+@idempotent
 async def create_message(request: Request) -> Response:
     service, _, project = _services(request)
     body = await _body(request, MessageCreate)
@@ -126,6 +130,7 @@ def _started(runs: RunsService, run: dict[str, Any], stream: bool | None, key: s
     return json_response(run)
 
 
+@idempotent
 async def create_run(request: Request) -> Response:
     _, runs, project = _services(request)
     body = await _body(request, RunCreate)
@@ -134,6 +139,7 @@ async def create_run(request: Request) -> Response:
     )
 
 
+@idempotent
 async def create_thread_and_run(request: Request) -> Response:
     _, runs, project = _services(request)
     body = await _body(request, ThreadAndRunCreate)
