@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-deep test-unit report load selftest arm64-check lint emulator gateway bench bench-gateway bench-free-plan bench-foreign clean
+.PHONY: install test test-deep test-unit report load selftest arm64-check lint emulator gateway bench bench-gateway bench-free-plan bench-foreign chaos chaos-short clean
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,14 @@ gateway: install
 
 bench: install
 	$(PY) bench/emulator_bench.py
+
+# Chaos and attacks on the gateway, loopback only (kill -9 under writers, Redis outage, two
+# replicas and a poller, a held SQLite lock, slow clients, chunked uploads, a malformed corpus).
+chaos: install
+	$(PY) bench/chaos.py
+
+chaos-short: install
+	$(PY) bench/chaos.py --short
 
 bench-gateway: install
 	$(PY) bench/gateway_bench.py

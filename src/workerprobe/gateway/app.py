@@ -135,7 +135,11 @@ def create_app(
         if settings.key_rate_limit
         else None
     )
-    failures = AuthFailures(settings.auth_failures_per_minute) if settings.auth_failures_per_minute else None
+    failures = (
+        AuthFailures(settings.auth_failures_per_minute, exempt=frozenset(settings.auth_failures_exempt))
+        if settings.auth_failures_per_minute
+        else None
+    )
     middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter, failures=failures)]
     if settings.cors_origins:
         middleware.insert(

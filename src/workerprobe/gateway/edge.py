@@ -9,6 +9,7 @@ gateway benchmark (bench/gateway_bench.py) counts every microsecond at 16 concur
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,38 +38,48 @@ def client_project(scope: Scope) -> str:
     return project
 
 
-class AuthFailures:
-    """Failed authentications per client address: past `limit` within `window_s`, the address
-    is refused (429 with Retry-After) until its window ends, whatever key it sends. Kept in the
-    process (each replica counts its own), off the hot path: a valid key costs one dict lookup."""
+_NO_KEY = "You didn't provide an API key. Send it as a bearer token: `Authorization: Bearer YOUR_KEY`."
 
-    def __init__(self, limit: int, window_s: float = 60.0) -> None:
+
+class AuthFailures:
+    """Failed authentications per client address: past `limit` distinct wrong keys within
+    `window_s`, the address is refused (429 with Retry-After) until its window ends, whatever key
+    it sends (so a guess that happens to be right is refused too, and teaches nothing).
+
+    Distinct keys, not attempts: guessing needs new keys, while a client that retries one stale
+    key, or a test suite probing every operation with the same invalid key (schemathesis sends
+    hundreds of such requests a minute), is no brute force and is never shut out. Kept in the
+    process (each replica counts its own); a valid key costs one dict lookup."""
+
+    def __init__(self, limit: int, window_s: float = 60.0, exempt: frozenset[str] = frozenset()) -> None:
         self.limit = limit
         self.window_s = window_s
-        self._seen: dict[str, tuple[float, int]] = {}  # address -> (window start, failures)
+        self.exempt = exempt
+        self._seen: dict[str, tuple[float, set[bytes]]] = {}  # address -> (window start, wrong keys)
 
     def blocked_for(self, address: str, now: float) -> float:
         """Seconds the address stays refused (0: not refused)."""
         entry = self._seen.get(address)
         if entry is None:
             return 0.0
-        start, failures = entry
+        start, wrong = entry
         if now - start >= self.window_s:
             del self._seen[address]
             return 0.0
-        return start + self.window_s - now if failures >= self.limit else 0.0
+        return start + self.window_s - now if len(wrong) >= self.limit else 0.0
 
-    def failed(self, address: str, now: float) -> None:
-        start, failures = self._seen.get(address, (now, 0))
+    def failed(self, address: str, key: str, now: float) -> None:
+        if address in self.exempt:
+            return
+        start, wrong = self._seen.get(address, (now, set()))
         if now - start >= self.window_s:
-            start, failures = now, 0
-        self._seen[address] = (start, failures + 1)
+            start, wrong = now, set()
+        if len(wrong) < self.limit:
+            wrong.add(hashlib.blake2b(key.encode(), digest_size=8).digest())
+        self._seen[address] = (start, wrong)
         if len(self._seen) > 100_000:  # bounded: the oldest windows go first
             for stale in sorted(self._seen, key=lambda a: self._seen[a][0])[:50_000]:
                 del self._seen[stale]
-
-
-_NO_KEY = "You didn't provide an API key. Send it as a bearer token: `Authorization: Bearer YOUR_KEY`."
 
 
 class EdgeMiddleware:
@@ -148,7 +159,7 @@ class EdgeMiddleware:
         identity: Identity | None = await self.keys.identify(key) if scheme.lower() == "bearer" and key else None
         if identity is None:
             if failures is not None and authorization:
-                failures.failed(address, now)
+                failures.failed(address, authorization, now)
             return Unauthorized("Incorrect API key provided." if authorization else _NO_KEY)
         scope[_KEY] = identity.key
         scope[_PROJECT] = identity.project
