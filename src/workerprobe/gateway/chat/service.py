@@ -143,7 +143,7 @@ class ChatService:
             limit = settings.continuation_max_tokens
         else:  # no client limit and continuation not wanted: one call, the upstream's default
             limit, continuing = upstream_default, False
-        cache_key = self.cache.key(model.name, body, stops)
+        cache_key = self.cache.key(model.name, body, stops, scope=key)
         prepared = Prepared(
             resolved=resolved,
             body=body,

@@ -41,11 +41,14 @@ class ResponseCache:
         self.ttl_s = ttl_s
         self.enabled = ttl_s > 0
 
-    def key(self, model: str, body: dict[str, Any], stops: list[str]) -> str | None:
-        """The cache key of a deterministic request, or None."""
+    def key(self, model: str, body: dict[str, Any], stops: list[str], scope: str = "") -> str | None:
+        """The cache key of a deterministic request, or None. `scope`: the client key's identity, so
+        that one key's answers (and the fact that a prompt was asked) never reach another."""
         if not self.enabled or (body.get("temperature") != 0 and body.get("seed") is None):
             return None
-        canonical = orjson.dumps({"model": model, "body": body, "stops": stops}, option=orjson.OPT_SORT_KEYS)
+        canonical = orjson.dumps(
+            {"scope": scope, "model": model, "body": body, "stops": stops}, option=orjson.OPT_SORT_KEYS
+        )
         return "chat:" + hashlib.sha256(canonical).hexdigest()
 
     async def get(self, key: str) -> dict[str, Any] | None:

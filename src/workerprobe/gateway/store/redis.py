@@ -22,6 +22,8 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ResponseError, WatchError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -89,13 +91,17 @@ class RedisStore:
 
     async def open(self) -> None:
         # A bounded pool that waits for a free connection instead of failing under bursts.
+        # A Redis that does not answer is a 503 within about a second, not after redis-py's
+        # default retries (exponential backoff up to 10 s, three times); once it is back, the
+        # next request reconnects.
         pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
             max_connections=self.max_connections,
             timeout=5,
             decode_responses=True,
-            socket_connect_timeout=2,
+            socket_connect_timeout=1,
             socket_timeout=5,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         )
         self._redis = aioredis.Redis(connection_pool=pool)
         self._create: Any = self._redis.register_script(_CREATE)
