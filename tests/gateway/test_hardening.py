@@ -19,9 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from tests.gateway.conftest import CHAT_MODEL, KEY, UPSTREAM_TOKEN
+from workerprobe.gateway import create_app
+from workerprobe.gateway.app import Parts
+from workerprobe.gateway.assistants.runs import RunsService
+from workerprobe.gateway.assistants.service import ListQuery
+from workerprobe.gateway.store import Page
 from workerprobe.procs import Server, free_port, gateway_env, redis_server, serve, stop, wait_listening
+from workerprobe.settings import GatewaySettings
 
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 
@@ -281,3 +288,43 @@ def test_idempotency_keys_replay_creates_and_refuse_another_body(http: httpx.Cli
     thread_key = {"Idempotency-Key": f"idem-thread-{time.time_ns()}"}
     made = {http.post("/v1/threads", json={}, headers=thread_key).json()["id"] for _ in range(3)}
     assert len(made) == 1
+
+
+class _BrokenRuns(RunsService):
+    """A runs service with a bug of the kind no handler knows (a test double, through `Parts`)."""
+
+    async def list_runs(self, project: str, thread_id: str, query: ListQuery) -> Page:
+        raise KeyError("a bug")
+
+
+def test_an_unexpected_error_is_500_in_the_envelope_with_the_request_id_and_the_connection_stays(
+    emulator: Server, tmp_path: Path
+) -> None:
+    settings = GatewaySettings(
+        api_key=KEY,
+        cf_api_base_url=f"{emulator.url}/client/v4",
+        cf_account_id="hardening",
+        cf_api_token=UPSTREAM_TOKEN,
+        database=str(tmp_path / "g.sqlite3"),
+    )
+    port = free_port()
+    config = uvicorn.Config(create_app(settings, parts=Parts(runs=_BrokenRuns)), port=port, log_level="critical")
+    server = uvicorn.Server(config)
+    running = threading.Thread(target=server.run)
+    running.start()
+    try:
+        wait_listening("127.0.0.1", port)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", headers=HEADERS, timeout=30) as http:
+            thread = http.post("/threads", json={}).json()["id"]
+            broken = http.get(f"/threads/{thread}/runs", headers={"x-request-id": "req-broken-1"})
+            error = _envelope(broken, 500)
+            assert error["code"] == "internal_error" and "req-broken-1" in error["message"]
+            assert "KeyError" not in error["message"] and "a bug" not in error["message"]
+            assert broken.headers["x-request-id"] == "req-broken-1"
+        auth = f"Authorization: Bearer {KEY}\r\n".encode()
+        again = f"GET /v1/threads/{thread}/runs HTTP/1.1\r\nHost: x\r\n".encode() + auth + b"\r\n"
+        fine = f"GET /v1/threads/{thread} HTTP/1.1\r\nHost: x\r\n".encode() + auth + b"\r\n"
+        assert _raw(port, again, fine) == [b"HTTP/1.1 500 Internal Server Error", b"HTTP/1.1 200 OK"]
+    finally:
+        server.should_exit = True
+        running.join()
