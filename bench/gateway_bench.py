@@ -15,12 +15,13 @@ import argparse
 import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import orjson
 
 from workerprobe.loadkit.loadgen import Result, median_ttft, pin_self, throughput
-from workerprobe.procs import free_port, gateway_over_emulator, wait_listening  # noqa: E402
+from workerprobe.procs import free_port, gateway_env, gateway_over_emulator, serve, wait_listening
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
 BODY = orjson.dumps(
@@ -59,10 +60,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline",
+        help="another source tree's src/ (e.g. a `git worktree` of an earlier commit): its gateway is measured "
+        "beside this one in the same rounds, and the ratios printed",
+    )
     args = parser.parse_args()
     pin_self(1)
     print(f"cores: {os.cpu_count()}; emulator, gateway and pass-through on core 0, load generator on core 1")
-    with gateway_over_emulator(api_key="bench", token="bench", account="bench", cpu=0) as (gateway, emulator):
+    with ExitStack() as stack:
+        gateway, emulator = stack.enter_context(
+            gateway_over_emulator(api_key="bench", token="bench", account="bench", cpu=0)
+        )
         base = f"{emulator.url}/client/v4/accounts/bench/ai"
         thin, thin_url = _thin(base)
         try:
@@ -72,6 +81,12 @@ def main() -> int:
                 "thin": f"{thin_url}/v1/chat/completions",
             }
             pids = {"direct": 0, "gateway": gateway.process.pid, "thin": thin.pid}
+            if args.baseline:
+                env = gateway_env(emulator.url, api_key="bench", token="bench", account="bench")
+                env["PYTHONPATH"] = str(Path(args.baseline).resolve())
+                baseline = stack.enter_context(serve(["gateway"], env=env, cpu=0))
+                targets["baseline"] = f"{baseline.url}/v1/chat/completions"
+                pids["baseline"] = baseline.process.pid
             # Rounds interleave the paths, so a slow spell of the machine hits all of them;
             # each cell reports the median round.
             rounds: dict[tuple[str, int], list[Result]] = {}
@@ -92,7 +107,7 @@ def main() -> int:
         " (req/s, median latency, errors):"
     )
     print(f"{'path':<10}" + "".join(f"{'c=' + str(c):>26}" for c in (1, 16, 64)))
-    for name in ("direct", "thin", "gateway"):
+    for name in ("direct", "thin", "gateway", *(("baseline",) if args.baseline else ())):
         cells = "".join(
             f"{r.rps:>10.0f} /s {r.p50_ms:>7.2f} ms {r.errors:>3}" for r in (results[(name, c)] for c in (1, 16, 64))
         )
@@ -127,6 +142,15 @@ def main() -> int:
         f"added time to first token at c=1: {added_ttft:.2f} ms   target <= 1 ms: "
         f"{'met' if added_ttft <= 1 else 'MISSED'}"
     )
+    if args.baseline:
+        print(
+            f"\nbeside the baseline ({args.baseline}): throughput gateway / baseline "
+            + ", ".join(f"c={c} {results[('gateway', c)].rps / results[('baseline', c)].rps:.2f}" for c in (1, 16, 64))
+            + f"; added median at c=1 {added_c1:.2f} ms against "
+            f"{results[('baseline', 1)].p50_ms - results[('direct', 1)].p50_ms:.2f} ms;"
+            f" time to first token {ttft['gateway']:.2f} ms against {ttft['baseline']:.2f} ms;"
+            f" CPU per request {cpu('gateway'):.0f} us against {cpu('baseline'):.0f} us"
+        )
     return 0
 
 

@@ -328,3 +328,26 @@ def test_an_unexpected_error_is_500_in_the_envelope_with_the_request_id_and_the_
     finally:
         server.should_exit = True
         running.join()
+
+
+def test_half_sent_requests_and_trickled_bodies_are_closed_at_their_deadlines(emulator: Server, tmp_path: Path) -> None:
+    bounds = {"header_timeout_s": "1", "body_timeout_s": "1", "database": str(tmp_path / "g.sqlite3")}
+    with _gateway(emulator, **bounds) as http:
+        port = http.base_url.port
+        assert port is not None
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as half,
+            socket.create_connection(("127.0.0.1", port), timeout=10) as trickle,
+        ):
+            _deadlines_close(half, trickle)
+        assert http.get("/health").status_code == 200
+
+
+def _deadlines_close(half: socket.socket, trickle: socket.socket) -> None:
+    half.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    head = b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
+    trickle.sendall(head + b"\r\nContent-Length: 100\r\n\r\n{")  # 1 byte of 100
+    started = time.monotonic()
+    assert half.recv(1) == b""  # closed by the gateway, without an answer
+    assert trickle.recv(65536) == b""  # the app saw the client go; nothing was stored
+    assert time.monotonic() - started < 5
