@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ import pytest
 from tests.gateway.conftest import CHAT_MODEL, KEY, UPSTREAM_TOKEN
 from workerprobe import tokens
 from workerprobe.emulator.generation import known_text
-from workerprobe.procs import gateway_env, serve
+from workerprobe.procs import gateway_env, gateway_over_emulator, serve
 from workerprobe.sse import Decoder
 
 FALLBACK = "@cf/meta/llama-3.2-1b-instruct"
@@ -122,23 +123,29 @@ def test_capacity_errors_are_retried_until_the_answer(pair: Pair) -> None:
     assert pair.metric("workerprobe_free_plan_events_total", method="retry", event="capacity") == before + 2
 
 
-def test_the_gateways_retries_and_the_sdks_do_not_multiply(pair: Pair) -> None:
+def test_the_gateways_retries_and_the_sdks_do_not_multiply(tmp_path: Path) -> None:
     """A persistent 3040: the gateway retries it 3 times, then says `x-should-retry: false`, so the
-    SDK with its default retries makes no more requests (4 upstream calls, not 12)."""
-
-    def seen() -> tuple[float, float]:  # requests the gateway answered 429, and its retries
+    SDK with its default retries makes no more requests (4 upstream calls, not 12). A gateway of
+    its own: the retries would spend the shared one's retry budget."""
+    retrying = {"retry_attempts": "3", "retry_base_s": "0.01", "retry_max_s": "0.05"}
+    emulator_env = {"WORKERPROBE_EMULATOR_RETRY_AFTER_S": "0.01"}
+    stack = gateway_over_emulator(
+        api_key=KEY, token=UPSTREAM_TOKEN, emulator_env=emulator_env, database=str(tmp_path / "g.sqlite3"), **retrying
+    )
+    with (
+        stack as (gateway, emulator),
+        httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {KEY}"}) as http,
+    ):
+        pair = Pair(gateway.url, emulator.url, http, "")
+        with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY) as client:  # default max_retries (2)
+            with pytest.raises(openai.RateLimitError) as raised:
+                client.chat.completions.create(
+                    model=CHAT_MODEL, messages=[{"role": "user", "content": "Busy EMULATE_FAULT:3040"}]
+                )
+        assert raised.value.response.headers["x-should-retry"] == "false"
         answered = pair.metric("workerprobe_requests_total", endpoint="create_chat_completion", status="429")
-        return answered, pair.metric("workerprobe_free_plan_events_total", method="retry", event="capacity")
-
-    before = seen()
-    with openai.OpenAI(base_url=f"{pair.gateway}/v1", api_key=KEY) as client:  # default max_retries (2)
-        with pytest.raises(openai.RateLimitError) as raised:
-            client.chat.completions.create(
-                model=BUDGETED_ALONE, messages=[{"role": "user", "content": "Busy EMULATE_FAULT:3040"}]
-            )
-    assert raised.value.response.headers["x-should-retry"] == "false"
-    answered, retried = (now - then for now, then in zip(seen(), before, strict=True))
-    assert (answered, retried) == (1, 3)  # one request from the SDK: 1 + 3 upstream calls
+        retried = pair.metric("workerprobe_free_plan_events_total", method="retry", event="capacity")
+        assert (answered, retried) == (1, 3)  # one request from the SDK: 1 + 3 upstream calls
 
 
 def test_upstream_5xx_is_retried_and_a_stream_before_its_first_byte(pair: Pair) -> None:

@@ -85,7 +85,8 @@ def _nested(depth: int) -> Any:
         ("/v1/assistants", {"model": CHAT_MODEL, "metadata": {"k": "v"}, "tools": [_nested(300)]}),
         ("/v1/threads/runs", {"assistant_id": "asst_x", "max_prompt_tokens": 1e29}),
         ("/v1/chat/completions", {"model": CHAT_MODEL, "messages": [], "max_tokens": 1e29}),
-        ("/v1/assistants", {"model": CHAT_MODEL, "tools": [{"type": "function", "n": 2**64 - 1}]}),
+        ("/v1/threads/runs", {"assistant_id": "asst_x", "max_completion_tokens": 2**64 + 5}),
+        ("/v1/chat/completions", {"model": CHAT_MODEL, "messages": [], "seed": 2**63}),
     ],
 )
 def test_deep_nesting_and_huge_numbers_are_400_with_param(http: httpx.Client, path: str, body: Any) -> None:

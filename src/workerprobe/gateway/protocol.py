@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,8 +28,9 @@ def _integral(value: Any) -> Any:
     return value
 
 
-Int = Annotated[int, BeforeValidator(_integral)]
-"""An integer field that accepts integral JSON numbers (2.0) but not booleans or strings."""
+Int = Annotated[int, BeforeValidator(_integral), Field(ge=-_INT_RANGE, lt=_INT_RANGE)]
+"""An integer field (64 bits, as OpenAI's) that accepts integral JSON numbers (2.0) but not
+booleans or strings."""
 
 
 class OpenAIModel(BaseModel):
@@ -77,28 +78,20 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def check_shape(data: Any) -> None:
-    """400 with `param` for nesting deeper than MAX_DEPTH or integers past 64 bits, anywhere in
-    the body (free-form fields included: tool schemas, metadata, tool resources)."""
-    stack: list[tuple[Any, tuple[str, ...]]] = [(data, ())]
+    """400 with `param` for nesting deeper than MAX_DEPTH anywhere in the body (free-form fields
+    included: tool schemas, response formats, tool resources), which the store and the upstream's
+    JSON encoder could not write. Numbers need no check here: integers past 64 bits arrive as
+    floats, which `Int` fields refuse and free-form fields keep as floats."""
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(data, 0, ())]
     while stack:
-        value, path = stack.pop()
-        if isinstance(value, dict):
-            items: Any = value.items()
-        elif isinstance(value, list):
-            items = enumerate(value)
-        else:
-            if isinstance(value, int) and not -_INT_RANGE <= value < _INT_RANGE:
-                param = ".".join(path)
-                raise BadRequest(f"Invalid value for '{param}': the number is out of range.", param=param)
-            continue
-        if len(path) >= MAX_DEPTH:
-            param = ".".join(path[:3])
-            raise BadRequest(
-                f"Invalid value for '{param}': nested more than {MAX_DEPTH} levels deep.", param=param or None
-            )
+        value, depth, path = stack.pop()
+        if depth >= MAX_DEPTH:
+            param = ".".join(path[:3]) or None
+            raise BadRequest(f"Invalid value for '{param}': nested more than {MAX_DEPTH} levels deep.", param=param)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
         for name, item in items:
-            if isinstance(item, (dict, list, int)):
-                stack.append((item, (*path, str(name))))
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1, (*path, str(name)) if depth < 3 else path))
 
 
 async def parse_body(request: Request, kind: type[T], max_bytes: int | None = None, *, optional: bool = False) -> T:
