@@ -134,7 +134,7 @@ def _test(args: argparse.Namespace) -> int:
     env["WORKERPROBE_CONTRACT_EXAMPLES"] = str(DEPTHS[args.depth])
     os.environ.update({k: v for k, v in env.items() if k in ("CLOUDFLARE_WORKER_URL", "API_KEY")})
     from workerprobe.suite import preflight
-    from workerprobe.suite.plugin import clear_reports
+    from workerprobe.suite.verdict import clear_reports
 
     clear_reports(root / "reports")
     for warning in preflight.env_warnings(Path(".env"), env):

@@ -137,8 +137,15 @@ def test_errors_keep_the_connection_and_an_oversized_chunked_body_is_refused_whi
         except OSError:
             pass  # the gateway may close before the rest arrives
         answer = sock.recv(65536)
+    # The body of that answer may be lost to the reset of a connection closed with unread input
+    # (no lingering close); its headers arrive first.
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
-    assert b"connection: close" in answer.lower() and b'"request_too_large"' in answer
+    assert b"connection: close" in answer.lower()
+    declared = b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 300000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(declared)  # refused on its declared length, before a byte of the body
+        head = _answer(sock)
+    assert head.startswith(b"HTTP/1.1 413 ") and b"connection: close" in head.lower()
 
 
 def test_failed_authentications_are_limited_per_address(emulator: Server, tmp_path: Path) -> None:

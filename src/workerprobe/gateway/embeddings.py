@@ -127,7 +127,7 @@ class EmbeddingsService:
 
 async def create_embeddings(request: Request) -> Response:
     state = request.app.state
-    body = await parse_body(request, EmbeddingRequest, state.settings.max_body_bytes)
+    body = await parse_body(request, EmbeddingRequest)
     truncate = state.settings.embedding_truncate or request.headers.get(TRUNCATE_HEADER, "").lower() == "true"
     result, headers = await state.embeddings.create(body, key=client_key(request.scope), truncate=truncate)
     return Response(orjson.dumps(result), media_type="application/json", headers=headers)

@@ -22,7 +22,7 @@ reaches a client (they go to the log).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from starlette.requests import Request
@@ -61,6 +61,7 @@ class GatewayError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    default_headers: ClassVar[dict[str, str]] = {}  # headers every such error carries
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class GatewayError(Exception):
         self.param = param
         if code is not None:
             self.code = code
-        self.headers = headers or {}
+        self.headers = {**self.default_headers, **(headers or {})}
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, self.type, self.param, self.code)
@@ -114,11 +115,8 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        # The rest of the body is never read: the connection cannot carry another request.
-        self.headers.setdefault("connection", "close")
+    # The rest of the body is never read: the connection cannot carry another request.
+    default_headers: ClassVar[dict[str, str]] = {"connection": "close"}
 
 
 class RateLimited(GatewayError):
@@ -131,11 +129,8 @@ class QuotaExceeded(GatewayError):
     status = 429
     type = "insufficient_quota"
     code = "insufficient_quota"
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        # Not transient until 00:00 UTC: tell the SDK not to retry it.
-        self.headers.setdefault("x-should-retry", "false")
+    # Not transient until 00:00 UTC: tell the SDK not to retry it.
+    default_headers: ClassVar[dict[str, str]] = {"x-should-retry": "false"}
 
 
 class BadGateway(GatewayError):
@@ -154,10 +149,7 @@ class ServiceUnavailable(GatewayError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
-
-    def __init__(self, message: str, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.headers.setdefault("retry-after", "1")
+    default_headers: ClassVar[dict[str, str]] = {"retry-after": "1"}
 
 
 class GatewayTimeout(GatewayError):

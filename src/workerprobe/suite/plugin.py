@@ -32,13 +32,10 @@ from workerprobe.suite.findings import Findings, merge
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.target import Target, configured, embedded
-from workerprobe.suite.verdict import Outcome, Verdict, distinct, judge, write
+from workerprobe.suite.verdict import Outcome, Verdict, clear_reports, distinct, judge, write
 
 # With a deployed target, only these folders of tests/ are collected.
 _SUITE = ("contract", "scenarios")
-_REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md")
-
-
 @dataclass
 class _Run:
     """One run's state in the controlling process (the workers know only its id)."""
@@ -56,12 +53,6 @@ _RUN = pytest.StashKey[_Run]()
 
 def _run(config: pytest.Config) -> _Run:
     return config.stash[_RUN]
-
-
-def clear_reports(reports: Path) -> None:
-    """The previous run's reports go before a new run starts: none can be taken for this one's."""
-    for name in _REPORTS:
-        (reports / name).unlink(missing_ok=True)
 
 
 def _is_worker(config: pytest.Config) -> bool:

@@ -247,3 +247,12 @@ def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Fin
             "",
         ]
     (out_dir / "findings.md").write_text("\n".join(details) + "\n")
+
+
+REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md")
+
+
+def clear_reports(reports: Path) -> None:
+    """The previous run's reports go before a new run starts: none can be taken for this one's."""
+    for name in REPORTS:
+        (reports / name).unlink(missing_ok=True)

@@ -32,7 +32,7 @@ def _services(request: Request) -> tuple[AssistantsService, RunsService, str]:
 
 
 async def _body(request: Request, kind: type[T], *, optional: bool = False) -> T:
-    return await parse_body(request, kind, request.app.state.settings.max_body_bytes, optional=optional)
+    return await parse_body(request, kind, optional=optional)
 
 
 @idempotent

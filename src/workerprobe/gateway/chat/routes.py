@@ -17,7 +17,7 @@ __all__ = ["create_chat_completion"]
 
 async def create_chat_completion(request: Request) -> Response:
     service: ChatService = request.app.state.chat
-    body = await parse_body(request, ChatCompletionRequest, request.app.state.settings.max_body_bytes)
+    body = await parse_body(request, ChatCompletionRequest)
     result = await service.create(
         body,
         key=client_key(request.scope),
