@@ -18,6 +18,7 @@ from typing import Any
 
 import gevent
 import orjson
+import requests
 from locust import HttpUser, LoadTestShape, constant_throughput, events, tag, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -25,7 +26,7 @@ from shapes import PROFILES, Plan, plan
 
 from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.client import LLMClient, Result, json_or_none
-from workerprobe.loadkit.summary import Collector
+from workerprobe.loadkit.summary import Collector, accuracy
 from workerprobe.suite.budget import Budget, Exhausted
 
 COLLECTOR = Collector()
@@ -81,6 +82,11 @@ def _options(parser: Any) -> None:
     group.add_argument("--max-error-rate", type=float, default=-1.0, help="threshold (negative: none)")
     group.add_argument("--max-truncation-rate", type=float, default=-1.0, help="threshold (negative: none)")
     group.add_argument("--summary", default="reports/load/summary.json", help="where the LLM summary goes")
+    group.add_argument(
+        "--emulator-trace",
+        default="",
+        help="the emulator's root URL: compare the measured TTFT, TPOT and ITL with its own clock",
+    )
 
 
 def _options_of(environment: Environment) -> Any:
@@ -139,6 +145,8 @@ def _report(environment: Environment, **_: Any) -> None:
         return
     options = _options_of(environment)
     summary = COLLECTOR.summary() | {"stop_reason": STATE["stop_reason"], "profile": options.load_profile}
+    if options.emulator_trace:
+        summary["accuracy"] = _accuracy(options.emulator_trace)
     breaches = _breaches(options, summary)
     summary["thresholds_breached"] = breaches
     out = Path(options.summary)
@@ -160,6 +168,16 @@ def _report(environment: Environment, **_: Any) -> None:
         print(f"workerprobe load: THRESHOLD BREACHED: {breach}", flush=True)
     if breaches or STATE["stop_reason"] == "daily allocation spent":
         environment.process_exit_code = 1
+
+
+def _accuracy(emulator: str) -> dict[str, Any]:
+    """The measured timings against the emulator's trace of the same requests (its clock)."""
+    ids = [request_id for request_id, _, _ in COLLECTOR.timelines]
+    traces: dict[str, Any] = {}
+    for start in range(0, len(ids), 100):
+        batch = ",".join(ids[start : start + 100])
+        traces |= requests.get(f"{emulator}/__emulator/trace", params={"ids": batch}, timeout=30).json()
+    return accuracy(COLLECTOR.timelines, traces)
 
 
 def _breaches(options: Any, summary: dict[str, Any]) -> list[str]:

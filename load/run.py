@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             # Users finish the request in flight when the shape ends (workers read this too).
             "--stop-timeout",
             "10",
+            # The embedded emulator's own clock: the summary says how far the measurements were off.
+            *(["--emulator-trace", emulator_url] if emulator_url else []),
             *extra,
         ]
         run = [

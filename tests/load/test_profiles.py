@@ -27,8 +27,11 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     return result.returncode, summary, result.stdout + result.stderr
 
 
-def test_measured_ttft_and_tpot_match_the_latency_model(tmp_path: Path) -> None:
-    """Emulator at TTFT 200 ms and 20 ms per token, 32 streaming users: medians within 5%."""
+def test_measured_ttft_tpot_and_itl_match_the_servers_own_clock(tmp_path: Path) -> None:
+    """Emulator at TTFT 200 ms and 20 ms per token, 32 streaming users: what the profiles measured,
+    request by request, against the emulator's trace of the same requests (its clock, not the
+    nominal latency model, so a busy machine that slows the server cannot fail the test). The TTFT
+    error includes the trip through the gateway both ways."""
     code, summary, output = _run(
         tmp_path,
         "--classes",
@@ -48,10 +51,11 @@ def test_measured_ttft_and_tpot_match_the_latency_model(tmp_path: Path) -> None:
         "100000",
     )
     assert code == 0, output
-    ttft, tpot = summary["ttft_s"]["p50"], summary["tpot_s"]["p50"]
-    assert ttft == pytest.approx(0.200, rel=0.05), output
-    assert tpot == pytest.approx(0.020, rel=0.05), output
-    assert summary["itl_s"]["p50"] == pytest.approx(0.020, rel=0.05)
+    accuracy = summary["accuracy"]
+    assert accuracy["unmatched"] == 0 and accuracy["ttft"]["n"] == accuracy["requests"] > 0, accuracy
+    assert accuracy["ttft"]["error_p50"] < 0.050, accuracy
+    assert accuracy["tpot"]["error_p50"] < 0.005, accuracy
+    assert accuracy["itl"]["error_p50"] < 0.005, accuracy
     assert summary["estimated_token_counts"] == 0  # usage came with every stream
     assert summary["failures"] == {}
     for name in (

@@ -6,12 +6,14 @@ POST /client/v4/accounts/{account}/ai/v1/embeddings
 GET  /client/v4/accounts/{account}/ai/v1/models         405, as the live API
 GET  /client/v4/accounts/{account}/ai/models/search
 GET  /__emulator/usage    POST /__emulator/clock    POST /__emulator/reset   (inspection)
+GET  /__emulator/trace    the server's clock per streamed call, by the client's x-request-id
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
+import time
 
 import orjson
 from starlette.applications import Starlette
@@ -62,6 +64,7 @@ async def _body(request: Request, emulator: Emulator) -> object:
 
 
 async def _call(request: Request, model_name: str | None) -> tuple[Emulator, Call]:
+    arrived = time.monotonic()
     emulator = _emulator(request)
     _authenticate(request, emulator)
     body = await _body(request, emulator)
@@ -77,6 +80,8 @@ async def _call(request: Request, model_name: str | None) -> tuple[Emulator, Cal
         body=body,
         fault_header=request.headers.get("x-emulate-fault"),
         stall_ms=float(stall) if stall and stall.replace(".", "", 1).isdigit() else None,
+        trace_id=request.headers.get("x-request-id"),
+        arrived=arrived,
     )
     return emulator, call
 
@@ -124,6 +129,16 @@ async def usage(request: Request) -> Response:
     except ValueError:
         return JSONResponse({"error": f"bad date {day!r}"}, status_code=400)
     return JSONResponse(emulator.meter.report(when))
+
+
+async def trace(request: Request) -> Response:
+    """Per streamed call (by the x-request-id it came with): when it arrived, when its response
+    started and when each token event was sent, in seconds of time.monotonic(); `?ids=a,b` for
+    some of them."""
+    traces = _emulator(request).traces
+    wanted = request.query_params.get("ids")
+    chosen = {i: traces[i] for i in wanted.split(",") if i in traces} if wanted else dict(traces)
+    return Response(orjson.dumps(chosen), media_type="application/json")
 
 
 async def clock(request: Request) -> Response:
@@ -175,6 +190,7 @@ def create_app(settings: EmulatorSettings | None = None, catalogue: Catalogue | 
         Route(f"{_ACCOUNT}/v1/models", v1_models, methods=["GET", "POST"]),
         Route(f"{_ACCOUNT}/models/search", models_search, methods=["GET"]),
         Route("/__emulator/usage", usage, methods=["GET"]),
+        Route("/__emulator/trace", trace, methods=["GET"]),
         Route("/__emulator/clock", clock, methods=["POST"]),
         Route("/__emulator/reset", reset, methods=["POST"]),
     ]

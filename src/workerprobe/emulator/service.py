@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -35,6 +36,8 @@ class Call:
     body: Any
     fault_header: str | None
     stall_ms: float | None = None
+    trace_id: str | None = None  # the client's x-request-id: the call's trace is kept under it
+    arrived: float = 0.0  # time.monotonic() when the request arrived
 
 
 class Emulator:
@@ -50,6 +53,17 @@ class Emulator:
         self.meter = Meter(self.clock, daily)
         self.limiter = RateLimiter(self.clock)
         self.faults = Faults(settings.fault_rates, settings.fault_seed, settings.retry_after_s)
+        # The server's clock per streamed call, by the client's x-request-id (the newest 20,000).
+        self.traces: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def trace(self, call: Call) -> dict[str, Any] | None:
+        if call.trace_id is None:
+            return None
+        entry: dict[str, Any] = {"arrived": call.arrived, "started": None, "tokens": []}
+        self.traces[call.trace_id] = entry
+        while len(self.traces) > 20_000:
+            self.traces.popitem(last=False)
+        return entry
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -98,7 +112,7 @@ class Emulator:
             else:
                 events = shapes.run_stream_events(model, completion, usage, settings.padding)
             stall = call.stall_ms if call.stall_ms is not None else settings.stall_ms
-            return PacedStream(events, settings.ttft_s, settings.tpot_s, fault, stall / 1000)
+            return PacedStream(events, settings.ttft_s, settings.tpot_s, fault, stall / 1000, self.trace(call))
         duration = settings.ttft_s + completion.completion_tokens * settings.tpot_s
         if duration > settings.timeout_s:
             await asyncio.sleep(settings.timeout_s)

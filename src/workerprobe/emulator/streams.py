@@ -2,12 +2,17 @@
 
 Token events are due at `ttft + i * tpot` from the start of the response (absolute deadlines, so
 scheduling error never accumulates); other events follow the event before them at once.
+
+With a `trace`, the stream records the server's own clock (`time.monotonic()`, the machine's
+CLOCK_MONOTONIC, which every process on it shares): when the response started and when each token
+event was handed to the server. Load runs compare what they measured against it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 
 from starlette.types import Message, Receive, Scope, Send
@@ -31,12 +36,14 @@ class PacedStream:
         tpot_s: float,
         fault: str | None = None,
         stall_s: float = 3.0,
+        trace: dict[str, object] | None = None,
     ) -> None:
         self.events = events
         self.ttft_s = ttft_s
         self.tpot_s = tpot_s
         self.fault = fault
         self.stall_s = stall_s
+        self.trace = trace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         disconnected = asyncio.Event()
@@ -60,6 +67,8 @@ class PacedStream:
                     ],
                 }
             )
+            if self.trace is not None:
+                self.trace["started"] = time.monotonic()
             complete = await self._body(send, disconnected)
             if complete:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -103,6 +112,8 @@ class PacedStream:
                 await asyncio.sleep(0.001)
                 continue
             await send({"type": "http.response.body", "body": data, "more_body": True})
+            if event.token and self.trace is not None:
+                self.trace["tokens"].append(time.monotonic())  # type: ignore[attr-defined]
         if pending:
             await send({"type": "http.response.body", "body": pending, "more_body": True})
         return True

@@ -20,10 +20,17 @@ from workerprobe.gateway.freeplan.budget import KeyRateLimiter
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.ids import unique_hex
 
-__all__ = ["AuthFailures", "EdgeMiddleware", "client_key", "client_project"]
+__all__ = ["AuthFailures", "EdgeMiddleware", "client_key", "client_project", "request_id"]
 
 _KEY = "workerprobe.key"
 _PROJECT = "workerprobe.project"
+_REQUEST_ID = "workerprobe.request_id"
+
+
+def request_id(scope: Scope) -> str:
+    """The request's id (the client's x-request-id, or one made here); sent upstream too."""
+    value: bytes = scope.get(_REQUEST_ID, b"")
+    return value.decode("latin-1")
 
 
 def client_key(scope: Scope) -> str:
@@ -113,6 +120,7 @@ class EdgeMiddleware:
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
         request_id = request_id or unique_hex().encode()
+        scope[_REQUEST_ID] = request_id
         metrics = self.metrics
         started = False
 

@@ -10,6 +10,7 @@ request event carries the end-to-end time instead.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,13 +81,14 @@ class LLMClient:
         if isinstance(hold, str):
             return Result(refused=hold)
         stream = bool(body.get("stream"))
+        request_id = uuid.uuid4().hex
         start = time.perf_counter()
         try:
             response = self.http.request(
                 "POST",
                 f"{self.host}/v1/chat/completions",
                 data=orjson.dumps(body),
-                headers=self.headers,
+                headers={**self.headers, "x-request-id": request_id},
                 stream=True,
                 timeout=(10, self.stall_timeout),
             )
@@ -114,7 +116,7 @@ class LLMClient:
             self.budget.release(hold)
             retry = float(response.headers.get("retry-after") or 0)
             return self._failed(name, start, classify(response.status_code, payload), str(payload), retry)
-        sample = meter.finish(end) if stream else _plain_sample(meter, bytes(raw), start, end)
+        sample = meter.finish(end, request_id) if stream else _plain_sample(meter, bytes(raw), start, end)
         if stream and cut is None:
             if meter.error is not None:
                 cut = "upstream_5xx"

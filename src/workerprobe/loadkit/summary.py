@@ -12,9 +12,10 @@ import numpy as np
 from workerprobe.loadkit.causes import Cause
 from workerprobe.loadkit.timing import Sample
 
-__all__ = ["Collector", "percentiles"]
+__all__ = ["Collector", "accuracy", "percentiles"]
 
 QUANTILES = (50, 90, 95, 99)
+_TIMELINES = 20_000  # streamed requests kept per process for the comparison with the server's clock
 
 
 def percentiles(values: list[float]) -> dict[str, float] | None:
@@ -44,6 +45,8 @@ class Collector:
     neurons: float = 0.0
     # (concurrency, e2e) pairs, for latency against concurrency
     by_users: list[tuple[int, float]] = field(default_factory=list)
+    # (request id, sent, content chunk arrivals) of streamed requests
+    timelines: list[tuple[str, float, list[float]]] = field(default_factory=list)
 
     def add(self, sample: Sample, model: str, limit: int | None, users: int, neurons: float) -> None:
         self.requests += 1
@@ -56,6 +59,8 @@ class Collector:
         if sample.tpot is not None:
             self.tpot.append(sample.tpot)
         self.itl.extend(sample.gaps)
+        if sample.request_id and sample.sent is not None and sample.content_times and len(self.timelines) < _TIMELINES:
+            self.timelines.append((sample.request_id, sample.sent, sample.content_times))
         if sample.e2e > 0 and sample.output_tokens:
             self.tokens_per_s.append(sample.output_tokens / sample.e2e)
         self.estimated_tokens += sample.estimated
@@ -86,12 +91,14 @@ class Collector:
             "truncation": self.truncation,
             "neurons": self.neurons,
             "by_users": self.by_users,
+            "timelines": self.timelines,
         }
 
     def merge(self, part: dict[str, Any]) -> None:
         for name in ("ttfb", "ttft", "tpot", "itl", "e2e", "tokens_per_s"):
             getattr(self, name).extend(part[name])
         self.by_users.extend((int(u), float(t)) for u, t in part["by_users"])
+        self.timelines.extend((str(i), float(t), [float(x) for x in xs]) for i, t, xs in part.get("timelines", []))
         self.requests += part["requests"]
         self.estimated_tokens += part["estimated_tokens"]
         self.causes.update(part["causes"])
@@ -131,3 +138,48 @@ class Collector:
             "truncation_rate": (sum(c[1] + c[2] for c in self.truncation.values()) / answered) if answered else 0.0,
             "neurons": self.neurons,
         }
+
+
+def accuracy(timelines: list[tuple[str, float, list[float]]], traces: dict[str, Any]) -> dict[str, Any]:
+    """What the load generator measured against the server's own clock (the emulator's trace of
+    each streamed request, by request id), in seconds: for TTFT, client (first chunk - sent) minus
+    server (first token sent - request arrived); for ITL, each gap between chunks minus the server's
+    gap between the same tokens; for TPOT, the per-request mean gap likewise. Errors are absolute;
+    requests whose chunks do not pair one to one with the server's tokens count as unmatched."""
+    ttft: list[float] = []
+    itl: list[float] = []
+    tpot: list[float] = []
+    unmatched = 0
+    for request_id, sent, times in timelines:
+        trace = traces.get(request_id)
+        if not trace or not trace.get("tokens"):
+            unmatched += 1
+            continue
+        tokens = [float(t) for t in trace["tokens"]]
+        ttft.append(abs((times[0] - sent) - (tokens[0] - float(trace["arrived"]))))
+        if len(tokens) != len(times):
+            unmatched += 1
+            continue
+        itl.extend(abs((b - a) - (d - c)) for a, b, c, d in zip(times, times[1:], tokens, tokens[1:], strict=False))
+        if len(times) > 1:
+            measured = (times[-1] - times[0]) / (len(times) - 1)
+            served = (tokens[-1] - tokens[0]) / (len(tokens) - 1)
+            tpot.append(abs(measured - served))
+
+    def errors(values: list[float]) -> dict[str, float] | None:
+        if not values:
+            return None
+        array = np.asarray(values, dtype=float)
+        return {
+            "error_p50": float(np.percentile(array, 50)),
+            "error_p95": float(np.percentile(array, 95)),
+            "n": len(values),
+        }
+
+    return {
+        "ttft": errors(ttft),
+        "tpot": errors(tpot),
+        "itl": errors(itl),
+        "requests": len(timelines),
+        "unmatched": unmatched,
+    }

@@ -32,6 +32,11 @@ class Sample:
     estimated: bool = False
     finish_reason: str | None = None
     longest_gap: float = 0.0
+    # For the comparison with the server's clock: the request's id, when it was sent and when each
+    # content chunk arrived (time.perf_counter(), the machine's CLOCK_MONOTONIC).
+    request_id: str | None = None
+    sent: float | None = None
+    content_times: list[float] = field(default_factory=list)
 
     @property
     def tpot(self) -> float | None:
@@ -51,6 +56,7 @@ class StreamMeter:
         self.last_content: float | None = None
         self.last_event: float | None = None
         self.gaps: list[float] = []
+        self.content_times: list[float] = []
         self.longest_gap = 0.0
         self.text: list[str] = []
         self.usage: dict[str, int] | None = None
@@ -89,6 +95,7 @@ class StreamMeter:
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content:
+                self.content_times.append(now)
                 if self.first_content is None:
                     self.first_content = now
                 else:
@@ -100,7 +107,7 @@ class StreamMeter:
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
-    def finish(self, now: float) -> Sample:
+    def finish(self, now: float, request_id: str | None = None) -> Sample:
         text = "".join(self.text)
         if self.usage and isinstance(self.usage.get("completion_tokens"), int):
             output, estimated = self.usage["completion_tokens"], False
@@ -117,4 +124,7 @@ class StreamMeter:
             estimated=estimated,
             finish_reason=self.finish_reason,
             longest_gap=self.longest_gap,
+            request_id=request_id,
+            sent=self.start,
+            content_times=self.content_times,
         )

@@ -36,6 +36,8 @@ from workerprobe.suite.verdict import Outcome, Verdict, clear_reports, distinct,
 
 # With a deployed target, only these folders of tests/ are collected.
 _SUITE = ("contract", "scenarios")
+
+
 @dataclass
 class _Run:
     """One run's state in the controlling process (the workers know only its id)."""

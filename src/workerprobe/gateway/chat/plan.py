@@ -53,6 +53,7 @@ class Prepared:
     segments: tuple[list[dict[str, Any]], ...] = ()  # messages of each part
     cache_key: str | None = None
     cache: CacheDecision | None = None
+    request_id: str = ""  # the client's request id, sent upstream (x-request-id)
     id: str = field(default_factory=lambda: f"chatcmpl-{unique_hex()}")
     created: int = field(default_factory=lambda: int(time.time()))
 

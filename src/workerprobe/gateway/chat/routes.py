@@ -9,7 +9,7 @@ from starlette.responses import Response, StreamingResponse
 
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.chat.service import SPLIT_HEADER, ChatService, Streamed
-from workerprobe.gateway.edge import client_key
+from workerprobe.gateway.edge import client_key, request_id
 from workerprobe.gateway.protocol import parse_body
 
 __all__ = ["create_chat_completion"]
@@ -23,6 +23,7 @@ async def create_chat_completion(request: Request) -> Response:
         key=client_key(request.scope),
         cache_control=request.headers.get("cache-control"),
         split=request.headers.get(SPLIT_HEADER),
+        request_id=request_id(request.scope)[:128],
     )
     if isinstance(result, Streamed):
         return StreamingResponse(

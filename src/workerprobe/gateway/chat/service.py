@@ -72,11 +72,12 @@ class ChatService:
         key: str = "",
         cache_control: str | None = None,
         split: str | None = None,
+        request_id: str = "",
     ) -> Answer | Streamed:
         """The one way through chat: an `Answer`, or a `Streamed` one when the request streams.
         Upstream errors before the first byte raise here; later ones end the stream with an
         error event."""
-        prepared = self._prepare(request, key=key, cache_control=cache_control, split=split)
+        prepared = self._prepare(request, key=key, cache_control=cache_control, split=split, request_id=request_id)
         cached = await self._cached(prepared)
         if cached is None:
             await self._admit(prepared)  # budgets: a cache hit costs nothing, so it is always served
@@ -121,6 +122,7 @@ class ChatService:
         key: str = "",
         cache_control: str | None = None,
         split: str | None = None,
+        request_id: str = "",
     ) -> Prepared:
         resolved = self.router.resolve(request.model, "text-generation")
         model = resolved.model
@@ -157,6 +159,7 @@ class ChatService:
             segments=self._segments(body["messages"], split),
             cache_key=cache_key,
             cache=CacheDecision(cache_control) if cache_key is not None else None,
+            request_id=request_id,
         )
         self._check_context(prepared)
         return prepared

@@ -65,8 +65,10 @@ class Fallback:
             self.metrics.upstream(name, time.perf_counter() - started)
 
     async def run(self, prepared: Prepared, body: dict[str, Any]) -> dict[str, Any]:
+        headers = {"x-request-id": prepared.request_id} if prepared.request_id else None
+
         async def run(name: str) -> dict[str, Any]:
-            result = await self.inner.run(name, body)
+            result = await self.inner.run(name, body, headers)
             if not isinstance(result, dict):  # never an empty answer passed off as a real one
                 raise UpstreamFailure(f"Workers AI answered without a result ({type(result).__name__})")
             return result
@@ -76,7 +78,9 @@ class Fallback:
     async def open(
         self, prepared: Prepared, body: dict[str, Any]
     ) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
+        headers = {"x-request-id": prepared.request_id} if prepared.request_id else None
+
         async def opened(name: str) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
-            return await self.inner.open(name, body)
+            return await self.inner.open(name, body, headers)
 
         return await self._call(prepared, opened)
