@@ -209,7 +209,10 @@ def test_distributed_mode_aggregates_the_workers(tmp_path: Path) -> None:
     served = summary["upstream_requests_served"]
     assert served > 16 and summary["requests"] == served, output
     assert summary["ttft_s"]["n"] == served
-    assert summary["ttft_s"]["p50"] == pytest.approx(0.100, rel=0.1)
+    # The workers' timelines reached the master too: every request compared with the server's clock.
+    accuracy = summary["accuracy"]
+    assert accuracy["requests"] == served and accuracy["unmatched"] == 0, accuracy
+    assert accuracy["ttft"]["error_p50"] < 0.050 and accuracy["itl"]["error_p50"] < 0.005, accuracy
 
 
 def test_free_plan_profile_stays_under_the_per_minute_limit(tmp_path: Path) -> None:
