@@ -89,9 +89,20 @@ def test_stop_sequence(client: openai.OpenAI) -> None:
     completion = client.chat.completions.create(model=CHAT_MODEL, messages=_user("What is 3 * 10?"), stop=[" ="])
     assert completion.choices[0].message.content == "3 * 10"
     assert completion.choices[0].finish_reason == "stop"
-    stream = client.chat.completions.create(model=CHAT_MODEL, messages=_user("What is 3 * 10?"), stop=" =", stream=True)
+    whole = client.chat.completions.create(model=CHAT_MODEL, messages=_user("What is 3 * 10?"))
+    assert completion.usage is not None and whole.usage is not None
+    # The tokens returned, not the whole upstream generation the stop sequence cut.
+    assert completion.usage.completion_tokens == tokens.count("3 * 10") < whole.usage.completion_tokens
+    stream = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=_user("What is 3 * 10?"),
+        stop=" =",
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "3 * 10"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == tokens.count("3 * 10")
 
 
 WEATHER = {

@@ -94,12 +94,14 @@ async def retrieve_model(request: Request) -> Response:
 
 
 async def search_models(request: Request) -> Response:
-    """`/models/search`: an HTML table (no auth), or JSON with `?query=json`."""
+    """`/models/search`: an HTML table (no auth), or JSON with `?query=json`: `{"data": [...]}`,
+    as the upstream Worker (pa4080/openai-to-cloudflare-ai) answers it, so scripts written for it
+    read ours."""
     router: ModelRouter = request.app.state.models
     items = [_item(m) for m in router.catalogue.models]
     query = request.query_params.get("query")
     if query == "json":
-        return json_response(items)
+        return json_response({"object": "list", "data": items})
     if query is not None:
         raise BadRequest(f"Invalid value for 'query': {query!r}; the only value is 'json'", param="query")
     rows = "".join(

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from workerprobe import tokens
 from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway.chat.plan import Outcome, Prepared
 from workerprobe.gateway.chat.translate import counted_usage, cut_at_stop, event_parts, finish_reason, normalise
@@ -153,7 +154,7 @@ class AnswerLoop:
                 break
             body = self._next_body(prepared, parts, cut)
         text, stopped = cut_at_stop(parts.text(), prepared.stops)
-        return Outcome(text, calls, parts.usage(), finish_reason(calls, stopped, parts.cut))
+        return _outcome(text, calls, parts, stopped)
 
     async def pieces(
         self,
@@ -216,7 +217,7 @@ class AnswerLoop:
         if pending:
             emitted.append(pending)
             yield pending
-        yield Outcome("".join(emitted), calls, parts.usage(), finish_reason(calls, stopped, parts.cut))
+        yield _outcome("".join(emitted), calls, parts, stopped)
 
     async def with_keepalive(
         self, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None
@@ -236,3 +237,15 @@ class AnswerLoop:
             if item is None:
                 return
             yield item
+
+
+def _outcome(text: str, calls: list[dict[str, Any]], parts: _Parts, stopped: bool) -> Outcome:
+    """The outcome of an answer; cut at a stop sequence, its completion tokens are those returned
+    (counted with the shared tokenizer), and what the upstream generated is kept as `spent`."""
+    spent = parts.usage()
+    finish = finish_reason(calls, stopped, parts.cut)
+    if not stopped:
+        return Outcome(text, calls, spent, finish)
+    returned = min(tokens.count(text), spent["completion_tokens"])
+    usage = {**spent, "completion_tokens": returned, "total_tokens": spent["prompt_tokens"] + returned}
+    return Outcome(text, calls, usage, finish, spent)

@@ -19,12 +19,15 @@ __all__ = ["Answer", "Outcome", "Prepared", "Served", "Streamed"]
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How a completion ended: its text, OpenAI-form tool calls, usage and finish reason."""
+    """How a completion ended: its text, OpenAI-form tool calls, usage and finish reason.
+    `usage` is what the client is told (with a stop sequence, the tokens returned); `spent`, when
+    it differs, is what the upstream generated (what budgets are charged)."""
 
     text: str
     tool_calls: list[dict[str, Any]]
     usage: dict[str, Any]
     finish: str
+    spent: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

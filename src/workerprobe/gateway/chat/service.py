@@ -237,7 +237,8 @@ class ChatService:
     async def _finished(self, prepared: Prepared, outcome: Outcome) -> None:
         usage = outcome.usage
         model = prepared.called
-        await self.budgets.settle(prepared.key, model, usage["prompt_tokens"], usage["completion_tokens"])
+        spent = outcome.spent or usage  # budgets pay for what the upstream generated
+        await self.budgets.settle(prepared.key, model, spent["prompt_tokens"], spent["completion_tokens"])
         if prepared.cache_key is not None and prepared.cache is not None and prepared.cache.store:
             entry = {"text": outcome.text, "tool_calls": outcome.tool_calls, "usage": usage, "finish": outcome.finish}
             await self.cache.put(prepared.cache_key, entry)
