@@ -25,6 +25,7 @@ from locust.runners import WorkerRunner
 from shapes import PROFILES, Plan, plan
 
 from workerprobe.catalogue import load as load_catalogue
+from workerprobe.loadkit.causes import FATAL
 from workerprobe.loadkit.client import LLMClient, Result, json_or_none
 from workerprobe.loadkit.summary import Collector, accuracy
 from workerprobe.suite.budget import Budget, Exhausted
@@ -32,6 +33,7 @@ from workerprobe.suite.budget import Budget, Exhausted
 COLLECTOR = Collector()
 CATALOGUE = load_catalogue()
 STATE: dict[str, Any] = {"budget": None, "stop_reason": None}
+FATAL_AFTER = 10  # requests, all refused and none answered, before the run stops
 
 # Prompt sets (--prompts): (prompt, max_tokens) pairs taken in turn.
 PROMPT_SETS: dict[str, list[tuple[str, int | None]]] = {
@@ -168,6 +170,8 @@ def _report(environment: Environment, **_: Any) -> None:
         print(f"workerprobe load: THRESHOLD BREACHED: {breach}", flush=True)
     if breaches or STATE["stop_reason"] == "daily allocation spent":
         environment.process_exit_code = 1
+    if STATE.get("unusable"):  # nothing could be measured: not a pass, not a finding
+        environment.process_exit_code = 2
 
 
 def _accuracy(emulator: str) -> dict[str, Any]:
@@ -249,6 +253,14 @@ class LLMUser(HttpUser):
         raise gevent.GreenletExit
 
     def _after(self, result: Result) -> None:
+        if result.cause is None and result.refused is None:
+            STATE["answered"] = STATE.get("answered", 0) + 1
+        elif result.cause in FATAL:
+            STATE["refused"] = STATE.get("refused", 0) + 1
+            if not STATE.get("answered") and STATE["refused"] >= FATAL_AFTER:
+                what = "the key was refused (401/403)" if result.cause == "auth" else "nothing answered at the target"
+                STATE["unusable"] = True
+                self._halt(f"the first {STATE['refused']} requests all failed: {what}; check the URL and API_KEY")
         if result.refused is not None:
             self._halt(f"neuron budget: {result.refused}")
         if result.cause == "daily_quota":

@@ -335,3 +335,26 @@ def test_long_answer_profile_shows_what_continuation_buys(tmp_path: Path, contin
     else:
         assert code == 1 and summary["truncation_rate"] == 1.0, output
         assert "THRESHOLD BREACHED: truncation rate" in output
+
+
+def test_a_wrong_key_stops_the_run_at_once_and_exits_2(tmp_path: Path) -> None:
+    """Refused requests measure nothing: the run stops after its first few, says why in one line,
+    and exits 2 (could not measure), never 0 at a 100% error rate."""
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "ChatUser",
+        "--users",
+        "2",
+        "--seconds",
+        "30",
+        "--emulator-latency",
+        "zero",
+        "--",
+        "--api-key",
+        "sk-wrong",
+    )
+    assert code == 2, output
+    assert "the key was refused" in summary["stop_reason"], summary
+    assert set(summary["failures"]) == {"auth"}
+    assert "workerprobe load: stopping: the first" in output

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-__all__ = ["CAUSES", "Cause", "classify"]
+__all__ = ["CAUSES", "FATAL", "Cause", "classify"]
 
 Cause = Literal[
     "daily_quota",
@@ -20,8 +20,13 @@ Cause = Literal[
     "malformed",
     "timeout_total",
     "timeout_stall",
+    "auth",
+    "connection",
     "client_error",
 ]
+# Causes that say the run cannot work at all (a wrong key, nothing listening): a run whose first
+# requests all fail with one of these stops at once instead of measuring refusals.
+FATAL: frozenset[Cause] = frozenset({"auth", "connection"})
 CAUSES: tuple[Cause, ...] = get_args(Cause)
 
 
@@ -53,6 +58,8 @@ def classify(status: int, body: Any) -> Cause:
         if code in ("3040", "capacity_exceeded") or "capacity" in text:
             return "capacity"
         return "gateway_429"
+    if status in (401, 403):
+        return "auth"
     if status in (502, 503, 504, 408):
         return "upstream_5xx"
     if status >= 500:

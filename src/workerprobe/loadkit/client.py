@@ -94,7 +94,7 @@ class LLMClient:
             )
         except Exception as exc:  # connection refused or reset before any answer
             self.budget.release(hold)
-            return self._failed(name, start, "upstream_5xx", repr(exc), retry_after=1.0)
+            return self._failed(name, start, "connection", repr(exc), retry_after=1.0)
         with response:
             meter = StreamMeter(start)
             raw = bytearray()
@@ -144,7 +144,7 @@ class LLMClient:
             )
         except Exception as exc:
             self.budget.release(hold)
-            return self._failed(name, start, "upstream_5xx", repr(exc), retry_after=1.0)
+            return self._failed(name, start, "connection", repr(exc), retry_after=1.0)
         payload = json_or_none(response.content)
         if response.status_code != 200:
             self.budget.release(hold)

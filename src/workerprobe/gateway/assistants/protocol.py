@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from workerprobe.gateway.chat.protocol import FunctionTool
+from workerprobe.gateway.chat.protocol import FunctionTool, NamedToolChoice, ResponseFormat
 from workerprobe.gateway.protocol import Int, OpenAIModel
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "MessageCreate",
     "MetadataModify",
     "RunCreate",
+    "SubmitToolOutputs",
     "ThreadAndRunCreate",
     "ThreadCreate",
 ]
@@ -109,6 +110,21 @@ class RunCreate(_WithMetadata):
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_prompt_tokens: Int | None = Field(default=None, ge=256)
     max_completion_tokens: Int | None = Field(default=None, ge=1)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    response_format: Literal["auto"] | ResponseFormat | None = None
+    parallel_tool_calls: bool | None = None
+    stream: bool | None = False
+
+
+class ToolOutput(OpenAIModel):
+    tool_call_id: str = Field(min_length=1)
+    output: str = Field(default="", max_length=512_000)
+
+
+class SubmitToolOutputs(OpenAIModel):
+    NOT_NULL = frozenset({"tool_outputs"})
+
+    tool_outputs: list[ToolOutput] = Field(min_length=1, max_length=128)
     stream: bool | None = False
 
 

@@ -14,6 +14,7 @@ from workerprobe.gateway.assistants.protocol import (
     MessageCreate,
     MetadataModify,
     RunCreate,
+    SubmitToolOutputs,
     ThreadAndRunCreate,
     ThreadCreate,
 )
@@ -166,6 +167,14 @@ async def modify_run(request: Request) -> Response:
     )
 
 
+async def submit_tool_outputs(request: Request) -> Response:
+    _, runs, project = _services(request)
+    body = await _body(request, SubmitToolOutputs)
+    path = request.path_params
+    run = await runs.submit_tool_outputs(project, path["thread_id"], path["run_id"], body)
+    return _started(runs, run, body.stream, client_key(request.scope))
+
+
 async def cancel_run(request: Request) -> Response:
     _, runs, project = _services(request)
     return json_response(await runs.cancel(project, request.path_params["thread_id"], request.path_params["run_id"]))
@@ -192,4 +201,5 @@ routes = [
     Route("/v1/threads/{thread_id}/runs/{run_id}", retrieve_run, methods=["GET"]),
     Route("/v1/threads/{thread_id}/runs/{run_id}", modify_run, methods=["POST"]),
     Route("/v1/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs, methods=["POST"]),
 ]

@@ -2,13 +2,13 @@
 thread's messages; the reply is appended to the thread.
 
     queued -> in_progress -> completed | incomplete (cut at the token limit) | failed
+                          -> requires_action -> (submit_tool_outputs) queued -> ...
                           -> cancelling -> cancelled          (POST .../cancel)
     queued | in_progress past `expires_at` -> expired                      (seen on reading)
     queued | in_progress whose gateway process died -> failed             (seen on reading)
 
-Each process beats (`alive:<instance>` in the store, a few seconds' life) and records which
-process executes each run (`run-worker:<run>`, written before the run is stored): a run whose
-process no longer beats failed with the gateway's restart, whichever replica reads it.
+A run whose gateway process no longer beats (liveness.py) failed with the gateway's restart,
+whichever replica reads it.
 
 A plain run executes in a background task (clients poll it); a streamed run executes while it
 emits the Assistants event stream (`thread.run.created` ... `thread.run.completed`, `done`).
@@ -22,8 +22,18 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from pydantic import BaseModel
+
 from workerprobe import sse
-from workerprobe.gateway.assistants.protocol import MessageCreate, RunCreate, ThreadAndRunCreate, ThreadCreate
+from workerprobe.gateway.assistants import tools
+from workerprobe.gateway.assistants.liveness import Liveness
+from workerprobe.gateway.assistants.protocol import (
+    MessageCreate,
+    RunCreate,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+    ThreadCreate,
+)
 from workerprobe.gateway.assistants.service import AssistantsService, ListQuery, new_id, text_of
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ChatMessage
 from workerprobe.gateway.chat.service import Answer, ChatService, Outcome, Streamed
@@ -31,13 +41,13 @@ from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound
 from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.store import Page
 from workerprobe.gateway.store.base import Document, New
-from workerprobe.ids import unique_hex
 
 __all__ = ["RunsService"]
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "in_progress", "cancelling")
+ACTIVE = ("queued", "in_progress", "cancelling")  # a process executes it
+OPEN = (*ACTIVE, "requires_action")  # not ended: no other run may start on the thread
 RUN_LIFETIME_S = 600
 RESTARTED = "The gateway restarted while the run was executing; create a new run."
 
@@ -47,50 +57,25 @@ class RunsService:
         self.assistants = assistants
         self.store = assistants.store
         self.chat = chat
-        self.heartbeat_s = heartbeat_s
-        self.instance = unique_hex()
+        self.liveness = Liveness(self.store, heartbeat_s, RUN_LIFETIME_S * 2)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._beating: asyncio.Task[None] | None = None
-
-    # -- the process's heartbeat -------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._beat()
-        self._beating = asyncio.create_task(self._beat_forever())
+        await self.liveness.open()
 
     async def close(self) -> None:
-        if self._beating is not None:
-            self._beating.cancel()
-            self._beating = None
-
-    async def _beat(self) -> None:
-        await self.store.cache_put(f"alive:{self.instance}", b"1", self.heartbeat_s * 3)
-
-    async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_s)
-            try:
-                await self._beat()
-            except Exception:  # the store is down: beat again next time
-                log.warning("heartbeat not stored", exc_info=True)
-
-    async def _orphaned(self, run_id: str) -> bool:
-        """Whether no living gateway process executes this (active) run."""
-        if run_id in self._tasks:
-            return False
-        worker = await self.store.cache_get(f"run-worker:{run_id}")
-        if worker is not None and worker.decode() == self.instance:
-            return False
-        return worker is None or await self.store.cache_get(f"alive:{worker.decode()}") is None
+        await self.liveness.close()
 
     async def _current(self, doc: Document) -> Document:
         """A stored run as it stands now: expired past `expires_at`, failed when its process died."""
-        if doc["status"] not in ACTIVE or doc["id"] in self._tasks:
+        if doc["status"] not in OPEN or doc["id"] in self._tasks:
             return doc
         thread_id, run_id = doc["thread_id"], doc["id"]
         if time.time() > doc["expires_at"]:
-            return await self._set(thread_id, run_id, status="expired") or doc
-        if await self._orphaned(run_id):
+            return await self._set(thread_id, run_id, status="expired", required_action=None) or doc
+        if doc["status"] == "requires_action":  # waits for the client, not for a process
+            return doc
+        if run_id not in self._tasks and await self.liveness.orphaned(run_id):
             log.warning("run %s was left %s by a gateway process that is gone", run_id, doc["status"])
             failed = await self._set(
                 thread_id,
@@ -133,7 +118,7 @@ class RunsService:
         await self.assistants.thread(project, thread_id)
         assistant = await self.assistants.assistant(project, body.assistant_id, param="assistant_id")
         active = await self.store.list("run", thread_id, limit=1)
-        if active.data and (await self._current(active.data[0]))["status"] in ACTIVE:
+        if active.data and (await self._current(active.data[0]))["status"] in OPEN:
             raise BadRequest(f"Thread {thread_id} already has an active run {active.data[0]['id']}.")
         run = self._new_run(thread_id, assistant, body)
         docs: list[New] = [
@@ -151,8 +136,7 @@ class RunsService:
         return run
 
     async def _store(self, run: Document, docs: list[New]) -> None:
-        # Who executes the run is known before the run can be read (see `_orphaned`).
-        await self.store.cache_put(f"run-worker:{run['id']}", self.instance.encode(), RUN_LIFETIME_S * 2)
+        await self.liveness.claim(run["id"])  # before the run can be read
         await self.store.create_many(docs)
 
     def _new_run(self, thread_id: str, assistant: Document, body: RunCreate) -> Document:
@@ -191,9 +175,15 @@ class RunsService:
             "max_prompt_tokens": body.max_prompt_tokens,
             "max_completion_tokens": body.max_completion_tokens,
             "truncation_strategy": {"type": "auto", "last_messages": None},
-            "response_format": "auto",
-            "tool_choice": "auto",
-            "parallel_tool_calls": True,
+            "response_format": (
+                declared(body.response_format)
+                if isinstance(body.response_format, BaseModel)
+                else body.response_format or assistant.get("response_format") or "auto"
+            ),
+            "tool_choice": (
+                declared(body.tool_choice) if isinstance(body.tool_choice, BaseModel) else body.tool_choice or "auto"
+            ),
+            "parallel_tool_calls": body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
         }
 
     def start(self, run: Document, key: str = "") -> None:
@@ -203,9 +193,21 @@ class RunsService:
         self._tasks[run_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
 
+    async def submit_tool_outputs(self, project: str, thread_id: str, run_id: str, body: SubmitToolOutputs) -> Document:
+        """The outputs of the calls a run waits for: the run is queued again (then executed)."""
+        run = await self.run(project, thread_id, run_id)
+        if run["status"] != "requires_action":
+            raise BadRequest(f"Runs in status '{run['status']}' do not accept tool outputs.")
+        await tools.record_outputs(self.store, run, body.tool_outputs)
+        await self.liveness.claim(run_id)
+        queued = await self._set(thread_id, run_id, status="queued", required_action=None)
+        if queued is None:
+            raise NotFound(f"No run found with id '{run_id}' in thread '{thread_id}'.")
+        return queued
+
     async def cancel(self, project: str, thread_id: str, run_id: str) -> Document:
         run = await self.run(project, thread_id, run_id)
-        if run["status"] not in ACTIVE:
+        if run["status"] not in OPEN:
             raise BadRequest(f"Cannot cancel run with status '{run['status']}'.")
         doc = await self._set(thread_id, run_id, status="cancelling")
         task = self._tasks.get(run_id)
@@ -235,6 +237,7 @@ class RunsService:
             messages.append(ChatMessage(role=message["role"], content=text_of(message)))
         if not any(m.role != "system" for m in messages):
             raise BadRequest("The thread has no messages to run on.")
+        messages += await tools.exchange_messages(self.store, run)
         return ChatCompletionRequest(
             model=run["model"],
             messages=messages,
@@ -242,7 +245,16 @@ class RunsService:
             top_p=run["top_p"],
             max_completion_tokens=run["max_completion_tokens"],
             stream=stream,
+            **tools.chat_options(run),
         )
+
+    async def _require(self, run: Document, calls: list[dict[str, Any]]) -> Document:
+        """The model called tools: the run waits for their outputs."""
+        await tools.record_calls(self.store, run, calls)
+        waiting = await self._set(
+            run["thread_id"], run["id"], status="requires_action", required_action=tools.required_action(calls)
+        )
+        return waiting or run
 
     async def _finish(self, run: Document, outcome: Outcome, message_id: str) -> tuple[Document, Document]:
         """Store the reply's final state and the run's; returns (message, run)."""
@@ -298,6 +310,9 @@ class RunsService:
             answer = await self.chat.create(await self._request(run), key=key)
             if not isinstance(answer, Answer):
                 raise TypeError("a run's plain completion came back streamed")
+            if answer.outcome.tool_calls:
+                await self._require(run, answer.outcome.tool_calls)
+                return
             reply = await self._reply(run)
             await self._finish(run, answer.outcome, reply["id"])
         except GatewayError as error:
@@ -326,7 +341,8 @@ class RunsService:
     async def _stream(self, run: Document, key: str) -> AsyncIterator[bytes]:
         event: Callable[[str, Any], bytes] = lambda name, data: sse.encode_json(data, event=name)  # noqa: E731
         thread_id, run_id = run["thread_id"], run["id"]
-        yield event("thread.run.created", run)
+        if run["status"] == "queued" and run["started_at"] is None:
+            yield event("thread.run.created", run)
         yield event("thread.run.queued", run)
         run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
         yield event("thread.run.in_progress", run)
@@ -334,16 +350,17 @@ class RunsService:
             streamed = await self.chat.create(await self._request(run, stream=True), key=key)
             if not isinstance(streamed, Streamed):
                 raise TypeError("a run's streamed completion came back whole")
-            items = streamed.items
-            reply = await self._reply(run)
-            reply = {**reply, "status": "in_progress", "content": [], "completed_at": None}
-            yield event("thread.message.created", reply)
-            yield event("thread.message.in_progress", reply)
+            reply: Document | None = None  # made with the first text: a round of tool calls has none
             outcome: Outcome | None = None
-            async for item in items:
+            async for item in streamed.items:
                 if item is None:
                     yield sse.comment()
                 elif isinstance(item, str):
+                    if reply is None:
+                        reply = await self._reply(run)
+                        reply = {**reply, "status": "in_progress", "content": [], "completed_at": None}
+                        yield event("thread.message.created", reply)
+                        yield event("thread.message.in_progress", reply)
                     delta = {"content": [{"index": 0, "type": "text", "text": {"value": item, "annotations": []}}]}
                     yield event(
                         "thread.message.delta", {"id": reply["id"], "object": "thread.message.delta", "delta": delta}
@@ -352,9 +369,16 @@ class RunsService:
                     outcome = item
             if outcome is None:
                 raise GatewayError("The model's answer ended without its outcome.")
-            message, run = await self._finish(run, outcome, reply["id"])
-            yield event(f"thread.message.{message['status']}", message)
-            yield event(f"thread.run.{run['status']}", run)
+            if outcome.tool_calls and reply is None:
+                run = await self._require(run, outcome.tool_calls)
+                yield event("thread.run.requires_action", run)
+            else:
+                if reply is None:
+                    reply = await self._reply(run)
+                    yield event("thread.message.created", reply)
+                message, run = await self._finish(run, outcome, reply["id"])
+                yield event(f"thread.message.{message['status']}", message)
+                yield event(f"thread.run.{run['status']}", run)
         except GatewayError as error:
             failed = await self._fail(run, error)
             yield event("thread.run.failed", failed or run)

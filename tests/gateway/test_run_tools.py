@@ -1,0 +1,106 @@
+"""Runs with function tools, through the official SDK (sync and async, plain and streamed): a tool
+call ends the run in `requires_action`, the submitted outputs continue it; `tool_choice` and
+`response_format` reach the model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+import pytest
+
+from tests.gateway.conftest import CHAT_MODEL, Gateway
+from tests.gateway.test_chat import WEATHER
+
+QUESTION = [{"role": "user", "content": "What is the weather in Oslo?"}]
+
+
+def _assistant(client: openai.OpenAI, **fields: Any) -> Any:
+    return client.beta.assistants.create(model=CHAT_MODEL, tools=[WEATHER], **fields)  # type: ignore[list-item]
+
+
+def test_a_tool_call_requires_action_and_the_outputs_complete_the_run(client: openai.OpenAI) -> None:
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=QUESTION)  # type: ignore[arg-type]
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "requires_action" and run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Oslo"}
+    assert [m.role for m in client.beta.threads.messages.list(thread.id).data] == ["user"]  # no reply yet
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": '{"temp": 3}'}],
+        poll_interval_ms=50,
+    )  # fmt: skip
+    assert done.status == "completed" and done.required_action is None
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    assert reply.role == "assistant" and reply.run_id == run.id and reply.content[0].text.value  # type: ignore[union-attr]
+
+
+def test_wrong_outputs_are_400_and_the_run_still_waits(client: openai.OpenAI) -> None:
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=QUESTION)  # type: ignore[arg-type]
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.runs.submit_tool_outputs(
+            run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "call_other", "output": "x"}]
+        )
+    assert refused.value.body["param"] == "tool_outputs"  # type: ignore[index]
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "requires_action"
+    cancelled = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    assert cancelled.status in ("cancelling", "cancelled")
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "cancelled"
+
+
+def test_tool_choice_none_and_the_run_echoes_what_it_was_asked(client: openai.OpenAI) -> None:
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=QUESTION)  # type: ignore[arg-type]
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice="none", poll_interval_ms=50
+    )
+    assert run.status == "completed" and run.tool_choice == "none"
+    named = client.beta.threads.runs.create(
+        thread_id=client.beta.threads.create(messages=QUESTION).id,  # type: ignore[arg-type]
+        assistant_id=assistant.id,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        response_format={"type": "json_object"},
+    )
+    assert named.tool_choice.function.name == "get_weather"  # type: ignore[union-attr]
+    assert named.response_format.type == "json_object"  # type: ignore[union-attr]
+
+
+def test_streamed_runs_stop_at_requires_action_and_continue_with_the_outputs(client: openai.OpenAI) -> None:
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=QUESTION)  # type: ignore[arg-type]
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        events = [e.event for e in stream]
+        run = stream.current_run
+    assert events[-1] == "thread.run.requires_action" and "thread.message.created" not in events
+    assert run is not None and run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": '{"temp": 3}'}]
+    ) as stream:
+        text = "".join(stream.text_deltas)
+        final = stream.current_run
+    assert text and final is not None and final.status == "completed"
+
+
+async def test_the_async_client_runs_the_tool_loop(gateway: Gateway) -> None:
+    async with gateway.async_client() as client:
+        assistant = await client.beta.assistants.create(model=CHAT_MODEL, tools=[WEATHER])  # type: ignore[list-item]
+        thread = await client.beta.threads.create(messages=QUESTION)  # type: ignore[arg-type]
+        run = await client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50
+        )
+        assert run.status == "requires_action" and run.required_action is not None
+        outputs = [
+            {"tool_call_id": c.id, "output": "sunny"} for c in run.required_action.submit_tool_outputs.tool_calls
+        ]
+        done = await client.beta.threads.runs.submit_tool_outputs_and_poll(
+            run_id=run.id,
+            thread_id=thread.id,
+            tool_outputs=outputs,
+            poll_interval_ms=50,  # type: ignore[arg-type]
+        )
+        assert done.status == "completed"
