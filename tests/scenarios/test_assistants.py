@@ -106,3 +106,45 @@ def test_run_instructions_reach_the_model(client: openai.OpenAI, target: Target)
 
     assert answer("You are terse.") == answer("You are terse.")
     assert answer("You are terse.") != answer("You are verbose.")
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.mark.family("runs")
+def test_a_run_calls_its_tool_and_goes_on_with_the_output(client: openai.OpenAI) -> None:
+    """The tool loop of the Assistants API (create_and_poll, submit_tool_outputs_and_poll). The run
+    names the tool in `tool_choice`, so any model must call it: a run that completes instead never
+    gave the model its tools."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Use your tools.", tools=[WEATHER])  # type: ignore[list-item]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is the weather in Oslo?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_completion_tokens=64,
+        poll_interval_ms=100,
+    )
+    assert run.status == "requires_action", (
+        f"a run whose tool_choice names get_weather ended {run.status!r} without calling it: "
+        "the run's tools never reached the model"
+    )
+    assert run.required_action is not None
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert calls and all(call.function.name == "get_weather" for call in calls)
+    done = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": '{"celsius": 3}'} for call in calls],
+        poll_interval_ms=100,
+    )
+    assert done.status in ("completed", "incomplete"), done.status
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    assert reply.role == "assistant" and reply.run_id == run.id

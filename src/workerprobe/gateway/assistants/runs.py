@@ -237,7 +237,8 @@ class RunsService:
             messages.append(ChatMessage(role=message["role"], content=text_of(message)))
         if not any(m.role != "system" for m in messages):
             raise BadRequest("The thread has no messages to run on.")
-        messages += await tools.exchange_messages(self.store, run)
+        exchanged = await tools.exchange_messages(self.store, run)
+        messages += exchanged
         return ChatCompletionRequest(
             model=run["model"],
             messages=messages,
@@ -245,8 +246,12 @@ class RunsService:
             top_p=run["top_p"],
             max_completion_tokens=run["max_completion_tokens"],
             stream=stream,
-            **tools.chat_options(run),
+            **self.tool_options(run, answered=bool(exchanged)),
         )
+
+    def tool_options(self, run: Document, answered: bool = False) -> dict[str, Any]:
+        """The chat request's tools, tool choice and response format (from the run)."""
+        return tools.chat_options(run, answered)
 
     async def _require(self, run: Document, calls: list[dict[str, Any]]) -> Document:
         """The model called tools: the run waits for their outputs."""

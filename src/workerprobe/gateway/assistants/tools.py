@@ -22,11 +22,15 @@ __all__ = ["chat_options", "exchange_messages", "record_calls", "record_outputs"
 EXCHANGE = "tool_exchange"
 
 
-def chat_options(run: Document) -> dict[str, Any]:
-    """The chat request's tools, tool choice and response format, from the run."""
+def chat_options(run: Document, answered: bool = False) -> dict[str, Any]:
+    """The chat request's tools, tool choice and response format, from the run. A forced choice
+    (`required`, a named function) holds for the run's first model call; once outputs were
+    submitted (`answered`), the model may answer (`auto`), or the run would call tools forever."""
     options: dict[str, Any] = {}
     tools = [FunctionTool.model_validate(t) for t in run.get("tools") or [] if t.get("type") == "function"]
     choice = run.get("tool_choice") or "auto"
+    if answered and choice != "none":
+        choice = "auto"
     if tools:
         options["tools"] = tools
         options["tool_choice"] = choice if isinstance(choice, str) else NamedToolChoice.model_validate(choice)

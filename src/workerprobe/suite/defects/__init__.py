@@ -5,13 +5,17 @@ knows of them.
 
 - most are imposed from outside by `DefectsMiddleware` (middleware.py);
 - `split_events_lose_tokens` is an SSE decoder that takes each read as whole events;
-- `run_instructions_dropped` is a runs service that never tells the model its instructions.
+- `run_instructions_dropped` is a runs service that never tells the model its instructions;
+- `run_tools_dropped` is a runs service that never gives the model the run's tools (as this
+  gateway did before its runs knew tools: the run "completes" with made-up text).
 
 `python -m workerprobe.suite.defects --defects '["create_201"]' --host H --port P` serves such a
 gateway (its settings from the environment, as `workerprobe gateway` reads them).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 from starlette.middleware import Middleware
@@ -37,6 +41,7 @@ DEFECTS: dict[str, str] = {
     "list_ignores_limit": "lists ignore `limit`",
     "run_as_chat_completion": "creating a run answers with a chat completion",
     "run_instructions_dropped": "run instructions are never sent upstream",
+    "run_tools_dropped": "a run's function tools, tool_choice and response_format never reach the model",
     "run_reply_not_stored": "run replies are not stored in the thread",
     "temperature_zero_remapped": "temperature 0 becomes the upstream default (a `|| 0.6`)",
     "base64_big_endian": "base64 embeddings in big-endian byte order",
@@ -113,13 +118,25 @@ class InstructionsDroppedRuns(RunsService):
         return ""
 
 
+class ToolsDroppedRuns(RunsService):
+    """`run_tools_dropped`: the run's tools, tool choice and response format never reach the model."""
+
+    def tool_options(self, run: Document, answered: bool = False) -> dict[str, Any]:
+        return {}
+
+
+_RUNS = {"run_instructions_dropped": InstructionsDroppedRuns, "run_tools_dropped": ToolsDroppedRuns}
+
+
 def parts(defects: frozenset[str], api_key: str | None) -> Parts:
     """The seams of a gateway with these defects."""
-    outside = defects - {"split_events_lose_tokens", "run_instructions_dropped"}
+    outside = defects - {"split_events_lose_tokens", *_RUNS}
     from workerprobe.suite.defects.middleware import DefectsMiddleware
 
+    chosen = tuple(cls for name, cls in _RUNS.items() if name in defects)
+    runs: type[RunsService] = type("DefectiveRuns", chosen, {}) if len(chosen) > 1 else (chosen or (RunsService,))[0]
     return Parts(
         decoder=TrustingDecoder if "split_events_lose_tokens" in defects else Decoder,
-        runs=InstructionsDroppedRuns if "run_instructions_dropped" in defects else RunsService,
+        runs=runs,
         middleware=(Middleware(DefectsMiddleware, defects=outside, api_key=api_key),) if outside else (),
     )
