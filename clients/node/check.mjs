@@ -10,6 +10,13 @@ const CHAT = process.env.WORKERPROBE_CHAT_MODEL || "@cf/meta/llama-3.1-8b-instru
 const EMBED = process.env.WORKERPROBE_EMBEDDING_MODEL || "@cf/baai/bge-base-en-v1.5";
 const metadata = { workerprobe_run: process.env.WORKERPROBE_RUN || "node" };
 const QUESTION = [{ role: "user", content: "What is 3 * 10? Answer briefly." }];
+const WEATHER = {
+  type: "function",
+  function: {
+    name: "get_weather", description: "The weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
 
 function expect(condition, message) {
   if (!condition) throw new Error(message);
@@ -83,6 +90,24 @@ const checks = {
     } finally {
       await client.beta.threads.delete(thread.id);
       await client.beta.assistants.delete(assistant.id);
+    }
+    // The tool loop: the run names its tool, so any model must call it; the outputs finish the run.
+    const tooled = await client.beta.assistants.create({ model: CHAT, metadata, tools: [WEATHER] });
+    const asked = await client.beta.threads.create({ metadata, messages: [{ role: "user", content: "What is the weather in Oslo?" }] });
+    try {
+      const waiting = await client.beta.threads.runs.createAndPoll(asked.id, {
+        assistant_id: tooled.id, max_completion_tokens: 64,
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+      }, { pollIntervalMs: 100 });
+      expect(waiting.status === "requires_action", `a run whose tool_choice names get_weather ended ${waiting.status}`);
+      const calls = waiting.required_action.submit_tool_outputs.tool_calls;
+      const done = await client.beta.threads.runs.submitToolOutputsAndPoll(waiting.id, {
+        thread_id: asked.id, tool_outputs: calls.map((call) => ({ tool_call_id: call.id, output: '{"celsius": 3}' })),
+      }, { pollIntervalMs: 100 });
+      expect(["completed", "incomplete"].includes(done.status), `after the tool outputs the run ended ${done.status}`);
+    } finally {
+      await client.beta.threads.delete(asked.id);
+      await client.beta.assistants.delete(tooled.id);
     }
   },
 };

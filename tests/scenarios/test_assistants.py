@@ -148,3 +148,31 @@ def test_a_run_calls_its_tool_and_goes_on_with_the_output(client: openai.OpenAI)
     assert done.status in ("completed", "incomplete"), done.status
     reply = client.beta.threads.messages.list(thread.id).data[0]
     assert reply.role == "assistant" and reply.run_id == run.id
+
+
+@pytest.mark.family("runs")
+def test_a_streamed_run_stops_at_requires_action_and_streams_on_after_the_outputs(client: openai.OpenAI) -> None:
+    """`runs.stream()` and `submit_tool_outputs_stream()`: the event stream ends the first part
+    with `thread.run.requires_action`, the second streams the answer."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Use your tools.", tools=[WEATHER])  # type: ignore[list-item]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is the weather in Oslo?"}])
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice=forced,
+        max_completion_tokens=64,  # type: ignore[arg-type]
+    ) as stream:
+        events = [event.event for event in stream]
+        run = stream.current_run
+    assert "thread.run.requires_action" in events, f"the run's events were {events}"
+    assert run is not None and run.required_action is not None
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": '{"celsius": 3}'} for call in calls],
+    ) as stream:
+        text = "".join(stream.text_deltas)
+        final = stream.current_run
+    assert final is not None and final.status in ("completed", "incomplete") and text
