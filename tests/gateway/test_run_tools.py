@@ -104,3 +104,33 @@ async def test_the_async_client_runs_the_tool_loop(gateway: Gateway) -> None:
             poll_interval_ms=50,  # type: ignore[arg-type]
         )
         assert done.status == "completed"
+
+
+def test_run_steps_record_the_tool_calls_and_the_message(client: openai.OpenAI) -> None:
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=QUESTION)  # type: ignore[arg-type]
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.required_action is not None
+    (waiting,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    assert waiting.type == "tool_calls" and waiting.status == "in_progress"
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "3 C"}],
+        poll_interval_ms=50,
+    )
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc").data
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    assert all(s.status == "completed" for s in steps)
+    tool_step = steps[0].step_details
+    assert tool_step.type == "tool_calls" and tool_step.tool_calls[0].function.output == "3 C"  # type: ignore[union-attr]
+    message_id = steps[1].step_details.message_creation.message_id  # type: ignore[union-attr]
+    assert client.beta.threads.messages.list(thread.id).data[0].id == message_id
+    again = client.beta.threads.runs.steps.retrieve(steps[1].id, thread_id=thread.id, run_id=run.id)
+    assert again.id == steps[1].id
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.steps.retrieve("step_nope", thread_id=thread.id, run_id=run.id)
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, tool_choice="none") as stream:
+        events = [e.event for e in stream]
+    assert "thread.run.step.created" in events and "thread.run.step.completed" in events

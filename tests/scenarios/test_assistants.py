@@ -176,3 +176,22 @@ def test_a_streamed_run_stops_at_requires_action_and_streams_on_after_the_output
         text = "".join(stream.text_deltas)
         final = stream.current_run
     assert final is not None and final.status in ("completed", "incomplete") and text
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+def test_run_steps_list_what_the_run_did(client: openai.OpenAI) -> None:
+    """Run steps (`runs.steps.list` / `retrieve`): a completed run has a `message_creation` step
+    naming the message it wrote. SHOULD: the SDK works without them, but clients that show a run's
+    progress read them."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Answer briefly.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 6 * 7?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=32, poll_interval_ms=100
+    )
+    listed = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    made = [s for s in listed if s.type == "message_creation"]
+    assert made, f"the run's steps were {[s.type for s in listed]}"
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    assert made[0].step_details.message_creation.message_id == reply.id  # type: ignore[union-attr]
+    assert client.beta.threads.runs.steps.retrieve(made[0].id, thread_id=thread.id, run_id=run.id).id == made[0].id

@@ -175,6 +175,19 @@ async def submit_tool_outputs(request: Request) -> Response:
     return _started(runs, run, body.stream, client_key(request.scope))
 
 
+async def list_run_steps(request: Request) -> Response:
+    _, runs, project = _services(request)
+    path = request.path_params
+    page = await runs.list_steps(project, path["thread_id"], path["run_id"], ListQuery(request.query_params))
+    return json_response(page.body())
+
+
+async def retrieve_run_step(request: Request) -> Response:
+    _, runs, project = _services(request)
+    path = request.path_params
+    return json_response(await runs.step(project, path["thread_id"], path["run_id"], path["step_id"]))
+
+
 async def cancel_run(request: Request) -> Response:
     _, runs, project = _services(request)
     return json_response(await runs.cancel(project, request.path_params["thread_id"], request.path_params["run_id"]))
@@ -202,4 +215,6 @@ routes = [
     Route("/v1/threads/{thread_id}/runs/{run_id}", modify_run, methods=["POST"]),
     Route("/v1/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
     Route("/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}/steps", list_run_steps, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}", retrieve_run_step, methods=["GET"]),
 ]

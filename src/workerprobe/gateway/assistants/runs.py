@@ -22,10 +22,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from workerprobe import sse
-from workerprobe.gateway.assistants import tools
+from workerprobe.gateway.assistants import steps, tools
 from workerprobe.gateway.assistants.liveness import Liveness
 from workerprobe.gateway.assistants.protocol import (
     MessageCreate,
@@ -34,11 +32,11 @@ from workerprobe.gateway.assistants.protocol import (
     ThreadAndRunCreate,
     ThreadCreate,
 )
-from workerprobe.gateway.assistants.service import AssistantsService, ListQuery, new_id, text_of
+from workerprobe.gateway.assistants.rundoc import new_run
+from workerprobe.gateway.assistants.service import AssistantsService, ListQuery, text_of
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ChatMessage
 from workerprobe.gateway.chat.service import Answer, ChatService, Outcome, Streamed
 from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound
-from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.store import Page
 from workerprobe.gateway.store.base import Document, New
 
@@ -103,6 +101,14 @@ class RunsService:
         )
         return Page([await self._current(doc) for doc in page.data], page.has_more)
 
+    async def list_steps(self, project: str, thread_id: str, run_id: str, query: ListQuery) -> Page:
+        await self.run(project, thread_id, run_id)
+        return await steps.list_steps(self.store, thread_id, run_id, query)
+
+    async def step(self, project: str, thread_id: str, run_id: str, step_id: str) -> Document:
+        await self.run(project, thread_id, run_id)
+        return await steps.step(self.store, thread_id, run_id, step_id)
+
     async def modify_run(self, project: str, thread_id: str, run_id: str, metadata: dict[str, str] | None) -> Document:
         await self.assistants.thread(project, thread_id)
         doc = await self.store.update("run", run_id, lambda d: {**d, "metadata": metadata or {}}, parent=thread_id)
@@ -120,7 +126,8 @@ class RunsService:
         active = await self.store.list("run", thread_id, limit=1)
         if active.data and (await self._current(active.data[0]))["status"] in OPEN:
             raise BadRequest(f"Thread {thread_id} already has an active run {active.data[0]['id']}.")
-        run = self._new_run(thread_id, assistant, body)
+        self.assistants.models.resolve(body.model or assistant["model"], "text-generation")
+        run = new_run(thread_id, assistant, body, RUN_LIFETIME_S)
         docs: list[New] = [
             ("message", self.assistants.new_message(thread_id, m), thread_id) for m in body.additional_messages or []
         ]
@@ -131,60 +138,14 @@ class RunsService:
         """The thread, its messages and the run: stored together or not at all."""
         assistant = await self.assistants.assistant(project, body.assistant_id, param="assistant_id")
         thread, docs = self.assistants.new_thread(project, body.thread or ThreadCreate())
-        run = self._new_run(thread["id"], assistant, body)
+        self.assistants.models.resolve(body.model or assistant["model"], "text-generation")
+        run = new_run(thread["id"], assistant, body, RUN_LIFETIME_S)
         await self._store(run, [*docs, ("run", run, thread["id"])])
         return run
 
     async def _store(self, run: Document, docs: list[New]) -> None:
         await self.liveness.claim(run["id"])  # before the run can be read
         await self.store.create_many(docs)
-
-    def _new_run(self, thread_id: str, assistant: Document, body: RunCreate) -> Document:
-        model = body.model or assistant["model"]
-        self.assistants.models.resolve(model, "text-generation")
-        now = int(time.time())
-        instructions = body.instructions if body.instructions is not None else assistant.get("instructions")
-        if body.additional_instructions:
-            instructions = (
-                f"{instructions}\n\n{body.additional_instructions}" if instructions else body.additional_instructions
-            )
-        return {
-            "id": new_id("run"),
-            "object": "thread.run",
-            "created_at": now,
-            "thread_id": thread_id,
-            "assistant_id": assistant["id"],
-            "status": "queued",
-            "required_action": None,
-            "last_error": None,
-            "expires_at": now + RUN_LIFETIME_S,
-            "started_at": None,
-            "cancelled_at": None,
-            "failed_at": None,
-            "completed_at": None,
-            "incomplete_details": None,
-            "model": model,
-            "instructions": instructions or "",
-            "tools": (
-                [declared(tool) for tool in body.tools] if body.tools is not None else assistant.get("tools", [])
-            ),
-            "metadata": body.metadata or {},
-            "usage": None,
-            "temperature": body.temperature if body.temperature is not None else assistant.get("temperature"),
-            "top_p": body.top_p if body.top_p is not None else assistant.get("top_p"),
-            "max_prompt_tokens": body.max_prompt_tokens,
-            "max_completion_tokens": body.max_completion_tokens,
-            "truncation_strategy": {"type": "auto", "last_messages": None},
-            "response_format": (
-                declared(body.response_format)
-                if isinstance(body.response_format, BaseModel)
-                else body.response_format or assistant.get("response_format") or "auto"
-            ),
-            "tool_choice": (
-                declared(body.tool_choice) if isinstance(body.tool_choice, BaseModel) else body.tool_choice or "auto"
-            ),
-            "parallel_tool_calls": body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
-        }
 
     def start(self, run: Document, key: str = "") -> None:
         """Execute a queued run in the background (`key`: the client's, for its budget)."""
@@ -199,6 +160,7 @@ class RunsService:
         if run["status"] != "requires_action":
             raise BadRequest(f"Runs in status '{run['status']}' do not accept tool outputs.")
         await tools.record_outputs(self.store, run, body.tool_outputs)
+        await steps.complete_tool_step(self.store, run, {o.tool_call_id: o.output for o in body.tool_outputs})
         await self.liveness.claim(run_id)
         queued = await self._set(thread_id, run_id, status="queued", required_action=None)
         if queued is None:
@@ -253,9 +215,17 @@ class RunsService:
         """The chat request's tools, tool choice and response format (from the run)."""
         return tools.chat_options(run, answered)
 
+    async def _steps_now(self, run: Document) -> list[Document]:
+        """The run's newest step (the one this part of the stream made)."""
+        page = await steps.list_steps(
+            self.store, run["thread_id"], run["id"], ListQuery({"order": "desc", "limit": "1"})
+        )
+        return page.data
+
     async def _require(self, run: Document, calls: list[dict[str, Any]]) -> Document:
         """The model called tools: the run waits for their outputs."""
         await tools.record_calls(self.store, run, calls)
+        await steps.tool_calls_step(self.store, run, calls)
         waiting = await self._set(
             run["thread_id"], run["id"], status="requires_action", required_action=tools.required_action(calls)
         )
@@ -287,6 +257,7 @@ class RunsService:
         done = await self._set(run["thread_id"], run["id"], **fields)
         if reply is None or done is None:
             raise RuntimeError("unexpected state: reply is not None and done is not None")
+        await steps.message_step(self.store, run, message_id, usage)
         return reply, done
 
     async def _reply(self, run: Document) -> Document:
@@ -376,6 +347,8 @@ class RunsService:
                 raise GatewayError("The model's answer ended without its outcome.")
             if outcome.tool_calls and reply is None:
                 run = await self._require(run, outcome.tool_calls)
+                for made in await self._steps_now(run):
+                    yield event("thread.run.step.created", made)
                 yield event("thread.run.requires_action", run)
             else:
                 if reply is None:
@@ -383,6 +356,9 @@ class RunsService:
                     yield event("thread.message.created", reply)
                 message, run = await self._finish(run, outcome, reply["id"])
                 yield event(f"thread.message.{message['status']}", message)
+                for made in await self._steps_now(run):
+                    yield event("thread.run.step.created", {**made, "status": "in_progress", "completed_at": None})
+                    yield event("thread.run.step.completed", made)
                 yield event(f"thread.run.{run['status']}", run)
         except GatewayError as error:
             failed = await self._fail(run, error)
