@@ -136,9 +136,9 @@ def test_raw_run_event_stream(gateway: Gateway) -> None:
             raw = response.read().decode()
         names = [line[7:] for line in raw.splitlines() if line.startswith("event: ")]
         assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
-        assert names[3:5] == ["thread.message.created", "thread.message.in_progress"]
+        assert names[3:6] == ["thread.run.step.created", "thread.message.created", "thread.message.in_progress"]
         assert "thread.message.delta" in names
-        assert names[-3:] == ["thread.message.completed", "thread.run.completed", "done"]
+        assert names[-4:] == ["thread.message.completed", "thread.run.step.completed", "thread.run.completed", "done"]
         assert raw.rstrip().endswith("data: [DONE]")
 
 

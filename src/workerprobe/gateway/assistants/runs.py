@@ -215,6 +215,13 @@ class RunsService:
         """The chat request's tools, tool choice and response format (from the run)."""
         return tools.chat_options(run, answered)
 
+    async def _reply_with_step(self, run: Document) -> tuple[Document, Document]:
+        """The reply message (in progress, empty) and its message_creation step."""
+        reply = await self._reply(run)
+        reply = {**reply, "status": "in_progress", "content": [], "completed_at": None}
+        step = await steps.message_step(self.store, run, reply["id"], None, status="in_progress")
+        return reply, step
+
     async def _steps_now(self, run: Document) -> list[Document]:
         """The run's newest step (the one this part of the stream made)."""
         page = await steps.list_steps(
@@ -231,8 +238,10 @@ class RunsService:
         )
         return waiting or run
 
-    async def _finish(self, run: Document, outcome: Outcome, message_id: str) -> tuple[Document, Document]:
-        """Store the reply's final state and the run's; returns (message, run)."""
+    async def _finish(
+        self, run: Document, outcome: Outcome, message_id: str, step_id: str | None = None
+    ) -> tuple[Document, Document]:
+        """Store the reply's final state, its step's and the run's; returns (message, run)."""
         now = int(time.time())
         cut = outcome.finish == "length"
         reply = await self.store.update(
@@ -257,7 +266,10 @@ class RunsService:
         done = await self._set(run["thread_id"], run["id"], **fields)
         if reply is None or done is None:
             raise RuntimeError("unexpected state: reply is not None and done is not None")
-        await steps.message_step(self.store, run, message_id, usage)
+        if step_id is None:
+            await steps.message_step(self.store, run, message_id, usage)
+        else:
+            await steps.complete_message_step(self.store, run, step_id, usage)
         return reply, done
 
     async def _reply(self, run: Document) -> Document:
@@ -327,14 +339,15 @@ class RunsService:
             if not isinstance(streamed, Streamed):
                 raise TypeError("a run's streamed completion came back whole")
             reply: Document | None = None  # made with the first text: a round of tool calls has none
+            step: Document | None = None
             outcome: Outcome | None = None
             async for item in streamed.items:
                 if item is None:
                     yield sse.comment()
                 elif isinstance(item, str):
                     if reply is None:
-                        reply = await self._reply(run)
-                        reply = {**reply, "status": "in_progress", "content": [], "completed_at": None}
+                        reply, step = await self._reply_with_step(run)
+                        yield event("thread.run.step.created", step)
                         yield event("thread.message.created", reply)
                         yield event("thread.message.in_progress", reply)
                     delta = {"content": [{"index": 0, "type": "text", "text": {"value": item, "annotations": []}}]}
@@ -351,13 +364,13 @@ class RunsService:
                     yield event("thread.run.step.created", made)
                 yield event("thread.run.requires_action", run)
             else:
-                if reply is None:
-                    reply = await self._reply(run)
+                if reply is None or step is None:
+                    reply, step = await self._reply_with_step(run)
+                    yield event("thread.run.step.created", step)
                     yield event("thread.message.created", reply)
-                message, run = await self._finish(run, outcome, reply["id"])
+                message, run = await self._finish(run, outcome, reply["id"], step["id"])
                 yield event(f"thread.message.{message['status']}", message)
                 for made in await self._steps_now(run):
-                    yield event("thread.run.step.created", {**made, "status": "in_progress", "completed_at": None})
                     yield event("thread.run.step.completed", made)
                 yield event(f"thread.run.{run['status']}", run)
         except GatewayError as error:

@@ -12,7 +12,7 @@ from workerprobe.gateway.errors import NotFound
 from workerprobe.gateway.store import Page, Store
 from workerprobe.gateway.store.base import Document, every
 
-__all__ = ["complete_tool_step", "list_steps", "message_step", "step", "tool_calls_step"]
+__all__ = ["complete_message_step", "complete_tool_step", "list_steps", "message_step", "step", "tool_calls_step"]
 
 KIND = "run_step"
 
@@ -39,9 +39,23 @@ def _new(run: Document, details: dict[str, Any], status: str, usage: dict[str, A
     }
 
 
-async def message_step(store: Store, run: Document, message_id: str, usage: dict[str, Any] | None) -> Document:
+async def message_step(
+    store: Store, run: Document, message_id: str, usage: dict[str, Any] | None, status: str = "completed"
+) -> Document:
     details = {"type": "message_creation", "message_creation": {"message_id": message_id}}
-    return await store.create(KIND, _new(run, details, "completed", usage), parent=run["thread_id"])
+    return await store.create(KIND, _new(run, details, status, usage), parent=run["thread_id"])
+
+
+async def complete_message_step(store: Store, run: Document, step_id: str, usage: dict[str, Any]) -> Document:
+    changed = await store.update(
+        KIND,
+        step_id,
+        lambda d: {**d, "status": "completed", "completed_at": int(time.time()), "usage": usage},
+        parent=run["thread_id"],
+    )
+    if changed is None:
+        raise NotFound(f"No step found with id '{step_id}' in run '{run['id']}'.")
+    return changed
 
 
 async def tool_calls_step(store: Store, run: Document, calls: list[dict[str, Any]]) -> Document:
