@@ -134,3 +134,12 @@ def test_run_steps_record_the_tool_calls_and_the_message(client: openai.OpenAI) 
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, tool_choice="none") as stream:
         events = [e.event for e in stream]
     assert "thread.run.step.created" in events and "thread.run.step.completed" in events
+
+
+def test_a_runs_response_format_reaches_the_model(client: openai.OpenAI) -> None:
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, response_format={"type": "json_object"})
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Give me a city as JSON."}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "completed" and run.response_format.type == "json_object"  # type: ignore[union-attr]
+    reply = client.beta.threads.messages.list(thread.id).data[0]
+    assert isinstance(json.loads(reply.content[0].text.value), dict)  # type: ignore[union-attr]

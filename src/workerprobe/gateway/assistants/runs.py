@@ -230,7 +230,10 @@ class RunsService:
         return page.data
 
     async def _require(self, run: Document, calls: list[dict[str, Any]]) -> Document:
-        """The model called tools: the run waits for their outputs."""
+        """The model called tools: the run waits for their outputs (one call at a time when the run
+        says `parallel_tool_calls: false`)."""
+        if run.get("parallel_tool_calls") is False:
+            calls = calls[:1]
         await tools.record_calls(self.store, run, calls)
         await steps.tool_calls_step(self.store, run, calls)
         waiting = await self._set(
