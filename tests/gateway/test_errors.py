@@ -76,6 +76,13 @@ def test_embedding_model_for_chat_is_400(client: openai.OpenAI) -> None:
         ("500", 502, "upstream_error", None),
         ("503", 502, "upstream_error", None),
         ("timeout", 504, "upstream_timeout", None),
+        # Since September and October 2026 (Cloudflare's changelog):
+        ("2021", 429, "insufficient_quota", None),  # prepaid credits exhausted (402)
+        ("7013", 503, "service_unavailable", "1"),  # guardrails service failure
+        ("2016", 400, "content_filter", None),  # prompt blocked (424)
+        ("2017", 400, "content_filter", None),  # response blocked (424)
+        ("2017-run", 400, "content_filter", None),  # blocked on /run (422)
+        ("2009", 502, "upstream_error", None),  # provider credentials rejected (401)
     ],
 )
 def test_upstream_errors_map_by_code(gateway: Gateway, fault: str, status: int, code: str, retry: str | None) -> None:

@@ -17,6 +17,10 @@ CAPACITY_CODE = 3040
 TIMEOUT_CODES = frozenset({3046, 3007})
 UNKNOWN_MODEL_CODE = 5007
 BAD_CREDENTIALS_CODE = 10000
+PROVIDER_CREDENTIALS_CODE = 2009  # changelog 2026-10-05
+CREDITS_EXHAUSTED_CODE = 2021  # changelog 2026-09-17
+GUARDRAILS_UNAVAILABLE_CODE = 7013  # changelog 2026-09-17
+BLOCKED_CODES = frozenset({2016, 2017})  # prompt / response blocked by a guardrail (2026-09-17)
 
 
 class UpstreamFailure(Exception):
@@ -58,7 +62,21 @@ class CloudflareError(UpstreamFailure):
 
     @property
     def credentials_refused(self) -> bool:
-        return self.status == 401 or self.code == BAD_CREDENTIALS_CODE
+        return self.status == 401 or self.code in (BAD_CREDENTIALS_CODE, PROVIDER_CREDENTIALS_CODE)
+
+    @property
+    def credits_exhausted(self) -> bool:
+        """Prepaid credits are spent: not transient, as the daily allocation."""
+        return self.code == CREDITS_EXHAUSTED_CODE or self.status == 402
+
+    @property
+    def guardrails_unavailable(self) -> bool:
+        return self.code == GUARDRAILS_UNAVAILABLE_CODE
+
+    @property
+    def blocked(self) -> bool:
+        """A guardrail blocked the prompt or the response."""
+        return self.code in BLOCKED_CODES
 
 
 class UpstreamUnavailable(UpstreamFailure):

@@ -1,6 +1,7 @@
 """Faults on demand: by request header, by a trigger phrase in the last message, or by rate.
 
     x-emulate-fault: 3040 | 3021 | 4006 | 3036 | 5xx | 500 | 502 | 503 | 504 | timeout
+                     | 2009 | 2021 | 7013 | 2016 | 2017 | 2017-run   (late-2026 errors)
                      | cut-stream | slow-stream | malformed-event | split-events
     "... EMULATE_FAULT:3040 ..." in the last message (or the prompt)
     "... EMULATE_FAULT:3040@2 ..."  only the first 2 requests with this same text (retries succeed)
@@ -30,6 +31,12 @@ ERROR_FAULTS: dict[str, str] = {
     "503": "upstream_unavailable",
     "504": "gateway_timeout",
     "timeout": "timeout",
+    "2009": "provider_credentials",
+    "2021": "credits_exhausted",
+    "7013": "guardrails_unavailable",
+    "2016": "prompt_blocked",
+    "2017": "response_blocked",
+    "2017-run": "run_blocked",
 }
 STREAM_FAULTS = frozenset({"cut-stream", "slow-stream", "malformed-event", "split-events"})
 _PHRASE = re.compile(r"EMULATE_FAULT:([A-Za-z0-9-]+?)(?:@(\d+))?(?![\w-])")

@@ -177,6 +177,12 @@ def _from_upstream(exc: UpstreamFailure, model: str | None) -> GatewayError:
         log.warning("Workers AI did not answer: %s", exc)
         return BadGateway("Workers AI did not answer (the connection failed or was cut).")
     message = f"Workers AI: {exc.message}"
+    if exc.credits_exhausted:
+        return QuotaExceeded(f"{message} (the account's prepaid credits are spent)")
+    if exc.guardrails_unavailable:
+        return ServiceUnavailable(message)
+    if exc.blocked:
+        return BadRequest(message, code="content_filter")
     if exc.daily_quota:
         return QuotaExceeded(f"{message} (the daily neuron allocation is spent; it resets at 00:00 UTC)")
     if exc.capacity:
