@@ -72,7 +72,9 @@ class Emulator:
         if model is None:
             raise UpstreamError("no_such_model", model=name)
         if model.deprecated is not None and model.retired_on(self.clock.today()):
-            raise UpstreamError("model_retired", model=name, replacement=model.deprecated.replacement)
+            raise UpstreamError(
+                "model_retired", model=name, replacement=model.deprecated.replacement, date=model.deprecated.date
+            )
         return model
 
     def _admit(self, call: Call, model: Model, text: str) -> str | None:
