@@ -16,6 +16,7 @@ RATE_LIMIT_CODE = 3021
 CAPACITY_CODE = 3040
 TIMEOUT_CODES = frozenset({3046, 3007})
 UNKNOWN_MODEL_CODE = 5007
+RETIRED_MODEL_CODE = 5028  # 410 since 2026-05-30
 BAD_CREDENTIALS_CODE = 10000
 PROVIDER_CREDENTIALS_CODE = 2009  # changelog 2026-10-05
 CREDITS_EXHAUSTED_CODE = 2021  # changelog 2026-09-17
@@ -59,6 +60,10 @@ class CloudflareError(UpstreamFailure):
     @property
     def unknown_model(self) -> bool:
         return self.code == UNKNOWN_MODEL_CODE
+
+    @property
+    def retired_model(self) -> bool:
+        return self.code == RETIRED_MODEL_CODE or self.status == 410
 
     @property
     def credentials_refused(self) -> bool:

@@ -191,6 +191,12 @@ def _from_upstream(exc: UpstreamFailure, model: str | None) -> GatewayError:
         return RateLimited(message, headers={"retry-after": "10"})
     if exc.timed_out:
         return GatewayTimeout(message)
+    if exc.retired_model:
+        return NotFound(
+            f"The model `{model}` was retired by Workers AI ({exc.message}); choose another model.",
+            param="model",
+            code="model_not_found",
+        )
     if exc.unknown_model:
         return NotFound(f"The model `{model}` does not exist", param="model", code="model_not_found")
     if exc.status == 413:
