@@ -160,7 +160,7 @@ def _report(environment: Environment, **_: Any) -> None:
     ttft = summary["ttft_s"] or {}
     print(
         f"workerprobe load: {summary['requests']} LLM requests, error rate {summary['error_rate']:.3f}, "
-        f"p50/p95 TTFT {1000 * ttft.get('p50', 0):.1f}/{1000 * ttft.get('p95', 0):.1f} ms, truncation rate "
+        f"p50/p95 TTFT {_ms(ttft)}, truncation rate "
         f"{summary['truncation_rate']:.3f}, neurons ~{summary['neurons']:.2f}; summary in {out}",
         flush=True,
     )
@@ -172,6 +172,13 @@ def _report(environment: Environment, **_: Any) -> None:
         environment.process_exit_code = 1
     if STATE.get("unusable"):  # nothing could be measured: not a pass, not a finding
         environment.process_exit_code = 2
+
+
+def _ms(figures: dict[str, Any]) -> str:
+    """p50/p95 in milliseconds, or n/a when nothing was measured."""
+    if not figures:
+        return "n/a"
+    return f"{1000 * figures['p50']:.1f}/{1000 * figures['p95']:.1f} ms"
 
 
 def _accuracy(emulator: str) -> dict[str, Any]:

@@ -355,7 +355,7 @@ def _deadlines_close(half: socket.socket, trickle: socket.socket) -> None:
     half.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # headers never finished
     head = b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode()
     trickle.sendall(head + b"\r\nContent-Length: 100\r\n\r\n{")  # 1 byte of 100
-    started = time.monotonic()
-    assert half.recv(1) == b""  # closed by the gateway, without an answer
+    # Closed by the gateway, without an answer, long before the sockets' own 10 s timeout (which
+    # would raise here instead).
+    assert half.recv(1) == b""
     assert trickle.recv(65536) == b""  # the app saw the client go; nothing was stored
-    assert time.monotonic() - started < 5
