@@ -195,3 +195,93 @@ def test_run_steps_list_what_the_run_did(client: openai.OpenAI) -> None:
     reply = client.beta.threads.messages.list(thread.id).data[0]
     assert made[0].step_details.message_creation.message_id == reply.id  # type: ignore[union-attr]
     assert client.beta.threads.runs.steps.retrieve(made[0].id, thread_id=thread.id, run_id=run.id).id == made[0].id
+
+
+LONG = " ".join(["harbour"] * 600)  # about 600 tokens for any tokenizer
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+def test_a_run_over_its_max_prompt_tokens_ends_incomplete(client: openai.OpenAI) -> None:
+    """`max_prompt_tokens` (OpenAI: the run ends `incomplete` when the prompt exceeds it). SHOULD:
+    a Worker that ignores it sends the whole thread, and its user pays for it."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": LONG}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=256, max_completion_tokens=8,
+        poll_interval_ms=100,
+    )  # fmt: skip
+    assert run.status == "incomplete", f"a 600-token thread under max_prompt_tokens 256 ended {run.status!r}"
+    assert run.incomplete_details is not None and run.incomplete_details.reason == "max_prompt_tokens"
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+def test_truncation_last_messages_shows_the_model_only_the_newest(client: openai.OpenAI) -> None:
+    """`truncation_strategy: last_messages`: the model sees the newest N messages, so the prompt
+    (the upstream's own `usage.prompt_tokens`) is smaller than the whole thread's."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL)
+
+    def run(*texts: str, **fields: object) -> openai.types.beta.threads.Run:
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": t} for t in texts])
+        return client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=8, poll_interval_ms=100,
+            **fields,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    whole = run(LONG, "What is 6 * 7?")
+    newest = run(LONG, "What is 6 * 7?", truncation_strategy={"type": "last_messages", "last_messages": 1})
+    assert newest.truncation_strategy is not None and newest.truncation_strategy.type == "last_messages"
+    assert whole.usage is not None and newest.usage is not None
+    assert newest.usage.prompt_tokens < whole.usage.prompt_tokens - 300, (
+        f"with last_messages 1 the prompt was {newest.usage.prompt_tokens} tokens, the whole thread's "
+        f"{whole.usage.prompt_tokens}: the 600-token first message was still sent"
+    )
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+def test_a_run_cut_at_max_completion_tokens_is_incomplete(client: openai.OpenAI) -> None:
+    """A reply cut at the run's `max_completion_tokens` ends the run `incomplete` with that reason
+    (not `completed`): a client that shows the reply needs to know it is cut."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Count from one to fifty in words."}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=3, poll_interval_ms=100
+    )
+    assert run.status == "incomplete", f"a reply cut at 3 tokens ended the run {run.status!r}"
+    assert run.incomplete_details is not None and run.incomplete_details.reason == "max_completion_tokens"
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+def test_a_runs_additional_messages_join_the_thread(client: openai.OpenAI) -> None:
+    """`additional_messages` are added to the thread before the run, in order, before the reply."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Answer briefly.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "first"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=8, poll_interval_ms=100,
+        additional_messages=[{"role": "user", "content": "second"}, {"role": "user", "content": "third"}],
+    )  # fmt: skip
+    listed = client.beta.threads.messages.list(thread.id, order="asc").data
+    texts = [m.content[0].text.value if m.role == "user" else m.role for m in listed]  # type: ignore[union-attr]
+    assert texts == ["first", "second", "third", "assistant"], texts
+    assert listed[-1].run_id == run.id
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+def test_additional_instructions_reach_the_model(client: openai.OpenAI, target: Target) -> None:
+    if not target.emulated:
+        pytest.skip("a deployed model need not answer deterministically; runs when the upstream is the emulator")
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="You are terse.", temperature=0)
+
+    def answer(**fields: str) -> str:
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Describe a harbour"}])
+        client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50, **fields  # type: ignore[arg-type]
+        )
+        return client.beta.threads.messages.list(thread.id).data[0].content[0].text.value  # type: ignore[union-attr]
+
+    assert answer() == answer()
+    assert answer(additional_instructions="Mention the tide.") != answer()

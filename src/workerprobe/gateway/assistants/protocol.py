@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from workerprobe.gateway.chat.protocol import FunctionTool, NamedToolChoice, ResponseFormat
 from workerprobe.gateway.protocol import Int, OpenAIModel
@@ -18,6 +18,7 @@ __all__ = [
     "SubmitToolOutputs",
     "ThreadAndRunCreate",
     "ThreadCreate",
+    "TruncationStrategy",
 ]
 
 
@@ -97,6 +98,22 @@ class MetadataModify(_WithMetadata):
     tool_resources: dict[str, Any] | None = None
 
 
+class TruncationStrategy(OpenAIModel):
+    """How much of the thread a run shows the model: `auto` drops messages from the middle to fit
+    `max_prompt_tokens` (and the model's window); `last_messages` keeps the newest N."""
+
+    NOT_NULL = frozenset({"type"})
+
+    type: Literal["auto", "last_messages"]
+    last_messages: Int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _count_for_last_messages(self) -> TruncationStrategy:
+        if self.type == "last_messages" and self.last_messages is None:
+            raise ValueError("truncation_strategy of type 'last_messages' needs last_messages")
+        return self
+
+
 class RunCreate(_WithMetadata):
     NOT_NULL = frozenset({"assistant_id"})
 
@@ -113,6 +130,7 @@ class RunCreate(_WithMetadata):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     response_format: Literal["auto"] | ResponseFormat | None = None
     parallel_tool_calls: bool | None = None
+    truncation_strategy: TruncationStrategy | None = None
     stream: bool | None = False
 
 

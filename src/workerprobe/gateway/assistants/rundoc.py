@@ -48,7 +48,11 @@ def new_run(thread_id: str, assistant: Document, body: RunCreate, lifetime_s: in
         "top_p": body.top_p if body.top_p is not None else assistant.get("top_p"),
         "max_prompt_tokens": body.max_prompt_tokens,
         "max_completion_tokens": body.max_completion_tokens,
-        "truncation_strategy": {"type": "auto", "last_messages": None},
+        "truncation_strategy": (
+            {"type": "auto", "last_messages": None} | declared(body.truncation_strategy)
+            if body.truncation_strategy is not None
+            else {"type": "auto", "last_messages": None}
+        ),
         "response_format": (
             declared(body.response_format)
             if isinstance(body.response_format, BaseModel)

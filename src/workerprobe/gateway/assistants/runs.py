@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from workerprobe import sse
-from workerprobe.gateway.assistants import steps, tools
+from workerprobe.gateway.assistants import context, steps, tools
 from workerprobe.gateway.assistants.liveness import Liveness
 from workerprobe.gateway.assistants.protocol import (
     MessageCreate,
@@ -56,6 +56,7 @@ class RunsService:
         self.store = assistants.store
         self.chat = chat
         self.liveness = Liveness(self.store, heartbeat_s, RUN_LIFETIME_S * 2)
+        self._count = context.prompt_counter(chat.template)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     async def open(self) -> None:
@@ -128,6 +129,7 @@ class RunsService:
             raise BadRequest(f"Thread {thread_id} already has an active run {active.data[0]['id']}.")
         self.assistants.models.resolve(body.model or assistant["model"], "text-generation")
         run = new_run(thread_id, assistant, body, RUN_LIFETIME_S)
+        self.tool_options(run)  # a tool choice the run's tools cannot meet is a 400 now, not a failed run
         docs: list[New] = [
             ("message", self.assistants.new_message(thread_id, m), thread_id) for m in body.additional_messages or []
         ]
@@ -140,6 +142,7 @@ class RunsService:
         thread, docs = self.assistants.new_thread(project, body.thread or ThreadCreate())
         self.assistants.models.resolve(body.model or assistant["model"], "text-generation")
         run = new_run(thread["id"], assistant, body, RUN_LIFETIME_S)
+        self.tool_options(run)
         await self._store(run, [*docs, ("run", run, thread["id"])])
         return run
 
@@ -191,25 +194,41 @@ class RunsService:
         return str(run["instructions"] or "")
 
     async def _request(self, run: Document, stream: bool = False) -> ChatCompletionRequest:
-        messages: list[ChatMessage] = []
+        """The run's next model call: its instructions, the thread within its truncation strategy
+        and limits, its tool calls and outputs so far (context.Incomplete when nothing fits)."""
+        left = context.limits(run)
         instructions = self.instructions(run)
-        if instructions:
-            messages.append(ChatMessage(role="system", content=instructions))
-        for message in await self.assistants.all_messages(run["thread_id"]):
-            messages.append(ChatMessage(role=message["role"], content=text_of(message)))
-        if not any(m.role != "system" for m in messages):
+        head = [ChatMessage(role="system", content=instructions)] if instructions else []
+        thread = [
+            ChatMessage(role=message["role"], content=text_of(message))
+            for message in await self.assistants.all_messages(run["thread_id"])
+        ]
+        if not thread:
             raise BadRequest("The thread has no messages to run on.")
         exchanged = await tools.exchange_messages(self.store, run)
-        messages += exchanged
+        window = self.assistants.models.resolve(run["model"], "text-generation").model.context_window
+        messages = self.fit(run, head, thread, exchanged, left, window)
         return ChatCompletionRequest(
             model=run["model"],
             messages=messages,
             temperature=run["temperature"],
             top_p=run["top_p"],
-            max_completion_tokens=run["max_completion_tokens"],
+            max_completion_tokens=left.completion,
             stream=stream,
             **self.tool_options(run, answered=bool(exchanged)),
         )
+
+    def fit(
+        self,
+        run: Document,
+        head: list[ChatMessage],
+        thread: list[ChatMessage],
+        tail: list[ChatMessage],
+        left: context.Limits,
+        window: int | None,
+    ) -> list[ChatMessage]:
+        """The model call's messages within the run's truncation strategy and prompt limit."""
+        return context.fit(head, thread, tail, run.get("truncation_strategy"), left, window, self._count)
 
     def tool_options(self, run: Document, answered: bool = False) -> dict[str, Any]:
         """The chat request's tools, tool choice and response format (from the run)."""
@@ -229,15 +248,20 @@ class RunsService:
         )
         return page.data
 
-    async def _require(self, run: Document, calls: list[dict[str, Any]]) -> Document:
+    async def _require(self, run: Document, outcome: Outcome) -> Document:
         """The model called tools: the run waits for their outputs (one call at a time when the run
         says `parallel_tool_calls: false`)."""
+        calls = outcome.tool_calls
         if run.get("parallel_tool_calls") is False:
             calls = calls[:1]
         await tools.record_calls(self.store, run, calls)
         await steps.tool_calls_step(self.store, run, calls)
         waiting = await self._set(
-            run["thread_id"], run["id"], status="requires_action", required_action=tools.required_action(calls)
+            run["thread_id"],
+            run["id"],
+            status="requires_action",
+            required_action=tools.required_action(calls),
+            usage=context.add_usage(run.get("usage"), outcome.usage),
         )
         return waiting or run
 
@@ -261,7 +285,7 @@ class RunsService:
             parent=run["thread_id"],
         )
         usage = {k: outcome.usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-        fields: dict[str, Any] = {"usage": usage}
+        fields: dict[str, Any] = {"usage": context.add_usage(run.get("usage"), usage)}
         if cut:
             fields |= {"status": "incomplete", "incomplete_details": {"reason": "max_completion_tokens"}}
         else:
@@ -284,6 +308,11 @@ class RunsService:
             run_id=run["id"],
         )
 
+    async def _incomplete(self, run: Document, reason: str) -> Document:
+        """The run's limits leave no room for its next model call: it ends `incomplete`."""
+        done = await self._set(run["thread_id"], run["id"], status="incomplete", incomplete_details={"reason": reason})
+        return done or run
+
     async def _fail(self, run: Document, error: GatewayError) -> Document | None:
         code = "rate_limit_exceeded" if error.status == 429 else "server_error"
         return await self._set(
@@ -302,10 +331,12 @@ class RunsService:
             if not isinstance(answer, Answer):
                 raise TypeError("a run's plain completion came back streamed")
             if answer.outcome.tool_calls:
-                await self._require(run, answer.outcome.tool_calls)
+                await self._require(run, answer.outcome)
                 return
             reply = await self._reply(run)
             await self._finish(run, answer.outcome, reply["id"])
+        except context.Incomplete as cut:
+            await self._incomplete(run, cut.reason)
         except GatewayError as error:
             await self._fail(run, error)
         except asyncio.CancelledError:
@@ -362,7 +393,7 @@ class RunsService:
             if outcome is None:
                 raise GatewayError("The model's answer ended without its outcome.")
             if outcome.tool_calls and reply is None:
-                run = await self._require(run, outcome.tool_calls)
+                run = await self._require(run, outcome)
                 for made in await self._steps_now(run):
                     yield event("thread.run.step.created", made)
                 yield event("thread.run.requires_action", run)
@@ -376,6 +407,8 @@ class RunsService:
                 for made in await self._steps_now(run):
                     yield event("thread.run.step.completed", made)
                 yield event(f"thread.run.{run['status']}", run)
+        except context.Incomplete as cut:
+            yield event("thread.run.incomplete", await self._incomplete(run, cut.reason))
         except GatewayError as error:
             failed = await self._fail(run, error)
             yield event("thread.run.failed", failed or run)

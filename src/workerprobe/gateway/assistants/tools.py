@@ -31,6 +31,12 @@ def chat_options(run: Document, answered: bool = False) -> dict[str, Any]:
     choice = run.get("tool_choice") or "auto"
     if answered and choice != "none":
         choice = "auto"
+    if isinstance(choice, dict) and choice.get("function", {}).get("name") not in {t.function.name for t in tools}:
+        raise BadRequest(
+            f"tool_choice names the function {choice.get('function', {}).get('name')!r}, which is not among "
+            "the run's tools.",
+            param="tool_choice",
+        )
     if tools:
         options["tools"] = tools
         options["tool_choice"] = choice if isinstance(choice, str) else NamedToolChoice.model_validate(choice)

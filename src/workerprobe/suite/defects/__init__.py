@@ -7,7 +7,9 @@ knows of them.
 - `split_events_lose_tokens` is an SSE decoder that takes each read as whole events;
 - `run_instructions_dropped` is a runs service that never tells the model its instructions;
 - `run_tools_dropped` is a runs service that never gives the model the run's tools (as this
-  gateway did before its runs knew tools: the run "completes" with made-up text).
+  gateway did before its runs knew tools: the run "completes" with made-up text);
+- `run_limits_ignored` is a runs service that sends the whole thread whatever the run's
+  `truncation_strategy` and `max_prompt_tokens` say (as this gateway did before it read them).
 
 `python -m workerprobe.suite.defects --defects '["create_201"]' --host H --port P` serves such a
 gateway (its settings from the environment, as `workerprobe gateway` reads them).
@@ -21,7 +23,9 @@ import orjson
 from starlette.middleware import Middleware
 
 from workerprobe.gateway.app import Parts
+from workerprobe.gateway.assistants.context import Limits
 from workerprobe.gateway.assistants.runs import RunsService
+from workerprobe.gateway.chat.protocol import ChatMessage
 from workerprobe.gateway.store.base import Document
 from workerprobe.sse import Decoder, Event
 
@@ -42,6 +46,7 @@ DEFECTS: dict[str, str] = {
     "run_as_chat_completion": "creating a run answers with a chat completion",
     "run_instructions_dropped": "run instructions are never sent upstream",
     "run_tools_dropped": "a run's function tools, tool_choice and response_format never reach the model",
+    "run_limits_ignored": "a run's truncation_strategy and max_prompt_tokens are ignored: the whole thread is sent",
     "run_reply_not_stored": "run replies are not stored in the thread",
     "temperature_zero_remapped": "temperature 0 becomes the upstream default (a `|| 0.6`)",
     "base64_big_endian": "base64 embeddings in big-endian byte order",
@@ -125,7 +130,26 @@ class ToolsDroppedRuns(RunsService):
         return {}
 
 
-_RUNS = {"run_instructions_dropped": InstructionsDroppedRuns, "run_tools_dropped": ToolsDroppedRuns}
+class LimitsIgnoredRuns(RunsService):
+    """`run_limits_ignored`: the whole thread goes to the model, whatever the run's limits say."""
+
+    def fit(
+        self,
+        run: Document,
+        head: list[ChatMessage],
+        thread: list[ChatMessage],
+        tail: list[ChatMessage],
+        left: Limits,
+        window: int | None,
+    ) -> list[ChatMessage]:
+        return [*head, *thread, *tail]
+
+
+_RUNS = {
+    "run_instructions_dropped": InstructionsDroppedRuns,
+    "run_tools_dropped": ToolsDroppedRuns,
+    "run_limits_ignored": LimitsIgnoredRuns,
+}
 
 
 def parts(defects: frozenset[str], api_key: str | None) -> Parts:
