@@ -143,3 +143,44 @@ def test_a_runs_response_format_reaches_the_model(client: openai.OpenAI) -> None
     assert run.status == "completed" and run.response_format.type == "json_object"  # type: ignore[union-attr]
     reply = client.beta.threads.messages.list(thread.id).data[0]
     assert isinstance(json.loads(reply.content[0].text.value), dict)  # type: ignore[union-attr]
+
+
+class _Seen(openai.AssistantEventHandler):
+    """What the SDK's stream helper hands an application's event handler."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: list[str] = []
+        self.done: list[str] = []
+        self.steps_done: list[str] = []
+
+    def on_tool_call_created(self, tool_call: Any) -> None:
+        self.created.append(tool_call.function.name)
+
+    def on_tool_call_done(self, tool_call: Any) -> None:
+        self.done.append(tool_call.function.name)
+
+    def on_run_step_done(self, run_step: Any) -> None:
+        self.steps_done.append(run_step.type)
+
+
+def test_the_sdks_event_handler_sees_the_tool_calls_and_the_steps(client: openai.OpenAI) -> None:
+    """`thread.run.step.delta` carries the calls (the SDK's `on_tool_call_created` comes from it,
+    `on_tool_call_done` at `requires_action`); the continued stream completes the tool-calls step,
+    then the message step."""
+    assistant = _assistant(client)
+    thread = client.beta.threads.create(messages=QUESTION)  # type: ignore[arg-type]
+    first = _Seen()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=first) as s:
+        s.until_done()
+        run = s.current_run
+    assert first.created == ["get_weather"] and first.done == ["get_weather"]  # done at requires_action
+    assert run is not None and run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    then = _Seen()
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "3 C"}],
+        event_handler=then,
+    ) as s:  # fmt: skip
+        s.until_done()
+    assert then.steps_done == ["tool_calls", "message_creation"]

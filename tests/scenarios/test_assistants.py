@@ -285,3 +285,37 @@ def test_additional_instructions_reach_the_model(client: openai.OpenAI, target: 
 
     assert answer() == answer()
     assert answer(additional_instructions="Mention the tide.") != answer()
+
+
+class _ToolCallsSeen(openai.AssistantEventHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.created: list[str] = []
+
+    def on_tool_call_created(self, tool_call: object) -> None:
+        self.created.append(tool_call.function.name)  # type: ignore[attr-defined]
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+def test_a_streamed_runs_tool_calls_reach_the_sdks_event_handler(client: openai.OpenAI) -> None:
+    """`thread.run.step.delta` events carry a streamed run's tool calls: the SDK's event handler
+    (`on_tool_call_created`) is built from them. SHOULD: `requires_action` alone still lets a
+    client submit outputs, but an application's handler never hears of the call."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Use your tools.", tools=[WEATHER])  # type: ignore[list-item]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is the weather in Oslo?"}])
+    seen = _ToolCallsSeen()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_completion_tokens=64,
+        event_handler=seen,
+    ) as stream:
+        stream.until_done()
+        run = stream.current_run
+    assert run is not None and run.status == "requires_action", run and run.status
+    assert seen.created == ["get_weather"] * len(seen.created) and seen.created, (
+        f"the event handler saw tool calls {seen.created}"
+    )
+    client.beta.threads.runs.cancel(run.id, thread_id=thread.id)

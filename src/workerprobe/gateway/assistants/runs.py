@@ -365,6 +365,10 @@ class RunsService:
         thread_id, run_id = run["thread_id"], run["id"]
         if run["status"] == "queued" and run["started_at"] is None:
             yield event("thread.run.created", run)
+        else:  # continued after its tool outputs: the tool-calls step they completed
+            for done in await self._steps_now(run):
+                if done["type"] == "tool_calls" and done["status"] == "completed":
+                    yield event("thread.run.step.completed", done)
         yield event("thread.run.queued", run)
         run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
         yield event("thread.run.in_progress", run)
@@ -395,7 +399,10 @@ class RunsService:
             if outcome.tool_calls and reply is None:
                 run = await self._require(run, outcome)
                 for made in await self._steps_now(run):
-                    yield event("thread.run.step.created", made)
+                    # created empty, then the calls as a delta, as OpenAI streams them (the SDK's
+                    # stream helper adds each delta to what it was given)
+                    yield event("thread.run.step.created", steps.without_calls(made))
+                    yield event("thread.run.step.delta", steps.tool_calls_delta(made))
                 yield event("thread.run.requires_action", run)
             else:
                 if reply is None or step is None:

@@ -12,7 +12,16 @@ from workerprobe.gateway.errors import NotFound
 from workerprobe.gateway.store import Page, Store
 from workerprobe.gateway.store.base import Document, every
 
-__all__ = ["complete_message_step", "complete_tool_step", "list_steps", "message_step", "step", "tool_calls_step"]
+__all__ = [
+    "complete_message_step",
+    "complete_tool_step",
+    "list_steps",
+    "message_step",
+    "step",
+    "tool_calls_delta",
+    "tool_calls_step",
+    "without_calls",
+]
 
 KIND = "run_step"
 
@@ -62,6 +71,21 @@ async def tool_calls_step(store: Store, run: Document, calls: list[dict[str, Any
     listed = [{**call, "function": {**call["function"], "output": None}} for call in calls]
     details = {"type": "tool_calls", "tool_calls": listed}
     return await store.create(KIND, _new(run, details, "in_progress"), parent=run["thread_id"])
+
+
+def without_calls(made: Document) -> Document:
+    return {**made, "step_details": {**made["step_details"], "tool_calls": []}}
+
+
+def tool_calls_delta(made: Document) -> dict[str, Any]:
+    """The `thread.run.step.delta` event of a tool-calls step: its calls, each with its index (the
+    SDK's stream helper builds `on_tool_call_created` / `on_tool_call_delta` from these)."""
+    calls = [{"index": i, **call} for i, call in enumerate(made["step_details"]["tool_calls"])]
+    return {
+        "id": made["id"],
+        "object": "thread.run.step.delta",
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": calls}},
+    }
 
 
 async def complete_tool_step(store: Store, run: Document, outputs: dict[str, str]) -> None:
