@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import openai
 import pytest
@@ -80,8 +82,6 @@ def test_embedding_model_for_chat_is_400(client: openai.OpenAI) -> None:
         ("2021", 429, "insufficient_quota", None),  # prepaid credits exhausted (402)
         ("7013", 503, "service_unavailable", "1"),  # guardrails service failure
         ("2016", 400, "content_filter", None),  # prompt blocked (424)
-        ("2017", 400, "content_filter", None),  # response blocked (424)
-        ("2017-run", 400, "content_filter", None),  # blocked on /run (422)
         ("2009", 502, "upstream_error", None),  # provider credentials rejected (401)
     ],
 )
@@ -96,6 +96,23 @@ def test_upstream_errors_map_by_code(gateway: Gateway, fault: str, status: int, 
         if code == "insufficient_quota":
             assert error["type"] == "insufficient_quota"
             assert response.headers["x-should-retry"] == "false"
+
+
+@pytest.mark.parametrize("fault", ["2017", "2017-run"])  # response blocked (424; 422 on /run)
+def test_a_blocked_response_is_a_completion_ended_by_the_content_filter(client: openai.OpenAI, fault: str) -> None:
+    """As OpenAI ends a filtered completion: no text, `finish_reason: "content_filter"` (plain and
+    streamed); a blocked prompt (2016) is the 400 above."""
+    messages: Any = [{"role": "user", "content": f"hi EMULATE_FAULT:{fault}"}]
+    whole = client.chat.completions.create(model=CHAT_MODEL, messages=messages)
+    assert whole.choices[0].finish_reason == "content_filter" and whole.choices[0].message.content == ""
+    assert whole.usage is not None and whole.usage.completion_tokens == 0
+    chunks = list(
+        client.chat.completions.create(
+            model=CHAT_MODEL, messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["content_filter"]
 
 
 def test_sdk_error_classes_for_upstream_errors(client: openai.OpenAI) -> None:

@@ -21,7 +21,8 @@ BAD_CREDENTIALS_CODE = 10000
 PROVIDER_CREDENTIALS_CODE = 2009  # changelog 2026-10-05
 CREDITS_EXHAUSTED_CODE = 2021  # changelog 2026-09-17
 GUARDRAILS_UNAVAILABLE_CODE = 7013  # changelog 2026-09-17
-BLOCKED_CODES = frozenset({2016, 2017})  # prompt / response blocked by a guardrail (2026-09-17)
+PROMPT_BLOCKED_CODE, RESPONSE_BLOCKED_CODE = 2016, 2017
+BLOCKED_CODES = frozenset({PROMPT_BLOCKED_CODE, RESPONSE_BLOCKED_CODE})  # prompt / response blocked by a guardrail (2026-09-17)
 
 
 class UpstreamFailure(Exception):
@@ -82,6 +83,11 @@ class CloudflareError(UpstreamFailure):
     def blocked(self) -> bool:
         """A guardrail blocked the prompt or the response."""
         return self.code in BLOCKED_CODES
+
+    @property
+    def response_blocked(self) -> bool:
+        """A guardrail blocked the model's response (the prompt passed)."""
+        return self.code == RESPONSE_BLOCKED_CODE
 
 
 class UpstreamUnavailable(UpstreamFailure):

@@ -48,6 +48,7 @@ __all__ = [
     "PayloadTooLarge",
     "QuotaExceeded",
     "RateLimited",
+    "ResponseBlocked",
     "ServiceUnavailable",
     "Unauthorized",
     "error_body",
@@ -92,6 +93,13 @@ class GatewayError(Exception):
 class BadRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
+
+
+class ResponseBlocked(BadRequest):
+    """A guardrail blocked the model's response (Workers AI 2017). Chat completions answer it as
+    a completion ended by `content_filter`; elsewhere it is this 400."""
+
+    code = "content_filter"
 
 
 class Unauthorized(GatewayError):
@@ -181,6 +189,8 @@ def _from_upstream(exc: UpstreamFailure, model: str | None) -> GatewayError:
         return QuotaExceeded(f"{message} (the account's prepaid credits are spent)")
     if exc.guardrails_unavailable:
         return ServiceUnavailable(message)
+    if exc.response_blocked:
+        return ResponseBlocked(message)
     if exc.blocked:
         return BadRequest(message, code="content_filter")
     if exc.daily_quota:

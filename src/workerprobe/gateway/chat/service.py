@@ -28,7 +28,7 @@ from workerprobe.gateway.chat.plan import Answer, Outcome, Prepared, Served, Str
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.chat.translate import SPLIT_HEADER, segments, workers_ai_body
 from workerprobe.gateway.chat.upstream import Fallback
-from workerprobe.gateway.errors import BadRequest, QuotaExceeded
+from workerprobe.gateway.errors import BadRequest, QuotaExceeded, ResponseBlocked
 from workerprobe.gateway.freeplan.budget import Budgets
 from workerprobe.gateway.freeplan.cache import HEADER as CACHE_HEADER
 from workerprobe.gateway.freeplan.cache import CacheDecision, ResponseCache
@@ -81,16 +81,30 @@ class ChatService:
         cached = await self._cached(prepared)
         if cached is None:
             await self._admit(prepared)  # budgets: a cache hit costs nothing, so it is always served
-        if not request.stream:
-            done = cached or await self.loop.whole(prepared)
-            if cached is None:
-                await self._finished(prepared, done)
-            return Answer(done, prepared)
-        if cached is not None:
-            return Streamed(render.replay(cached), prepared)
-        body = self.loop.first_body(prepared)
-        events, first = await self.upstream.open(prepared, body)
+        try:
+            if not request.stream:
+                done = cached or await self.loop.whole(prepared)
+                if cached is None:
+                    await self._finished(prepared, done)
+                return Answer(done, prepared)
+            if cached is not None:
+                return Streamed(render.replay(cached), prepared)
+            body = self.loop.first_body(prepared)
+            events, first = await self.upstream.open(prepared, body)
+        except ResponseBlocked:
+            blocked = self._blocked(prepared)
+            return Answer(blocked, prepared) if not request.stream else Streamed(render.replay(blocked), prepared)
         return Streamed(self._settled(prepared, self.loop.pieces(prepared, body, events, first)), prepared)
+
+    def _blocked(self, prepared: Prepared) -> Outcome:
+        """A guardrail blocked the model's response (2017): an answer with no text and
+        `finish_reason: "content_filter"`, as OpenAI ends a filtered completion. A blocked prompt
+        (2016) stays a 400 `content_filter`."""
+        self.metrics.method("guardrail", "response_blocked")
+        prompt = self.template.per_request + sum(
+            self.template.per_message + tokens.count(str(m.get("content") or "")) for m in prepared.segments[0]
+        )
+        return Outcome("", [], {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}, "content_filter")
 
     def render(self, answer: Answer) -> dict[str, Any]:
         """The JSON of a whole chat completion."""
