@@ -61,6 +61,17 @@ class EmulatorSettings(BaseSettings):
     # carries the limiter's own wait). Unset: none, as no capture shows the live API sending one.
     retry_after_s: float | None = None
 
+    # Capacity: generations one model serves at once (unset: no limit). Past it a request waits
+    # for a slot, or with `options.rejectIfBusy` answers 429 / 3040 at once (changelog 2026-09-17).
+    # The `busy` fault makes one request find its model busy: it waits `busy_wait_s`.
+    model_concurrency: int | None = Field(default=None, ge=1)
+    busy_wait_s: float = 1.0
+    # The batch API: how long a batch stays queued, then running, before its responses are ready.
+    batch_queue_s: float = 1.0
+    batch_run_s: float = 1.0
+    # Answer as through AI Gateway (cf-aig-* ids on every answer) even without cf-aig-gateway-id.
+    ai_gateway: bool = False
+
     # Random `p` padding on stream events, as the real API sends against the length side channel.
     padding: bool = True
     # The live API ignores `per_page` on /ai/models/search and returns every model.

@@ -22,7 +22,8 @@ PROVIDER_CREDENTIALS_CODE = 2009  # changelog 2026-10-05
 CREDITS_EXHAUSTED_CODE = 2021  # changelog 2026-09-17
 GUARDRAILS_UNAVAILABLE_CODE = 7013  # changelog 2026-09-17
 PROMPT_BLOCKED_CODE, RESPONSE_BLOCKED_CODE = 2016, 2017
-BLOCKED_CODES = frozenset({PROMPT_BLOCKED_CODE, RESPONSE_BLOCKED_CODE})  # prompt / response blocked by a guardrail (2026-09-17)
+# prompt / response blocked by a guardrail (2026-09-17)
+BLOCKED_CODES = frozenset({PROMPT_BLOCKED_CODE, RESPONSE_BLOCKED_CODE})
 
 
 class UpstreamFailure(Exception):

@@ -7,20 +7,28 @@ GET  /client/v4/accounts/{account}/ai/v1/models         405, as the live API
 GET  /client/v4/accounts/{account}/ai/models/search
 GET  /__emulator/usage    POST /__emulator/clock    POST /__emulator/reset   (inspection)
 GET  /__emulator/trace    the server's clock per streamed call, by the client's x-request-id
+
+`?queueRequest=true` on /ai/run is the batch API (batch.py). A request with `cf-aig-gateway-id`
+(or every request, with `ai_gateway`) is answered as through AI Gateway: `cf-aig-request-id`,
+`cf-aig-log-id` and `cf-aig-event-id` on the answer, one lowercase UUIDv7 (changelog 2026-10-08).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
+import os
 import time
+import uuid
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workerprobe.catalogue import Catalogue, load
 from workerprobe.emulator.errors import BadInput, UpstreamError
@@ -88,6 +96,8 @@ async def _call(request: Request, model_name: str | None) -> tuple[Emulator, Cal
 
 async def run(request: Request) -> Reply:
     emulator, call = await _call(request, request.path_params["model"])
+    if request.query_params.get("queueRequest") == "true":
+        return emulator.batch(call, int(request.headers.get("content-length") or 0))
     return await emulator.run(call, "run")
 
 
@@ -181,6 +191,38 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return UpstreamError("no_route").response()
 
 
+def uuid7() -> str:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, the version, 74 random bits; lowercase."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # variant 10
+    return str(uuid.UUID(int=value))
+
+
+class AIGatewayIds:
+    """The ids AI Gateway puts on its answers; one-step requests have one id for all three."""
+
+    def __init__(self, app: ASGIApp, always: bool) -> None:
+        self.app = app
+        self.always = always
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not (
+            self.always or any(name == b"cf-aig-gateway-id" for name, _ in scope["headers"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        ident = uuid7().encode()
+
+        async def with_ids(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [(b"cf-aig-request-id", ident), (b"cf-aig-log-id", ident), (b"cf-aig-event-id", ident)]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_ids)
+
+
 def create_app(settings: EmulatorSettings | None = None, catalogue: Catalogue | None = None) -> Starlette:
     settings = settings or EmulatorSettings()
     routes = [
@@ -197,6 +239,7 @@ def create_app(settings: EmulatorSettings | None = None, catalogue: Catalogue | 
     app = Starlette(
         routes=routes,
         exception_handlers={UpstreamError: _upstream_error, HTTPException: _http_error},
+        middleware=[Middleware(AIGatewayIds, always=settings.ai_gateway)],
     )
     app.state.emulator = Emulator(settings, catalogue or load())
     return app

@@ -2,7 +2,9 @@
 
     x-emulate-fault: 3040 | 3021 | 4006 | 3036 | 5xx | 500 | 502 | 503 | 504 | timeout
                      | 2009 | 2021 | 7013 | 2016 | 2017 | 2017-run   (late-2026 errors)
-                     | cut-stream | slow-stream | malformed-event | split-events
+                     | cut-stream | slow-stream | malformed-event | split-events | buffered-stream
+                     | busy   (the model is busy: queued for `busy_wait_s`, or 3040 at once with
+                               `options.rejectIfBusy`)
     "... EMULATE_FAULT:3040 ..." in the last message (or the prompt)
     "... EMULATE_FAULT:3040@2 ..."  only the first 2 requests with this same text (retries succeed)
     fault_rates = {"3040": 0.1}   a share of run requests, drawn from a seeded generator
@@ -17,7 +19,7 @@ import re
 
 from workerprobe.emulator.errors import BadInput, UpstreamError
 
-__all__ = ["ERROR_FAULTS", "STREAM_FAULTS", "Faults"]
+__all__ = ["ERROR_FAULTS", "QUEUE_FAULTS", "STREAM_FAULTS", "Faults"]
 
 # fault name -> catalogue error key
 ERROR_FAULTS: dict[str, str] = {
@@ -38,7 +40,8 @@ ERROR_FAULTS: dict[str, str] = {
     "2017": "response_blocked",
     "2017-run": "run_blocked",
 }
-STREAM_FAULTS = frozenset({"cut-stream", "slow-stream", "malformed-event", "split-events"})
+STREAM_FAULTS = frozenset({"cut-stream", "slow-stream", "malformed-event", "split-events", "buffered-stream"})
+QUEUE_FAULTS = frozenset({"busy"})
 _PHRASE = re.compile(r"EMULATE_FAULT:([A-Za-z0-9-]+?)(?:@(\d+))?(?![\w-])")
 _TRANSIENT = frozenset({"3040", "3021"})
 
@@ -46,7 +49,7 @@ _TRANSIENT = frozenset({"3040", "3021"})
 class Faults:
     def __init__(self, rates: dict[str, float], seed: int, retry_after_s: float | None = None) -> None:
         for name in rates:
-            if name not in ERROR_FAULTS and name not in STREAM_FAULTS:
+            if name not in ERROR_FAULTS and name not in STREAM_FAULTS and name not in QUEUE_FAULTS:
                 raise ValueError(f"unknown fault {name!r} in fault_rates")
         self.rates = rates
         self.retry_after_s = retry_after_s
@@ -72,7 +75,7 @@ class Faults:
                     name = candidate
                     break
                 draw -= rate
-        if name is not None and name not in ERROR_FAULTS and name not in STREAM_FAULTS:
+        if name is not None and name not in ERROR_FAULTS and name not in STREAM_FAULTS and name not in QUEUE_FAULTS:
             raise BadInput(f"unknown emulated fault {name!r}")
         return name
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,9 +15,10 @@ from starlette.responses import Response
 
 from workerprobe.catalogue import Catalogue, Model
 from workerprobe.emulator import embeddings, shapes
+from workerprobe.emulator.batch import Batches
 from workerprobe.emulator.errors import UpstreamError, envelope_response
 from workerprobe.emulator.faults import Faults
-from workerprobe.emulator.generation import SchemaUnmet, generate
+from workerprobe.emulator.generation import Completion, Prompt, SchemaUnmet, generate
 from workerprobe.emulator.limits import Clock, Meter, RateLimiter
 from workerprobe.emulator.streams import PacedStream
 from workerprobe.emulator.validation import embedding_input, text_generation_input
@@ -55,6 +57,8 @@ class Emulator:
         self.faults = Faults(settings.fault_rates, settings.fault_seed, settings.retry_after_s)
         # The server's clock per streamed call, by the client's x-request-id (the newest 20,000).
         self.traces: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.batches = Batches(self.clock.now, settings.batch_queue_s, settings.batch_run_s)
+        self._slots: dict[str, asyncio.Semaphore] = {}  # per model, with `model_concurrency`
 
     def trace(self, call: Call) -> dict[str, Any] | None:
         if call.trace_id is None:
@@ -97,16 +101,45 @@ class Emulator:
 
     # -- text generation ---------------------------------------------------------------------
 
-    async def text_generation(self, call: Call, model: Model, surface: Surface) -> Reply:
-        prompt, prompt_tokens, stream = text_generation_input(call.body, model, self.catalogue)
-        fault = self._admit(call, model, prompt.last_user)
+    async def _slot(self, call: Call, model: Model, fault: str | None) -> Callable[[], None]:
+        """A place among the generations the model serves at once: waits for one (Workers AI
+        queues), or with `options.rejectIfBusy` answers 429 / 3040 at once. Returns its release."""
+        options = call.body.get("options") if isinstance(call.body, dict) else None
+        reject = isinstance(options, dict) and options.get("rejectIfBusy") is True
+        limit = self.settings.model_concurrency
+        slots = self._slots.setdefault(model.name, asyncio.Semaphore(limit)) if limit else None
+        busy = fault == "busy" or (slots is not None and slots.locked())
+        if busy and reject:
+            raise UpstreamError("capacity")
+        if fault == "busy":
+            await asyncio.sleep(self.settings.busy_wait_s)
+        if slots is None:
+            return lambda: None
+        await slots.acquire()
+        return slots.release
+
+    def _complete(
+        self, account: str, model: Model, prompt: Prompt, prompt_tokens: int
+    ) -> tuple[Completion, dict[str, Any]]:
+        """Generate and meter one text generation: the completion and its usage."""
         try:
             completion = generate(model.name, prompt)
         except SchemaUnmet:
             raise UpstreamError("json_mode_unmet") from None
         neurons = model.neurons(prompt_tokens, completion.completion_tokens)
         usage = shapes.usage(model, prompt_tokens, completion, neurons)
-        self.meter.record(call.account, model.name, prompt_tokens, completion.completion_tokens, neurons)
+        self.meter.record(account, model.name, prompt_tokens, completion.completion_tokens, neurons)
+        return completion, usage
+
+    async def text_generation(self, call: Call, model: Model, surface: Surface) -> Reply:
+        prompt, prompt_tokens, stream = text_generation_input(call.body, model, self.catalogue)
+        fault = self._admit(call, model, prompt.last_user)
+        release = await self._slot(call, model, fault)
+        try:
+            completion, usage = self._complete(call.account, model, prompt, prompt_tokens)
+        except BaseException:
+            release()
+            raise
         settings = self.settings
         if stream:
             if surface == "v1":
@@ -114,18 +147,27 @@ class Emulator:
             else:
                 events = shapes.run_stream_events(model, completion, usage, settings.padding)
             stall = call.stall_ms if call.stall_ms is not None else settings.stall_ms
-            return PacedStream(events, settings.ttft_s, settings.tpot_s, fault, stall / 1000, self.trace(call))
-        duration = settings.ttft_s + completion.completion_tokens * settings.tpot_s
-        if duration > settings.timeout_s:
-            await asyncio.sleep(settings.timeout_s)
-            raise UpstreamError("timeout")
-        if duration > 0:
-            await asyncio.sleep(duration)
+            return PacedStream(
+                events, settings.ttft_s, settings.tpot_s, fault, stall / 1000, self.trace(call), on_done=release
+            )
+        try:
+            duration = settings.ttft_s + completion.completion_tokens * settings.tpot_s
+            if duration > settings.timeout_s:
+                await asyncio.sleep(settings.timeout_s)
+                raise UpstreamError("timeout")
+            if duration > 0:
+                await asyncio.sleep(duration)
+        finally:
+            release()
         if surface == "v1":
             return _json(shapes.openai_completion(call.model_name, model, completion, usage))
+        return envelope_response(self._run_result(model, completion, usage))
+
+    @staticmethod
+    def _run_result(model: Model, completion: Completion, usage: dict[str, Any]) -> dict[str, Any]:
         if model.result == "openai":
-            return envelope_response(shapes.openai_completion(model.name, model, completion, usage))
-        return envelope_response(shapes.native_result(model, completion, usage))
+            return shapes.openai_completion(model.name, model, completion, usage)
+        return shapes.native_result(model, completion, usage)
 
     # -- embeddings --------------------------------------------------------------------------
 
@@ -134,11 +176,10 @@ class Emulator:
         self._admit(call, model, data.texts[-1])
         neurons = model.neurons(input_tokens, 0)
         self.meter.record(call.account, model.name, input_tokens, 0, neurons)
-        dims = model.dimensions or 768
         if self.settings.ttft_s > 0:
             await asyncio.sleep(self.settings.ttft_s)
         if surface == "v1":
-            vectors = embeddings.embed(data.texts, dims, data.pooling)
+            vectors = embeddings.embed(data.texts, model.dimensions or 768, data.pooling)
             return _json(
                 {
                     "object": "list",
@@ -147,12 +188,45 @@ class Emulator:
                     "usage": {"prompt_tokens": input_tokens, "total_tokens": input_tokens},
                 }
             )
+        return envelope_response(self._embedding_result(model, call.body, data))
+
+    @staticmethod
+    def _embedding_result(model: Model, body: Any, data: Any) -> dict[str, Any]:
+        dims = model.dimensions or 768
         if data.query is not None:
-            return envelope_response({"response": embeddings.rank(data.query, data.texts, dims)})
+            return {"response": embeddings.rank(data.query, data.texts, dims)}
         vectors = embeddings.embed(data.texts, dims, data.pooling)
-        if isinstance(call.body, dict) and "contexts" in call.body and "text" not in call.body:
-            return envelope_response({"response": vectors, "shape": [len(vectors), dims], "pooling": data.pooling})
-        return envelope_response({"shape": [len(vectors), dims], "data": vectors, "pooling": data.pooling})
+        if isinstance(body, dict) and "contexts" in body and "text" not in body:
+            return {"response": vectors, "shape": [len(vectors), dims], "pooling": data.pooling}
+        return {"shape": [len(vectors), dims], "data": vectors, "pooling": data.pooling}
+
+    # -- the batch API -----------------------------------------------------------------------
+
+    def batch(self, call: Call, size: int) -> Response:
+        """`?queueRequest=true`: a batch sent (`requests`) or polled (`request_id`); batch.py."""
+        model = self.model(call.model_name)
+        generating = model.task == "text-generation"
+
+        def check(request: dict[str, Any]) -> None:
+            if generating:
+                text_generation_input(request, model, self.catalogue)
+            else:
+                embedding_input(request, model)
+
+        def answer(request: dict[str, Any]) -> tuple[Any, dict[str, int]]:
+            if generating:
+                prompt, prompt_tokens, _ = text_generation_input(request, model, self.catalogue)
+                completion, usage = self._complete(call.account, model, prompt, prompt_tokens)
+                return self._run_result(model, completion, usage), usage
+            data, tokens_in = embedding_input(request, model)
+            self.meter.record(call.account, model.name, tokens_in, 0, model.neurons(tokens_in, 0))
+            used = {"prompt_tokens": tokens_in, "completion_tokens": 0, "total_tokens": tokens_in}
+            return self._embedding_result(model, request, data), used
+
+        body = call.body
+        if isinstance(body, dict) and "request_id" in body and "requests" not in body:
+            return envelope_response(self.batches.poll(call.account, model.name, body["request_id"], answer))
+        return envelope_response(self.batches.submit(call.account, model.name, body, size, check))
 
     # -- dispatch ----------------------------------------------------------------------------
 

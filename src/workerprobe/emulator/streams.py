@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.types import Message, Receive, Scope, Send
@@ -37,7 +38,9 @@ class PacedStream:
         fault: str | None = None,
         stall_s: float = 3.0,
         trace: dict[str, object] | None = None,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
+        self.on_done = on_done  # called once the stream has ended, however it ended
         self.events = events
         self.ttft_s = ttft_s
         self.tpot_s = tpot_s
@@ -75,11 +78,21 @@ class PacedStream:
             # A cut stream returns without completing the response: the server drops the connection.
         finally:
             listener.cancel()
+            if self.on_done is not None:
+                self.on_done()
 
     async def _body(self, send: Send, disconnected: asyncio.Event) -> bool:
         loop = asyncio.get_running_loop()
         start = loop.time()
         tokens = sum(e.token for e in self.events)
+        if self.fault == "buffered-stream":  # a proxy that holds the stream: all of it, at the end
+            delay = start + self.ttft_s + max(tokens - 1, 0) * self.tpot_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": b"".join(e.data for e in self.events), "more_body": True})
+            if self.trace is not None:
+                self.trace["tokens"] = [time.monotonic()] * tokens
+            return True
         middle = tokens // 2
         rng = random.Random(len(self.events))
         pending = b""

@@ -104,7 +104,9 @@ class ChatService:
         prompt = self.template.per_request + sum(
             self.template.per_message + tokens.count(str(m.get("content") or "")) for m in prepared.segments[0]
         )
-        return Outcome("", [], {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}, "content_filter")
+        return Outcome(
+            "", [], {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}, "content_filter"
+        )
 
     def render(self, answer: Answer) -> dict[str, Any]:
         """The JSON of a whole chat completion."""
