@@ -1,7 +1,10 @@
 """Every failed request gets one cause. The four HTTP 429s of Workers AI mean different things
 (the daily allocation is spent until 00:00 UTC; the per-minute limit wants a back-off; capacity
 is transient; a gateway's own limit is the gateway's), so they are told apart by the body's code
-and message, in either envelope (OpenAI's `error` or Cloudflare's `errors[]`)."""
+and message, in either envelope (OpenAI's `error` or Cloudflare's `errors[]`).
+
+A stream that arrived whole, held back on the way (`buffered`, timing.buffered), is a failure of
+its own: the client asked for a stream and got one answer late; its TTFT would be the end to end."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ Cause = Literal[
     "upstream_5xx",
     "gateway_5xx",
     "cut_stream",
+    "buffered",
     "malformed",
     "timeout_total",
     "timeout_stall",

@@ -18,7 +18,7 @@ import orjson
 import requests
 
 from workerprobe.loadkit.causes import Cause, classify
-from workerprobe.loadkit.timing import Sample, StreamMeter
+from workerprobe.loadkit.timing import Sample, StreamMeter, buffered
 from workerprobe.suite.budget import Budget, Exhausted, Hold
 
 __all__ = ["LLMClient", "Result", "json_or_none"]
@@ -124,6 +124,12 @@ class LLMClient:
                 cut = "malformed"
             elif not meter.done:
                 cut = "cut_stream"
+        if stream and cut is None and buffered(sample):
+            usage = {"prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.output_tokens}
+            self.budget.settle(hold, model, 200, usage)
+            waited = sample.ttft or 0.0
+            detail = f"{len(sample.content_times)} chunks arrived at once after {waited * 1000:.0f} ms"
+            return self._failed(name, start, "buffered", detail)
         if cut is not None:
             self.budget.settle(hold, model, 200, None)
             return self._failed(name, start, cut, f"after {len(raw)} bytes")

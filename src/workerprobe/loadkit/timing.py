@@ -16,7 +16,15 @@ import orjson
 
 from workerprobe import sse, tokens
 
-__all__ = ["Sample", "StreamMeter"]
+__all__ = ["Sample", "StreamMeter", "buffered"]
+
+# A stream counts as buffered on the way (late-2026-updates.md: a proxy that sent a stream in one
+# payload) when at least this many content chunks all arrived within BUFFERED_SPREAD of the
+# time the first took to come, and that time was long enough to be a model's, not a zero-latency
+# upstream's (where every stream arrives at once and nothing was held back).
+BUFFERED_MIN_CHUNKS = 4
+BUFFERED_SPREAD = 0.05
+BUFFERED_MIN_WAIT_S = 0.05
 
 
 @dataclass
@@ -43,6 +51,15 @@ class Sample:
         if self.ttft is None or self.output_tokens <= 1:
             return None
         return (self.e2e - self.ttft) / (self.output_tokens - 1)
+
+
+def buffered(sample: Sample) -> bool:
+    """Whether the stream arrived held back and in one piece (TTFT close to end to end, gaps near 0)."""
+    times = sample.content_times
+    if len(times) < BUFFERED_MIN_CHUNKS or sample.sent is None:
+        return False
+    waited = times[0] - sample.sent
+    return waited >= BUFFERED_MIN_WAIT_S and times[-1] - times[0] <= BUFFERED_SPREAD * waited
 
 
 class StreamMeter:
