@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import pytest
 
@@ -279,7 +281,10 @@ def test_additional_instructions_reach_the_model(client: openai.OpenAI, target: 
     def answer(**fields: str) -> str:
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "Describe a harbour"}])
         client.beta.threads.runs.create_and_poll(
-            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50, **fields  # type: ignore[arg-type]
+            thread_id=thread.id,
+            assistant_id=assistant.id,
+            poll_interval_ms=50,
+            **fields,  # type: ignore[arg-type]
         )
         return client.beta.threads.messages.list(thread.id).data[0].content[0].text.value  # type: ignore[union-attr]
 
@@ -319,3 +324,41 @@ def test_a_streamed_runs_tool_calls_reach_the_sdks_event_handler(client: openai.
         f"the event handler saw tool calls {seen.created}"
     )
     client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+
+
+@pytest.mark.family("runs")
+async def test_the_async_client_runs_the_tool_loop_polled_and_streamed(async_client: openai.AsyncOpenAI) -> None:
+    """The same tool loop through `AsyncOpenAI`: create_and_poll / submit_tool_outputs_and_poll,
+    then runs.stream / submit_tool_outputs_stream."""
+    assistant = await async_client.beta.assistants.create(
+        model=CHAT_MODEL,
+        instructions="Use your tools.",
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    forced: Any = {"type": "function", "function": {"name": "get_weather"}}
+    thread = await async_client.beta.threads.create(messages=[{"role": "user", "content": "Weather in Oslo?"}])
+    run = await async_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice=forced, max_completion_tokens=64,
+        poll_interval_ms=100,
+    )  # fmt: skip
+    assert run.status == "requires_action" and run.required_action is not None, run.status
+    outputs: Any = [{"tool_call_id": c.id, "output": "3 C"} for c in run.required_action.submit_tool_outputs.tool_calls]
+    done = await async_client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id, thread_id=thread.id, tool_outputs=outputs, poll_interval_ms=100
+    )
+    assert done.status in ("completed", "incomplete"), done.status
+
+    thread = await async_client.beta.threads.create(messages=[{"role": "user", "content": "Weather in Bergen?"}])
+    async with async_client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice=forced, max_completion_tokens=64
+    ) as stream:
+        await stream.until_done()
+        waiting = stream.current_run
+    assert waiting is not None and waiting.required_action is not None
+    outputs = [{"tool_call_id": c.id, "output": "5 C"} for c in waiting.required_action.submit_tool_outputs.tool_calls]
+    async with async_client.beta.threads.runs.submit_tool_outputs_stream(
+        run_id=waiting.id, thread_id=thread.id, tool_outputs=outputs
+    ) as stream:
+        text = "".join([delta async for delta in stream.text_deltas])
+        final = stream.current_run
+    assert final is not None and final.status in ("completed", "incomplete") and text
