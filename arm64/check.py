@@ -258,7 +258,7 @@ def emulated_gateway(env: dict[str, str]) -> Iterator[str]:
 def rps(url: str, key: str, seconds: float, concurrency: int) -> float:
     body = json.dumps(
         {
-            "model": "@cf/meta/llama-3.1-8b-instruct",
+            "model": "@cf/meta/llama-3.1-8b-instruct-fast",
             "messages": [{"role": "user", "content": "What is 3 * 10?"}],
             "max_tokens": 16,
         }
