@@ -37,9 +37,10 @@ selftest: install
 	WORKERPROBE_TARGET=embedded $(PY) -m workerprobe.suite.selftest --examples 6
 
 # A short load profile against the selected target (.env, or the embedded default), headless.
+# Exit 1 when a threshold is broken (by default: more than 1% of requests failed).
 LOAD_ARGS ?= --profile step --users 16 --seconds 20 --classes MixUser
 load: install
-	$(PY) load/run.py $(LOAD_ARGS)
+	$(VENV)/bin/workerprobe load $(LOAD_ARGS)
 
 # The gateway on an emulated aarch64 CPU (needs root; builds a Debian arm64 root filesystem
 # into .cache/arm64 once): SDK scenario tests against it, throughput beside native.

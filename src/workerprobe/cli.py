@@ -180,9 +180,22 @@ def _clean(args: argparse.Namespace) -> int:
     return 0 if left == 0 else 1
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("workerprobe")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workerprobe", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"workerprobe {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "load", help="a Locust load profile against a deployed Worker (or the embedded default); see load --help"
+    )
     emulator = commands.add_parser("emulator", help="run the Workers AI REST API emulator")
     emulator.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     emulator.add_argument("--port", type=int, help="port (default 8788)")
@@ -242,6 +255,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["load"]:  # its own parser (loadkit/run.py), flags and help
+        from workerprobe.loadkit.run import main as load
+
+        return load(given[1:])
     extra: list[str] = []
     if "--" in given:  # `workerprobe test URL -- -x -k chat`: the rest goes to pytest
         extra, given = given[given.index("--") + 1 :], given[: given.index("--")]

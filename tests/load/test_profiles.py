@@ -13,6 +13,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def test_bad_flags_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    for flags, said in (
+        (["--profile", "nosuch"], "invalid choice: 'nosuch'"),
+        (["--users", "0"], "--users: must be at least 1"),
+        (["--classes", "Nobody"], "invalid choice: 'Nobody'"),
+        (["--fault-rates", "{3040: 0.1}"], "--fault-rates is not JSON"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "workerprobe", "load", "--out", str(tmp_path), *flags],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+        assert result.returncode == 2 and said in result.stderr, (flags, result.stderr)
+        assert "load target" not in result.stdout  # no server was started
+
+
 def _run(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     result = subprocess.run(
         # --embedded: these tests load only the loopback gateway they start, whatever .env says.
@@ -24,7 +42,9 @@ def _run(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     )
     summary_path = tmp_path / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return result.returncode, summary, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output  # users stopping, budgets, refusals: never a traceback
+    return result.returncode, summary, output
 
 
 def test_measured_ttft_tpot_and_itl_match_the_servers_own_clock(tmp_path: Path) -> None:
@@ -46,9 +66,6 @@ def test_measured_ttft_tpot_and_itl_match_the_servers_own_clock(tmp_path: Path) 
         "200",
         "--tpot-ms",
         "20",
-        "--",
-        "--max-neurons",
-        "100000",
     )
     assert code == 0, output
     accuracy = summary["accuracy"]
@@ -58,6 +75,15 @@ def test_measured_ttft_tpot_and_itl_match_the_servers_own_clock(tmp_path: Path) 
     assert accuracy["itl"]["error_p50"] < 0.005, accuracy
     assert summary["estimated_token_counts"] == 0  # usage came with every stream
     assert summary["failures"] == {}
+    # a shape CI can read: every cause (zeros too), throughput, when, what and with which version
+    assert set(summary["causes"]) >= {"auth", "connection", "buffered", "capacity"} and not any(
+        summary["causes"].values()
+    )
+    assert summary["throughput"]["requests_per_s"] > 0 and summary["throughput"]["output_tokens_per_s"] > 0
+    assert summary["started_at"] < summary["ended_at"] and summary["target"] == "the embedded default"
+    assert summary["version"] and summary["profile"] == "steady"
+    # progress while it ran (a line every 5 s), a table at the end, no traceback
+    assert output.count(" req/s ") >= 2 and "TTFT         p50" in output, output
     for name in (
         "locust.html",
         "locust_stats.csv",
@@ -80,9 +106,6 @@ def test_truncation_is_measured_per_max_tokens(tmp_path: Path) -> None:
         "4",
         "--emulator-latency",
         "zero",
-        "--",
-        "--max-neurons",
-        "100000",
     )
     assert code == 0, output
     truncation = summary["truncation"]
@@ -104,13 +127,10 @@ def test_thresholds_fail_the_run(tmp_path: Path) -> None:
         "zero",
         "--ttft-ms",
         "200",
-        "--",
         "--p95-ttft-ms",
         "100",
         "--max-truncation-rate",
         "0.1",
-        "--max-neurons",
-        "100000",
     )
     assert code == 1, output
     assert any("p95 TTFT" in b for b in summary["thresholds_breached"])
@@ -131,11 +151,9 @@ def test_failures_are_classified_by_cause(tmp_path: Path) -> None:
         "zero",
         "--fault-rates",
         '{"3040": 0.2, "500": 0.1}',
-        "--",
-        "--max-neurons",
-        "100000",
     )
-    assert code == 0, output
+    assert code == 1, output  # 30% failed: past the default --max-error-rate of 0.01
+    assert any(b.startswith("error rate") for b in summary["thresholds_breached"]), summary
     assert set(summary["failures"]) == {"capacity", "upstream_5xx"}
     assert summary["failures"]["capacity"] > summary["failures"]["upstream_5xx"] > 0
 
@@ -153,9 +171,6 @@ def test_daily_allocation_stops_the_run_at_once(tmp_path: Path) -> None:
         "zero",
         "--daily-neurons",
         "40",
-        "--",
-        "--max-neurons",
-        "100000",
     )
     assert code == 1, output
     assert summary["stop_reason"] == "daily allocation spent"
@@ -174,7 +189,6 @@ def test_neuron_budget_stops_before_the_cap(tmp_path: Path) -> None:
         "30",
         "--emulator-latency",
         "zero",
-        "--",
         "--max-neurons",
         "60",
     )
@@ -200,9 +214,6 @@ def test_distributed_mode_aggregates_the_workers(tmp_path: Path) -> None:
         "100",
         "--tpot-ms",
         "10",
-        "--",
-        "--max-neurons",
-        "100000",
     )
     assert code == 0, output
     # Every request the emulator served was measured by one of the workers and reached the master.
@@ -231,7 +242,6 @@ def test_free_plan_profile_stays_under_the_per_minute_limit(tmp_path: Path) -> N
         "--emulator-latency",
         "zero",
         "--free-plan",
-        "--",
         "--max-neurons",
         "5000",
     )
@@ -257,13 +267,12 @@ def test_stalled_streams_are_a_cause_of_their_own(tmp_path: Path) -> None:
         "5",
         "--fault-rates",
         '{"slow-stream": 1.0}',
-        "--",
         "--stall-timeout",
         "1",
         "--max-neurons",
         "5000",
     )
-    assert code == 0, output
+    assert code == 1, output
     assert set(summary["failures"]) == {"timeout_stall"}, summary["failures"]
     assert summary["error_rate"] == 1.0
 
@@ -296,9 +305,6 @@ def test_load_profiles_expose_load_relevant_defects(tmp_path: Path, defect: str,
         "zero",
         "--gateway-defects",
         defect,
-        "--",
-        "--max-neurons",
-        "100000",
     )
     assert seen(summary), (defect, summary)
 
@@ -320,13 +326,10 @@ def test_long_answer_profile_shows_what_continuation_buys(tmp_path: Path, contin
         "--emulator-latency",
         "zero",
         *settings,
-        "--",
         "--prompts",
         "long-answer",
         "--max-truncation-rate",
         "0",
-        "--max-neurons",
-        "100000",
     )
     assert summary["requests"] > 0 and summary["failures"] == {}, output
     if continued:
@@ -350,7 +353,7 @@ def test_a_wrong_key_stops_the_run_at_once_and_exits_2(tmp_path: Path) -> None:
         "30",
         "--emulator-latency",
         "zero",
-        "--",
+        "--",  # to Locust: the embedded gateway's own key is replaced by a wrong one
         "--api-key",
         "sk-wrong",
     )

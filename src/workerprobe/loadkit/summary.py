@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from workerprobe.loadkit.causes import Cause
+from workerprobe.loadkit.causes import CAUSES, Cause
 from workerprobe.loadkit.timing import Sample
 
 __all__ = ["Collector", "accuracy", "percentiles"]
@@ -38,6 +38,7 @@ class Collector:
     e2e: list[float] = field(default_factory=list)
     tokens_per_s: list[float] = field(default_factory=list)
     requests: int = 0
+    output_tokens: int = 0
     estimated_tokens: int = 0
     causes: Counter[str] = field(default_factory=Counter)
     # per "model|max_tokens": [answers, finish "length", silent truncations]
@@ -64,6 +65,7 @@ class Collector:
         if sample.e2e > 0 and sample.output_tokens:
             self.tokens_per_s.append(sample.output_tokens / sample.e2e)
         self.estimated_tokens += sample.estimated
+        self.output_tokens += sample.output_tokens
         self.neurons += neurons
         key = f"{model}|{limit if limit is not None else 'default'}"
         counts = self.truncation.setdefault(key, [0, 0, 0])
@@ -86,6 +88,7 @@ class Collector:
             "e2e": self.e2e,
             "tokens_per_s": self.tokens_per_s,
             "requests": self.requests,
+            "output_tokens": self.output_tokens,
             "estimated_tokens": self.estimated_tokens,
             "causes": dict(self.causes),
             "truncation": self.truncation,
@@ -100,6 +103,7 @@ class Collector:
         self.by_users.extend((int(u), float(t)) for u, t in part["by_users"])
         self.timelines.extend((str(i), float(t), [float(x) for x in xs]) for i, t, xs in part.get("timelines", []))
         self.requests += part["requests"]
+        self.output_tokens += part.get("output_tokens", 0)
         self.estimated_tokens += part["estimated_tokens"]
         self.causes.update(part["causes"])
         self.neurons += part["neurons"]
@@ -116,7 +120,10 @@ class Collector:
         answered = sum(c[0] for c in self.truncation.values())
         return {
             "requests": self.requests,
-            "failures": dict(self.causes),
+            "failures": {cause: n for cause, n in self.causes.items() if n},
+            # every cause, zeros too: a shape CI can read without knowing which occurred
+            "causes": {cause: self.causes.get(cause, 0) for cause in CAUSES},
+            "output_tokens": self.output_tokens,
             "error_rate": (sum(self.causes.values()) / self.requests) if self.requests else 0.0,
             "ttfb_s": percentiles(self.ttfb),
             "ttft_s": percentiles(self.ttft),

@@ -22,11 +22,12 @@ import requests
 from locust import HttpUser, LoadTestShape, constant_throughput, events, tag, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
-from shapes import PROFILES, Plan, plan
 
 from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.causes import FATAL
 from workerprobe.loadkit.client import LLMClient, Result, json_or_none
+from workerprobe.loadkit.prompts import PROMPT_SETS
+from workerprobe.loadkit.shapes import PROFILES, Plan, plan
 from workerprobe.loadkit.summary import Collector, accuracy
 from workerprobe.suite.budget import Budget, Exhausted
 
@@ -34,31 +35,6 @@ COLLECTOR = Collector()
 CATALOGUE = load_catalogue()
 STATE: dict[str, Any] = {"budget": None, "stop_reason": None}
 FATAL_AFTER = 10  # requests, all refused and none answered, before the run stops
-
-# Prompt sets (--prompts): (prompt, max_tokens) pairs taken in turn.
-PROMPT_SETS: dict[str, list[tuple[str, int | None]]] = {
-    # A mix of short, capped and long answers.
-    "mix": [
-        ("What is 3 * 10?", None),
-        ("Tell me about harbours in the north.", 128),
-        ("Write a very long essay of at least 3000 words about Rome.", 64),
-        ("Write a detailed story about a mountain village.", None),
-    ],
-    # Answers of 400 to 900 tokens with no max_tokens: past the 256-token default, so cut unless
-    # the gateway continues them. (EMULATE_LONG_TEXT:n makes the emulator answer with its known
-    # text of n tokens; a real model answers the request in front of it.)
-    "long-answer": [
-        (f"Write a detailed story of about {n * 3 // 4} words about a mountain village. EMULATE_LONG_TEXT:{n}", None)
-        for n in (400, 600, 900)
-    ],
-    # Four questions asked over and over, greedily (temperature 0): what a cache is for.
-    "repeated": [
-        ("What is the capital of France? Answer in one sentence.", 64),
-        ("Give three tips for writing clear documentation.", 96),
-        ("What is 12 * 12?", 32),
-        ("Summarise the water cycle in two sentences.", 96),
-    ],
-}
 
 
 @events.init_command_line_parser.add_listener
@@ -81,9 +57,11 @@ def _options(parser: Any) -> None:
     group.add_argument("--total-timeout", type=float, default=120.0, help="seconds for a whole request")
     group.add_argument("--stall-timeout", type=float, default=30.0, help="longest allowed gap between chunks")
     group.add_argument("--p95-ttft-ms", type=float, default=0.0, help="threshold (0: none)")
-    group.add_argument("--max-error-rate", type=float, default=-1.0, help="threshold (negative: none)")
+    group.add_argument("--max-error-rate", type=float, default=0.01, help="threshold (negative: none)")
     group.add_argument("--max-truncation-rate", type=float, default=-1.0, help="threshold (negative: none)")
     group.add_argument("--summary", default="reports/load/summary.json", help="where the LLM summary goes")
+    group.add_argument("--target-name", default="", help="the target, as the summary names it")
+    group.add_argument("--progress-s", type=float, default=5.0, help="seconds between progress lines (0: none)")
     group.add_argument(
         "--emulator-trace",
         default="",
@@ -102,12 +80,40 @@ def _init(environment: Environment, **_: Any) -> None:
     shared = os.environ.get("WORKERPROBE_LOAD_BUDGET") or tempfile.mktemp(prefix="workerprobe-load-", suffix=".sqlite3")
     STATE["budget"] = Budget(Path(shared), options.max_neurons, CATALOGUE, shares={"load": 1.0})
     if not isinstance(environment.runner, WorkerRunner):
+        STATE["started"] = time.time()
         model = CATALOGUE.model(options.chat_model)
         worst = model.neurons(200, 256) if model else float("nan")
+        budget = (
+            f"the run stops before {options.max_neurons:g} neurons"
+            if options.max_neurons != float("inf")
+            else "no neuron budget (the embedded emulator costs nothing)"
+        )
         print(
             f"workerprobe load: profile {options.load_profile}, up to {options.load_users} users for "
-            f"{options.load_seconds:g} s; a chat request costs at most ~{worst:.2f} neurons; the run "
-            f"stops before {options.max_neurons:g} neurons",
+            f"{options.load_seconds:g} s; a chat request costs at most ~{worst:.2f} neurons; {budget}",
+            flush=True,
+        )
+        if options.progress_s > 0:
+            gevent.spawn(_progress, environment, options.progress_s)
+
+
+def _progress(environment: Environment, every: float) -> None:
+    """A line every few seconds while the run lasts: users, LLM requests a second, TTFT p50,
+    failures by cause (what the master has heard from its workers, in distributed mode)."""
+    last_requests, last_time = 0, time.time()
+    while True:
+        gevent.sleep(every)
+        now = time.time()
+        done = COLLECTOR.requests
+        rate = (done - last_requests) / (now - last_time) if now > last_time else 0.0
+        last_requests, last_time = done, now
+        ttft = sorted(COLLECTOR.ttft)
+        p50 = f"{1000 * ttft[len(ttft) // 2]:.0f} ms" if ttft else "n/a"
+        failed = ", ".join(f"{c} {n}" for c, n in COLLECTOR.causes.most_common()) or "none"
+        users = environment.runner.user_count if environment.runner else 0
+        print(
+            f"  {now - STATE['started']:5.0f} s  users {users:3d}  {rate:6.1f} req/s  TTFT p50 {p50}  "
+            f"requests {done}  failed: {failed}",
             flush=True,
         )
 
@@ -146,7 +152,24 @@ def _report(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
     options = _options_of(environment)
-    summary = COLLECTOR.summary() | {"stop_reason": STATE["stop_reason"], "profile": options.load_profile}
+    ended = time.time()
+    started = STATE.get("started") or ended
+    duration = max(ended - started, 1e-9)
+    summary = COLLECTOR.summary() | {
+        "stop_reason": STATE["stop_reason"],
+        "profile": options.load_profile,
+        "users": options.load_users,
+        "target": options.target_name or environment.host,
+        "version": _version(),
+        "started_at": _iso(started),
+        "ended_at": _iso(ended),
+        "duration_s": duration,
+        "throughput": {
+            "requests_per_s": COLLECTOR.requests / duration,
+            "answered_per_s": (COLLECTOR.requests - sum(COLLECTOR.causes.values())) / duration,
+            "output_tokens_per_s": COLLECTOR.output_tokens / duration,
+        },
+    }
     if options.emulator_trace:
         summary["accuracy"] = _accuracy(options.emulator_trace)
     breaches = _breaches(options, summary)
@@ -158,6 +181,7 @@ def _report(environment: Environment, **_: Any) -> None:
 
     plot_all(COLLECTOR, out.parent)
     ttft = summary["ttft_s"] or {}
+    print(_table(summary), flush=True)
     print(
         f"workerprobe load: {summary['requests']} LLM requests, error rate {summary['error_rate']:.3f}, "
         f"p50/p95 TTFT {_ms(ttft)}, truncation rate "
@@ -172,6 +196,44 @@ def _report(environment: Environment, **_: Any) -> None:
         environment.process_exit_code = 1
     if STATE.get("unusable"):  # nothing could be measured: not a pass, not a finding
         environment.process_exit_code = 2
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("workerprobe")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _iso(when: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
+
+
+def _table(summary: dict[str, Any]) -> str:
+    """The run's end, as a person reads it."""
+    rate = summary["throughput"]
+    lines = [
+        f"workerprobe load: {summary['target']}, profile {summary['profile']}, {summary['duration_s']:.0f} s",
+        f"  {'throughput':<12} {rate['requests_per_s']:.1f} req/s, {rate['output_tokens_per_s']:.0f} output tokens/s",
+    ]
+    for name, key in (("TTFT", "ttft_s"), ("TPOT", "tpot_s"), ("ITL", "itl_s"), ("end to end", "e2e_s")):
+        figures = summary[key]
+        if figures:
+            lines.append(
+                f"  {name:<12} p50 {1000 * figures['p50']:8.1f} ms   p95 {1000 * figures['p95']:8.1f} ms   "
+                f"p99 {1000 * figures['p99']:8.1f} ms   (n={figures['n']})"
+            )
+        else:
+            lines.append(f"  {name:<12} n/a (nothing measured)")
+    lines.append(f"  {'truncation':<12} {summary['truncation_rate']:.3f} of answers cut at max_tokens")
+    failed = ", ".join(f"{c} {n}" for c, n in summary["failures"].items()) or "none"
+    lines.append(f"  {'errors':<12} {summary['error_rate']:.3f} of {summary['requests']} requests; {failed}")
+    lines.append(f"  {'neurons':<12} ~{summary['neurons']:.2f}")
+    return "\n".join(lines)
 
 
 def _ms(figures: dict[str, Any]) -> str:
@@ -211,7 +273,7 @@ class Shape(LoadTestShape):
     GRACE_S = 15.0
 
     def tick(self) -> tuple[int, float] | None:
-        options = self.runner.environment.parsed_options  # type: ignore[union-attr]
+        options: Any = self.runner.environment.parsed_options  # type: ignore[union-attr]
         p = Plan(options.load_users, options.load_seconds, options.step, options.step_seconds)
         t = self.get_run_time()
         planned = plan(options.load_profile, p, t)
@@ -240,7 +302,7 @@ class LLMUser(HttpUser):
         self.headers = {"Authorization": f"Bearer {self.options.api_key}", "Content-Type": "application/json"}
         self.turn = 0
         self.llm = LLMClient(
-            self.host,
+            str(self.host),
             self.options.api_key,
             self.environment.events,
             STATE["budget"],
@@ -305,7 +367,8 @@ class LLMUser(HttpUser):
                 if r.status_code != 200:
                     r.failure(f"HTTP {r.status_code}")
                     return None
-                return json_or_none(r.content)
+                found: dict[str, Any] | None = json_or_none(r.content)
+                return found
 
         run_body = {"max_completion_tokens": 32}
         try:
