@@ -82,6 +82,7 @@ def test_measured_ttft_tpot_and_itl_match_the_servers_own_clock(tmp_path: Path) 
     assert summary["throughput"]["requests_per_s"] > 0 and summary["throughput"]["output_tokens_per_s"] > 0
     assert summary["started_at"] < summary["ended_at"] and summary["target"] == "the embedded default"
     assert summary["version"] and summary["profile"] == "steady"
+    assert summary["gateway_overhead_s"]["n"] == summary["requests"]  # every answer said its own time
     # progress while it ran (a line every 5 s), a table at the end, no traceback
     assert output.count(" req/s ") >= 2 and "TTFT         p50" in output, output
     for name in (

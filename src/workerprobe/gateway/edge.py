@@ -14,6 +14,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from workerprobe.gateway import overhead
 from workerprobe.gateway.auth import Identity, KeyRing
 from workerprobe.gateway.errors import GatewayError, RateLimited, Unauthorized, from_exception
 from workerprobe.gateway.freeplan.budget import KeyRateLimiter
@@ -123,14 +124,22 @@ class EdgeMiddleware:
         scope[_REQUEST_ID] = request_id
         metrics = self.metrics
         started = False
+        upstream, token = overhead.begin()
 
         async def edge_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
+                elapsed = time.perf_counter() - start
+                own = max(elapsed - upstream.seconds, 0.0)
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id),
+                    (overhead.HEADER, f"{own * 1000:.3f}".encode()),
+                ]
                 endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
-                metrics.response(endpoint, str(message["status"]), time.perf_counter() - start)
+                metrics.response(endpoint, str(message["status"]), elapsed)
+                metrics.own_time(endpoint, own)
             await send(message)
 
         try:
@@ -147,6 +156,8 @@ class EdgeMiddleware:
             error = from_exception(exc, request_id.decode("latin-1"))
             metrics.error(error.code or error.type)
             await error(scope, receive, edge_send)
+        finally:
+            overhead.end(token)
 
     async def _authenticate(self, scope: Scope, authorization: str) -> GatewayError | None:
         """None when the request may go on (its key and project in the scope), else the refusal."""

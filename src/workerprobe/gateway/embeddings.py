@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ from starlette.responses import Response
 
 from workerprobe import tokens
 from workerprobe.cloudflare.errors import UpstreamFailure
+from workerprobe.gateway import overhead
 from workerprobe.gateway.edge import client_key
 from workerprobe.gateway.errors import BadRequest, from_upstream
 from workerprobe.gateway.freeplan.budget import Budgets
@@ -98,10 +100,13 @@ class EmbeddingsService:
         batches = [texts[i : i + size] for i in range(0, len(texts), size)]
         if len(batches) > 1:
             self.metrics.method("split", "embedding_batches")
+        called = time.perf_counter()
         try:
             results = await asyncio.gather(*(self.upstream.run(resolved.model.name, {"text": b}) for b in batches))
         except UpstreamFailure as exc:
             raise from_upstream(exc, request.model) from None
+        finally:
+            overhead.waited(time.perf_counter() - called)  # the batches at once: the wall time
         vectors: list[Any] = []
         for batch, result in zip(batches, results, strict=True):
             data = result.get("data") if isinstance(result, dict) else None

@@ -27,22 +27,25 @@ from workerprobe.catalogue import Model
 __all__ = ["Metrics", "metrics_endpoint"]
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# The gateway's own time is sub-millisecond when all is well.
+OWN_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 
 
 class _Histogram:
-    __slots__ = ("counts", "total")
+    __slots__ = ("bounds", "counts", "total")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
+    def __init__(self, bounds: tuple[float, ...] = BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.total = 0.0
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(BUCKETS, value)] += 1
+        self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
     def buckets(self) -> list[tuple[str, float]]:
         out, running = [], 0
-        for bound, count in zip((*map(str, BUCKETS), "+Inf"), self.counts, strict=True):
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
             running += count
             out.append((bound, float(running)))
         return out
@@ -53,6 +56,7 @@ class Metrics(Collector):
         self.requests: dict[tuple[str, str], int] = defaultdict(int)
         self.latency: dict[str, _Histogram] = defaultdict(_Histogram)
         self.upstream_latency: dict[str, _Histogram] = defaultdict(_Histogram)
+        self.own: dict[str, _Histogram] = defaultdict(lambda: _Histogram(OWN_BUCKETS))
         self.tokens: dict[tuple[str, str], int] = defaultdict(int)
         self.neurons: dict[str, float] = defaultdict(float)
         self.errors: dict[str, int] = defaultdict(int)
@@ -65,6 +69,9 @@ class Metrics(Collector):
     def response(self, endpoint: str, status: str, seconds: float) -> None:
         self.requests[(endpoint, status)] += 1
         self.latency[endpoint].observe(seconds)
+
+    def own_time(self, endpoint: str, seconds: float) -> None:
+        self.own[endpoint].observe(seconds)
 
     def upstream(self, model: str, seconds: float) -> None:
         self.upstream_latency[model].observe(seconds)
@@ -98,6 +105,12 @@ class Metrics(Collector):
                 "Workers AI call time (to the first event when streamed)",
                 "model",
                 self.upstream_latency,
+            ),
+            (
+                "workerprobe_gateway_overhead_seconds",
+                "The gateway's own time to the response headers (total less the wait on Workers AI), by endpoint",
+                "endpoint",
+                self.own,
             ),
         ):
             family = HistogramMetricFamily(name, doc, labels=[label])

@@ -117,6 +117,7 @@ class LLMClient:
             retry = float(response.headers.get("retry-after") or 0)
             return self._failed(name, start, classify(response.status_code, payload), str(payload), retry)
         sample = meter.finish(end, request_id) if stream else _plain_sample(meter, bytes(raw), start, end)
+        sample.overhead = _overhead(response.headers.get("x-workerprobe-overhead-ms"))
         if stream and cut is None:
             if meter.error is not None:
                 cut = "upstream_5xx"
@@ -160,6 +161,13 @@ class LLMClient:
         self.budget.settle(hold, str(body["model"]), 200, usage or {})
         self._fire(name, start, len(response.content), None, {})
         return Result()
+
+
+def _overhead(header: str | None) -> float | None:
+    try:
+        return float(header) / 1000 if header is not None else None
+    except ValueError:
+        return None
 
 
 def json_or_none(raw: bytes) -> Any:

@@ -229,6 +229,12 @@ def _table(summary: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"  {name:<12} n/a (nothing measured)")
+    own = summary.get("gateway_overhead_s")
+    if own:
+        lines.append(
+            f"  {'gateway own':<12} p50 {1000 * own['p50']:8.3f} ms   p95 {1000 * own['p95']:8.3f} ms   "
+            f"(x-workerprobe-overhead-ms, n={own['n']})"
+        )
     lines.append(f"  {'truncation':<12} {summary['truncation_rate']:.3f} of answers cut at max_tokens")
     failed = ", ".join(f"{c} {n}" for c, n in summary["failures"].items()) or "none"
     lines.append(f"  {'errors':<12} {summary['error_rate']:.3f} of {summary['requests']} requests; {failed}")

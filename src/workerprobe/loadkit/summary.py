@@ -37,6 +37,7 @@ class Collector:
     itl: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
     tokens_per_s: list[float] = field(default_factory=list)
+    overhead: list[float] = field(default_factory=list)  # the gateway's own time, where it says it
     requests: int = 0
     output_tokens: int = 0
     estimated_tokens: int = 0
@@ -62,6 +63,8 @@ class Collector:
         self.itl.extend(sample.gaps)
         if sample.request_id and sample.sent is not None and sample.content_times and len(self.timelines) < _TIMELINES:
             self.timelines.append((sample.request_id, sample.sent, sample.content_times))
+        if sample.overhead is not None:
+            self.overhead.append(sample.overhead)
         if sample.e2e > 0 and sample.output_tokens:
             self.tokens_per_s.append(sample.output_tokens / sample.e2e)
         self.estimated_tokens += sample.estimated
@@ -87,6 +90,7 @@ class Collector:
             "itl": self.itl,
             "e2e": self.e2e,
             "tokens_per_s": self.tokens_per_s,
+            "overhead": self.overhead,
             "requests": self.requests,
             "output_tokens": self.output_tokens,
             "estimated_tokens": self.estimated_tokens,
@@ -100,6 +104,7 @@ class Collector:
     def merge(self, part: dict[str, Any]) -> None:
         for name in ("ttfb", "ttft", "tpot", "itl", "e2e", "tokens_per_s"):
             getattr(self, name).extend(part[name])
+        self.overhead.extend(part.get("overhead", []))
         self.by_users.extend((int(u), float(t)) for u, t in part["by_users"])
         self.timelines.extend((str(i), float(t), [float(x) for x in xs]) for i, t, xs in part.get("timelines", []))
         self.requests += part["requests"]
@@ -131,6 +136,8 @@ class Collector:
             "itl_s": percentiles(self.itl),
             "e2e_s": percentiles(self.e2e),
             "output_tokens_per_s": percentiles(self.tokens_per_s),
+            # x-workerprobe-overhead-ms of the answers that carried it (null: the target sends none)
+            "gateway_overhead_s": percentiles(self.overhead),
             "estimated_token_counts": self.estimated_tokens,
             "truncation": {
                 key: {

@@ -40,6 +40,8 @@ class Sample:
     estimated: bool = False
     finish_reason: str | None = None
     longest_gap: float = 0.0
+    # The gateway's own time, when it says it (`x-workerprobe-overhead-ms`), seconds.
+    overhead: float | None = None
     # For the comparison with the server's clock: the request's id, when it was sent and when each
     # content chunk arrived (time.perf_counter(), the machine's CLOCK_MONOTONIC).
     request_id: str | None = None

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from workerprobe.catalogue import Model
 from workerprobe.cloudflare.errors import CloudflareError, UpstreamFailure
+from workerprobe.gateway import overhead
 from workerprobe.gateway.chat.plan import Prepared
 from workerprobe.gateway.errors import from_upstream
 from workerprobe.gateway.freeplan.retry import Resilient
@@ -62,7 +63,9 @@ class Fallback:
         except UpstreamFailure as exc:
             raise from_upstream(exc, prepared.resolved.requested) from None
         finally:
-            self.metrics.upstream(name, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.metrics.upstream(name, elapsed)
+            overhead.waited(elapsed)
 
     async def run(self, prepared: Prepared, body: dict[str, Any]) -> dict[str, Any]:
         headers = {"x-request-id": prepared.request_id} if prepared.request_id else None
