@@ -67,3 +67,15 @@ def test_summary_merges_and_counts_truncation() -> None:
     assert summary["truncation_rate"] == pytest.approx(2 / 3)
     assert summary["ttft_s"]["n"] == 3 and summary["itl_s"]["n"] == 2
     assert summary["neurons"] == pytest.approx(1.1)
+
+
+def test_the_generator_is_the_bottleneck_past_90_percent_cpu_or_10_ms_late() -> None:
+    from workerprobe.loadkit.summary import generator_health
+
+    kept_up = generator_health(5.0, 10.0, 1, [0.001] * 20, 5.0, 50)
+    assert kept_up["bottleneck"] is None and kept_up["cpu_share"] == 0.5 and kept_up["achieved_rps"] == 5.0
+    assert kept_up["schedule_delay_s"]["n"] == 20
+    busy = generator_health(19.0, 10.0, 2, [], None, 400)
+    assert "95%" in busy["bottleneck"] and busy["requested_rps"] is None and busy["achieved_rps"] is None
+    late = generator_health(1.0, 10.0, 1, [0.030] * 10, 5.0, 40)
+    assert "30.0 ms late" in late["bottleneck"]

@@ -19,7 +19,7 @@ from typing import Any
 import gevent
 import orjson
 import requests
-from locust import HttpUser, LoadTestShape, constant_throughput, events, tag, task
+from locust import HttpUser, LoadTestShape, events, tag, task
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
@@ -28,7 +28,7 @@ from workerprobe.loadkit.causes import FATAL
 from workerprobe.loadkit.client import LLMClient, Result, json_or_none
 from workerprobe.loadkit.prompts import PROMPT_SETS
 from workerprobe.loadkit.shapes import PROFILES, Plan, plan
-from workerprobe.loadkit.summary import Collector, accuracy
+from workerprobe.loadkit.summary import Collector, accuracy, generator_health
 from workerprobe.suite.budget import Budget, Exhausted
 
 COLLECTOR = Collector()
@@ -61,6 +61,9 @@ def _options(parser: Any) -> None:
     group.add_argument("--max-truncation-rate", type=float, default=-1.0, help="threshold (negative: none)")
     group.add_argument("--summary", default="reports/load/summary.json", help="where the LLM summary goes")
     group.add_argument("--target-name", default="", help="the target, as the summary names it")
+    group.add_argument(
+        "--allow-busy-generator", action="store_true", help="exit 0 even when the load generator was the bottleneck"
+    )
     group.add_argument("--progress-s", type=float, default=5.0, help="seconds between progress lines (0: none)")
     group.add_argument(
         "--emulator-trace",
@@ -79,6 +82,7 @@ def _init(environment: Environment, **_: Any) -> None:
     # One budget for the whole run, shared by every worker process (run.py names its file).
     shared = os.environ.get("WORKERPROBE_LOAD_BUDGET") or tempfile.mktemp(prefix="workerprobe-load-", suffix=".sqlite3")
     STATE["budget"] = Budget(Path(shared), options.max_neurons, CATALOGUE, shares={"load": 1.0})
+    STATE["cpu_started"] = time.process_time()
     if not isinstance(environment.runner, WorkerRunner):
         STATE["started"] = time.time()
         model = CATALOGUE.model(options.chat_model)
@@ -136,7 +140,10 @@ def _collect(context: dict[str, Any] | None = None, **_: Any) -> None:
 @events.report_to_master.add_listener
 def _to_master(client_id: str, data: dict[str, Any], **_: Any) -> None:
     """A worker's measurements ride on Locust's own reports to the master (every few seconds)."""
-    if COLLECTOR.requests:
+    used = time.process_time()
+    COLLECTOR.cpu_s += used - STATE.get("cpu_reported", STATE.get("cpu_started", 0.0))
+    STATE["cpu_reported"] = used
+    if COLLECTOR.requests or COLLECTOR.cpu_s:
         data["llm_part"] = COLLECTOR.part()
         COLLECTOR.clear()
 
@@ -155,6 +162,8 @@ def _report(environment: Environment, **_: Any) -> None:
     ended = time.time()
     started = STATE.get("started") or ended
     duration = max(ended - started, 1e-9)
+    COLLECTOR.cpu_s += time.process_time() - STATE.get("cpu_reported", STATE.get("cpu_started", 0.0))
+    processes = 1 + (options.expect_workers if getattr(options, "master", False) else 0)
     summary = COLLECTOR.summary() | {
         "stop_reason": STATE["stop_reason"],
         "profile": options.load_profile,
@@ -164,6 +173,7 @@ def _report(environment: Environment, **_: Any) -> None:
         "started_at": _iso(started),
         "ended_at": _iso(ended),
         "duration_s": duration,
+        "generator": _generator(options, duration, processes),
         "throughput": {
             "requests_per_s": COLLECTOR.requests / duration,
             "answered_per_s": (COLLECTOR.requests - sum(COLLECTOR.causes.values())) / duration,
@@ -192,10 +202,30 @@ def _report(environment: Environment, **_: Any) -> None:
         print(f"workerprobe load: stopped early: {STATE['stop_reason']}", flush=True)
     for breach in breaches:
         print(f"workerprobe load: THRESHOLD BREACHED: {breach}", flush=True)
-    if breaches or STATE["stop_reason"] == "daily allocation spent":
+    if summary["generator"]["bottleneck"]:
+        allowed = " (allowed by --allow-busy-generator)" if options.allow_busy_generator else ""
+        print(
+            f"workerprobe load: WARNING: the load generator was the bottleneck: {summary['generator']['bottleneck']}; "
+            f"its figures measure itself as much as the target; use fewer users or --workers{allowed}",
+            flush=True,
+        )
+    busy = summary["generator"]["bottleneck"] and not options.allow_busy_generator
+    if breaches or busy or STATE["stop_reason"] == "daily allocation spent":
         environment.process_exit_code = 1
     if STATE.get("unusable"):  # nothing could be measured: not a pass, not a finding
         environment.process_exit_code = 2
+
+
+def _generator(options: Any, duration: float, processes: int) -> dict[str, Any]:
+    paced = options.load_profile == "free-plan"
+    return generator_health(
+        COLLECTOR.cpu_s,
+        duration,
+        processes,
+        COLLECTOR.schedule_delay,
+        options.requests_per_minute / 60.0 if paced else None,
+        COLLECTOR.requests,
+    )
 
 
 def _version() -> str:
@@ -239,6 +269,13 @@ def _table(summary: dict[str, Any]) -> str:
     failed = ", ".join(f"{c} {n}" for c, n in summary["failures"].items()) or "none"
     lines.append(f"  {'errors':<12} {summary['error_rate']:.3f} of {summary['requests']} requests; {failed}")
     lines.append(f"  {'neurons':<12} ~{summary['neurons']:.2f}")
+    gen = summary["generator"]
+    paced = ""
+    if gen["requested_rps"] is not None:
+        delay = gen["schedule_delay_s"]
+        late = f", schedule delay p50 {1000 * delay['p50']:.1f} ms p95 {1000 * delay['p95']:.1f} ms" if delay else ""
+        paced = f"; {gen['achieved_rps']:.2f} of {gen['requested_rps']:.2f} req/s asked{late}"
+    lines.append(f"  {'generator':<12} CPU {gen['cpu_s']:.1f} s ({gen['cpu_share']:.0%} of {gen['processes']}){paced}")
     return "\n".join(lines)
 
 
@@ -298,10 +335,22 @@ class LLMUser(HttpUser):
     def wait_time(self) -> float:
         options = _options_of(self.environment)
         if options.load_profile == "free-plan":
-            # 300 text-generation requests a minute in total (by default), shared by the users running now.
+            # 300 text-generation requests a minute in total (by default), shared by the users
+            # running now: each user's next request is due one interval after its last was due.
+            # How late it really starts is the schedule delay (the generator keeping up, or not).
             users = max(1, self.environment.runner.user_count if self.environment.runner else 1)
-            return constant_throughput(options.requests_per_minute / 60.0 / users)(self)
+            interval = users * 60.0 / options.requests_per_minute
+            now = time.perf_counter()
+            due = getattr(self, "_due", None)
+            self._due = now if due is None or now - due > 10 * interval else due + interval
+            return max(self._due - now, 0.0)
         return 0.0
+
+    def _scheduled(self) -> None:
+        """At the start of a paced request: how late it is against when it was due."""
+        due = getattr(self, "_due", None)
+        if due is not None:
+            COLLECTOR.schedule_delay.append(max(time.perf_counter() - due, 0.0))
 
     def on_start(self) -> None:
         self.options = _options_of(self.environment)
@@ -357,6 +406,7 @@ class LLMUser(HttpUser):
         if stream:
             body |= {"stream": True, "stream_options": {"include_usage": True}}
         users = self.environment.runner.user_count if self.environment.runner else 1
+        self._scheduled()
         self._after(self.llm.chat(body, "chat (stream)" if stream else "chat", limit, users))
 
     def embed(self) -> None:

@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.p95_ttft_ms),
             "--max-truncation-rate",
             str(args.max_truncation_rate),
+            *(["--allow-busy-generator"] if args.allow_busy_generator else []),
             "--max-neurons",
             str(args.max_neurons if args.max_neurons is not None else (DEPLOYED_NEURONS if target else "inf")),
             # Users finish the request in flight when the shape ends (workers read this too).

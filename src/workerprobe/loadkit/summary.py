@@ -12,7 +12,12 @@ import numpy as np
 from workerprobe.loadkit.causes import CAUSES, Cause
 from workerprobe.loadkit.timing import Sample
 
-__all__ = ["Collector", "accuracy", "percentiles"]
+__all__ = ["Collector", "accuracy", "generator_health", "percentiles"]
+
+# The load generator is the bottleneck past these (inference-perf holds its median schedule delay
+# under 10 ms): its figures then measure the generator as much as the target.
+GENERATOR_CPU_LIMIT = 0.9
+SCHEDULE_DELAY_LIMIT_S = 0.010
 
 QUANTILES = (50, 90, 95, 99)
 _TIMELINES = 20_000  # streamed requests kept per process for the comparison with the server's clock
@@ -38,6 +43,8 @@ class Collector:
     e2e: list[float] = field(default_factory=list)
     tokens_per_s: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)  # the gateway's own time, where it says it
+    schedule_delay: list[float] = field(default_factory=list)  # paced requests: started - due
+    cpu_s: float = 0.0  # the load generator's CPU time
     requests: int = 0
     output_tokens: int = 0
     estimated_tokens: int = 0
@@ -91,6 +98,8 @@ class Collector:
             "e2e": self.e2e,
             "tokens_per_s": self.tokens_per_s,
             "overhead": self.overhead,
+            "schedule_delay": self.schedule_delay,
+            "cpu_s": self.cpu_s,
             "requests": self.requests,
             "output_tokens": self.output_tokens,
             "estimated_tokens": self.estimated_tokens,
@@ -105,6 +114,8 @@ class Collector:
         for name in ("ttfb", "ttft", "tpot", "itl", "e2e", "tokens_per_s"):
             getattr(self, name).extend(part[name])
         self.overhead.extend(part.get("overhead", []))
+        self.schedule_delay.extend(part.get("schedule_delay", []))
+        self.cpu_s += part.get("cpu_s", 0.0)
         self.by_users.extend((int(u), float(t)) for u, t in part["by_users"])
         self.timelines.extend((str(i), float(t), [float(x) for x in xs]) for i, t, xs in part.get("timelines", []))
         self.requests += part["requests"]
@@ -196,4 +207,34 @@ def accuracy(timelines: list[tuple[str, float, list[float]]], traces: dict[str, 
         "itl": errors(itl),
         "requests": len(timelines),
         "unmatched": unmatched,
+    }
+
+
+def generator_health(
+    cpu_s: float,
+    duration_s: float,
+    processes: int,
+    schedule_delay: list[float],
+    requested_rps: float | None,
+    requests: int,
+) -> dict[str, Any]:
+    """Whether the load generator kept up: its CPU (seconds, and the share of its processes'
+    time), and for a paced profile (`requested_rps`) the achieved rate and how late requests
+    started against when they were due (inference-perf's schedule delay). `bottleneck` says
+    why it did not keep up, or is None."""
+    share = cpu_s / (max(duration_s, 1e-9) * max(processes, 1))
+    delay = percentiles(schedule_delay)
+    problems = []
+    if share > GENERATOR_CPU_LIMIT:
+        problems.append(f"its CPU was {share:.0%} of its {processes} process(es)")
+    if delay and delay["p50"] > SCHEDULE_DELAY_LIMIT_S:
+        problems.append(f"requests started {1000 * delay['p50']:.1f} ms late (median) against their schedule")
+    return {
+        "processes": processes,
+        "cpu_s": cpu_s,
+        "cpu_share": share,
+        "schedule_delay_s": delay,
+        "requested_rps": requested_rps,
+        "achieved_rps": requests / duration_s if requested_rps is not None and duration_s > 0 else None,
+        "bottleneck": "; ".join(problems) or None,
     }
