@@ -21,6 +21,7 @@ import orjson
 import requests
 from locust import HttpUser, LoadTestShape, events, tag, task
 from locust.env import Environment
+from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from workerprobe.catalogue import load as load_catalogue
@@ -319,6 +320,8 @@ class Shape(LoadTestShape):
         options: Any = self.runner.environment.parsed_options  # type: ignore[union-attr]
         p = Plan(options.load_users, options.load_seconds, options.step, options.step_seconds)
         t = self.get_run_time()
+        if STATE["stop_reason"] is not None:
+            return None  # a user stopped the run (budget, daily allocation, refusals)
         planned = plan(options.load_profile, p, t)
         if planned is not None:
             return planned
@@ -372,9 +375,14 @@ class LLMUser(HttpUser):
         if STATE["stop_reason"] is None:
             STATE["stop_reason"] = reason
             print(f"workerprobe load: stopping: {reason}", flush=True)
-        if self.environment.runner is not None:
-            gevent.spawn(self.environment.runner.quit)
-        raise gevent.GreenletExit
+        # In one process the shape ends the run at its next tick (one stop of every user: a quit
+        # beside the shape's own stop stops users twice, and Locust raises "This should never
+        # happen"). A worker quits, once; its master sees it go.
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner) and not STATE.get("quitting"):
+            STATE["quitting"] = True
+            gevent.spawn(runner.quit)
+        raise StopUser
 
     def _after(self, result: Result) -> None:
         if result.cause is None and result.refused is None:

@@ -164,6 +164,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"stop before spending more (default: {DEPLOYED_NEURONS:g} against a deployed target, "
         "no limit against the embedded one)",
     )
+    gate.add_argument(
+        "--allow-busy-generator",
+        action="store_true",
+        help="exit 0 even when the load generator was the bottleneck (its CPU over 90%%, or paced requests "
+        "starting over 10 ms late, median)",
+    )
     emb = p.add_argument_group("the embedded default (no URL)")
     emb.add_argument(
         "--embedded", action="store_true", help="ignore .env and CLOUDFLARE_WORKER_URL: load the embedded default"
