@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import openai
@@ -362,3 +363,29 @@ async def test_the_async_client_runs_the_tool_loop_polled_and_streamed(async_cli
         text = "".join([delta async for delta in stream.text_deltas])
         final = stream.current_run
     assert final is not None and final.status in ("completed", "incomplete") and text
+
+
+@pytest.mark.should
+@pytest.mark.family("runs")
+async def test_the_async_client_sees_structured_output_and_the_run_limits(async_client: openai.AsyncOpenAI) -> None:
+    """Through `AsyncOpenAI`: a run's `response_format` (json_object) is echoed and answered as
+    JSON; a thread over `max_prompt_tokens` ends the run `incomplete` with that reason."""
+    assistant = await async_client.beta.assistants.create(
+        model=CHAT_MODEL, instructions="Answer in JSON.", response_format={"type": "json_object"}
+    )
+    thread = await async_client.beta.threads.create(
+        messages=[{"role": "user", "content": "Give a JSON object with the key city set to Oslo."}]
+    )
+    run = await async_client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=64, poll_interval_ms=100
+    )
+    assert run.response_format is not None and run.response_format.type == "json_object"  # type: ignore[union-attr]
+    if run.status == "completed":
+        reply = (await async_client.beta.threads.messages.list(thread.id)).data[0]
+        json.loads(reply.content[0].text.value)  # type: ignore[union-attr]
+    long = await async_client.beta.threads.create(messages=[{"role": "user", "content": LONG}])
+    cut = await async_client.beta.threads.runs.create_and_poll(
+        thread_id=long.id, assistant_id=assistant.id, max_prompt_tokens=256, poll_interval_ms=100
+    )
+    assert cut.status == "incomplete" and cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_prompt_tokens"
