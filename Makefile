@@ -11,6 +11,10 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; } && \
+	  echo "installed Debian's chromium (the report pages are checked in it)"; } || \
+	  echo "chromium is not installed (not root, or no apt-get): the report pages' browser test will not run"
 	touch $@
 
 # Extra options, e.g. make test TEST_ARGS="--max-neurons 100" PYTEST_ARGS="-x"
@@ -27,10 +31,10 @@ test: install
 test-deep: install
 	$(VENV)/bin/workerprobe test --depth deep $(TEST_ARGS) -- $(PYTEST_ARGS)
 
-# The HTML report of the last run: Allure 3 from npm (no Java needed).
-report:
-	npx --yes allure@3.18.0 generate reports/allure-results -o reports/allure-report
-	@echo "open reports/allure-report/index.html; the conformance matrix is reports/conformance.md"
+# The HTML report of the last run (Allure 3 from npm: needs Node.js and npm, no Java), served on
+# 127.0.0.1 with the last load run's page: the addresses are printed.
+report: install
+	$(VENV)/bin/workerprobe report
 
 # The suite against each seeded defect of the gateway (reduced depth): every one must be caught.
 selftest: install

@@ -180,6 +180,58 @@ def _clean(args: argparse.Namespace) -> int:
     return 0 if left == 0 else 1
 
 
+ALLURE = "allure@3.18.0"  # Allure 3, from npm (no Java)
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Build the Allure HTML of the last suite run (npx, Node.js) and serve the reports on
+    127.0.0.1: Allure's page needs an HTTP server (opened as a file it never loads its data)."""
+    import functools
+    import http.server
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(args.dir).resolve()
+    results, built = root / "allure-results", root / "allure-report"
+    pages: list[tuple[str, str]] = []
+    if results.is_dir() and any(results.iterdir()) and not args.no_build:
+        npx = shutil.which("npx")
+        if npx is None:
+            print("workerprobe report: Allure needs Node.js and npm (apt-get install nodejs npm); skipped it")
+        else:
+            done = subprocess.run([npx, "--yes", ALLURE, "generate", str(results), "-o", str(built)], check=False)
+            if done.returncode != 0:
+                print(f"workerprobe report: allure generate failed (exit {done.returncode})", file=sys.stderr)
+                return 1
+    if (built / "index.html").exists():
+        pages.append(("the suite's Allure report", "allure-report/index.html"))
+    if (root / "load" / "index.html").exists():
+        pages.append(("the last load run", "load/index.html"))
+        pages.append(("Locust's own report of it", "load/locust.html"))
+    for name, path in (("the conformance matrix", "conformance.md"), ("the findings", "findings.md")):
+        if (root / path).exists():
+            pages.append((name, path))
+    if not pages:
+        print(f"workerprobe report: nothing in {root} yet; run `workerprobe test` or `workerprobe load` first")
+        return 2
+    if args.no_serve:
+        for name, path in pages:
+            print(f"{name}: {root / path}")
+        return 0
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+        port = server.server_address[1]
+        for name, path in pages:
+            print(f"{name}: http://127.0.0.1:{port}/{path}", flush=True)
+        print("serving on 127.0.0.1 only; Ctrl-C stops", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -244,6 +296,16 @@ def _parser() -> argparse.ArgumentParser:
         "--project-tests", action="store_true", help="with the embedded default, also this repository's own tests"
     )
     test.set_defaults(func=_test)
+    report = commands.add_parser(
+        "report",
+        help="build the Allure HTML of the last run and serve the reports on 127.0.0.1",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    report.add_argument("--dir", default="reports", help="the reports folder")
+    report.add_argument("--port", type=int, default=8089, help="port on 127.0.0.1 (0: any free one)")
+    report.add_argument("--no-build", action="store_true", help="serve what is there; do not run Allure")
+    report.add_argument("--no-serve", action="store_true", help="build, then print the files' paths")
+    report.set_defaults(func=_report)
     clean = commands.add_parser(
         "clean", help="delete what earlier suite runs left on a target (their ledgers, tagged assistants)"
     )

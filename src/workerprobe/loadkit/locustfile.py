@@ -100,6 +100,16 @@ def _init(environment: Environment, **_: Any) -> None:
         )
         if options.progress_s > 0:
             gevent.spawn(_progress, environment, options.progress_s)
+        gevent.spawn(_levels, environment)
+
+
+def _levels(environment: Environment) -> None:
+    """Seconds spent at each number of running users (throughput against concurrency)."""
+    while True:
+        gevent.sleep(1.0)
+        users = environment.runner.user_count if environment.runner else 0
+        if users:
+            COLLECTOR.level_seconds[users] = COLLECTOR.level_seconds.get(users, 0.0) + 1.0
 
 
 def _progress(environment: Environment, every: float) -> None:
@@ -191,6 +201,9 @@ def _report(environment: Environment, **_: Any) -> None:
     from workerprobe.loadkit.plots import plot_all
 
     plot_all(COLLECTOR, out.parent)
+    from workerprobe.loadkit.page import write_page
+
+    write_page(summary, out.parent)
     ttft = summary["ttft_s"] or {}
     print(_table(summary), flush=True)
     print(

@@ -44,6 +44,8 @@ class Collector:
     tokens_per_s: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)  # the gateway's own time, where it says it
     schedule_delay: list[float] = field(default_factory=list)  # paced requests: started - due
+    # seconds the run spent at each number of running users (sampled once a second by the master)
+    level_seconds: dict[int, float] = field(default_factory=dict)
     cpu_s: float = 0.0  # the load generator's CPU time
     requests: int = 0
     output_tokens: int = 0
@@ -100,6 +102,7 @@ class Collector:
             "overhead": self.overhead,
             "schedule_delay": self.schedule_delay,
             "cpu_s": self.cpu_s,
+            "level_seconds": self.level_seconds,
             "requests": self.requests,
             "output_tokens": self.output_tokens,
             "estimated_tokens": self.estimated_tokens,
@@ -116,6 +119,8 @@ class Collector:
         self.overhead.extend(part.get("overhead", []))
         self.schedule_delay.extend(part.get("schedule_delay", []))
         self.cpu_s += part.get("cpu_s", 0.0)
+        for level, seconds in part.get("level_seconds", {}).items():
+            self.level_seconds[int(level)] = self.level_seconds.get(int(level), 0.0) + float(seconds)
         self.by_users.extend((int(u), float(t)) for u, t in part["by_users"])
         self.timelines.extend((str(i), float(t), [float(x) for x in xs]) for i, t, xs in part.get("timelines", []))
         self.requests += part["requests"]
@@ -131,6 +136,32 @@ class Collector:
     def clear(self) -> None:
         fresh = Collector()
         self.__dict__.update(fresh.__dict__)
+
+    def by_concurrency(self, min_share: float = 0.02) -> list[dict[str, Any]]:
+        """Latency and throughput at each number of running users the run held (levels with at
+        least `min_share` of the answers, and 3: a ramp's passing counts are left out), with the
+        samples each figure rests on."""
+        answers: dict[int, list[float]] = {}
+        for users, e2e in self.by_users:
+            answers.setdefault(users, []).append(e2e)
+        floor = max(3, int(min_share * len(self.by_users)))
+        out = []
+        for users in sorted(answers):
+            values = answers[users]
+            if len(values) < floor:
+                continue
+            seconds = self.level_seconds.get(users)
+            out.append(
+                {
+                    "users": users,
+                    "n": len(values),
+                    "e2e_p50_s": float(np.percentile(values, 50)),
+                    "e2e_p95_s": float(np.percentile(values, 95)),
+                    "seconds": seconds,
+                    "answers_per_s": len(values) / seconds if seconds else None,
+                }
+            )
+        return out
 
     def summary(self) -> dict[str, Any]:
         answered = sum(c[0] for c in self.truncation.values())
@@ -161,6 +192,7 @@ class Collector:
                 for key, c in sorted(self.truncation.items())
             },
             "truncation_rate": (sum(c[1] + c[2] for c in self.truncation.values()) / answered) if answered else 0.0,
+            "by_concurrency": self.by_concurrency(),
             "neurons": self.neurons,
         }
 
