@@ -96,7 +96,11 @@ def test_the_limits_hold_over_a_tool_loop(client: openai.OpenAI) -> None:
     assert done.usage.prompt_tokens > run.usage.prompt_tokens  # the usage of both calls
 
 
-def test_limits_the_run_cannot_meet_are_400(client: openai.OpenAI) -> None:
+def test_a_truncation_strategy_without_its_count_is_400_and_an_impossible_tool_choice_fails_the_run(
+    client: openai.OpenAI,
+) -> None:
+    """`last_messages` needs its count (the spec says so: a 400). A tool choice naming a function the
+    run does not have is schema-valid, so the run is created, and fails with the reason."""
     assistant = client.beta.assistants.create(model=CHAT_MODEL, tools=[WEATHER])  # type: ignore[list-item]
     thread = _thread(client, SHORT)
     with pytest.raises(openai.BadRequestError) as refused:
@@ -104,11 +108,12 @@ def test_limits_the_run_cannot_meet_are_400(client: openai.OpenAI) -> None:
             thread_id=thread.id, assistant_id=assistant.id, truncation_strategy={"type": "last_messages"}
         )
     assert refused.value.body["param"] == "truncation_strategy"  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as refused:
-        client.beta.threads.runs.create(
-            thread_id=thread.id,
-            assistant_id=assistant.id,
-            tool_choice={"type": "function", "function": {"name": "get_time"}},
-        )
-    assert refused.value.body["param"] == "tool_choice"  # type: ignore[index]
     assert client.beta.threads.runs.list(thread.id).data == []  # nothing was stored
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        poll_interval_ms=50,
+    )
+    assert run.status == "failed" and run.last_error is not None
+    assert run.last_error.code == "invalid_prompt" and "get_time" in run.last_error.message

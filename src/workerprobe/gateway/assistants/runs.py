@@ -129,7 +129,6 @@ class RunsService:
             raise BadRequest(f"Thread {thread_id} already has an active run {active.data[0]['id']}.")
         self.assistants.models.resolve(body.model or assistant["model"], "text-generation")
         run = new_run(thread_id, assistant, body, RUN_LIFETIME_S)
-        self.tool_options(run)  # a tool choice the run's tools cannot meet is a 400 now, not a failed run
         docs: list[New] = [
             ("message", self.assistants.new_message(thread_id, m), thread_id) for m in body.additional_messages or []
         ]
@@ -142,7 +141,6 @@ class RunsService:
         thread, docs = self.assistants.new_thread(project, body.thread or ThreadCreate())
         self.assistants.models.resolve(body.model or assistant["model"], "text-generation")
         run = new_run(thread["id"], assistant, body, RUN_LIFETIME_S)
-        self.tool_options(run)
         await self._store(run, [*docs, ("run", run, thread["id"])])
         return run
 
@@ -314,7 +312,9 @@ class RunsService:
         return done or run
 
     async def _fail(self, run: Document, error: GatewayError) -> Document | None:
-        code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+        # a request the run's own settings make impossible (a tool choice its tools cannot meet)
+        # is the run's prompt being invalid, not the server failing
+        code = {429: "rate_limit_exceeded", 400: "invalid_prompt"}.get(error.status, "server_error")
         return await self._set(
             run["thread_id"],
             run["id"],
