@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: install test test-deep test-unit report load selftest arm64-check lint emulator gateway bench bench-gateway bench-free-plan bench-foreign chaos chaos-short clean
+.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check lint emulator gateway bench bench-gateway bench-free-plan bench-foreign chaos chaos-short clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,11 @@ load: install
 # into .cache/arm64 once): SDK scenario tests against it, throughput beside native.
 arm64-check: install
 	$(PY) arm64/check.py
+
+# The wheel a user installs: built, installed in a fresh venv outside the repository, and its
+# `workerprobe test` run against the embedded default (and the pytest plugin in another project).
+wheel-check: install
+	$(PY) bench/wheel_check.py
 
 test-unit: install
 	$(PYTEST) tests/unit

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from workerprobe.loadkit.loadgen import throughput
 from workerprobe.procs import free_port, gateway_env, serve, stop, wait_listening
+from workerprobe.suite.cases import SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -308,7 +309,7 @@ def main() -> int:
         figures |= {"machine": seen["machine"], "python": seen["python"]}
         scenario_started = time.monotonic()
         tests = subprocess.run(
-            [sys.executable, "-m", "pytest", "tests/scenarios", "-q", "-p", "no:cacheprovider", "--max-neurons", "1e9"],
+            [sys.executable, "-m", "pytest", str(SCENARIOS), "-q", "-p", "no:cacheprovider", "--max-neurons", "1e9"],
             cwd=ROOT,
             env={
                 **os.environ,

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from workerprobe.clihelp import Help
+
 if TYPE_CHECKING:
     from workerprobe.settings import GatewaySettings
 
@@ -119,24 +121,26 @@ def _target_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _test(args: argparse.Namespace) -> int:
-    """The suite against the target; with the embedded default and --project-tests, the project's
-    own tests too (the load-timing ones after the rest, on their own)."""
+    """The suite against the target; with the embedded default and --project-tests (in a checkout),
+    the project's own tests too (the load-timing ones after the rest, on their own)."""
     import json
     import os
     import subprocess
     from pathlib import Path
 
-    import workerprobe
+    from workerprobe.suite.cases import SUITE
     from workerprobe.suite.target import configured
 
-    root = Path(workerprobe.__file__).resolve().parents[2]
+    reports = Path(args.report).resolve()
+    checkout = Path(__file__).resolve().parents[2]
+    project = checkout / "tests" / "gateway"  # this repository's own tests, when run from a checkout
     env = _target_env(args)
     env["WORKERPROBE_CONTRACT_EXAMPLES"] = str(DEPTHS[args.depth])
     os.environ.update({k: v for k, v in env.items() if k in ("CLOUDFLARE_WORKER_URL", "API_KEY")})
     from workerprobe.suite import preflight
     from workerprobe.suite.verdict import clear_reports
 
-    clear_reports(root / "reports")
+    clear_reports(reports)
     for warning in preflight.env_warnings(Path(".env"), env):
         print(warning, flush=True)
     chosen = configured()
@@ -148,16 +152,28 @@ def _test(args: argparse.Namespace) -> int:
         if not result.ok:
             print("workerprobe test: UNVERIFIED (pre-flight failed; no test was run); exit 2")
             return 2
-    suite = ["tests/contract", "tests/scenarios"]
-    paths = suite if deployed or not args.project_tests else ["tests", "--ignore=tests/load"]
-    pytest = [sys.executable, "-m", "pytest", "-n", args.processes, f"--max-neurons={args.max_neurons}"]
-    pytest += [f"--alluredir={args.report}/allure-results", "--clean-alluredir", *args.pytest_args]
-    code = subprocess.run([*pytest, *paths], cwd=root, env=env, check=False).returncode
-    if not deployed and args.project_tests and code in (0, 1):
-        load = [sys.executable, "-m", "pytest", "tests/load", f"--alluredir={args.report}/allure-results"]
-        loaded = subprocess.run([*load, *args.pytest_args], cwd=root, env=env, check=False).returncode
+    own = not deployed and args.project_tests and project.is_dir()
+    if args.project_tests and not own and not deployed:
+        print("workerprobe test: --project-tests needs a checkout of the repository; running the suite only")
+    paths = [str(checkout / "tests"), "--ignore", str(checkout / "tests" / "load"), *SUITE] if own else list(SUITE)
+    pytest = [sys.executable, "-m", "pytest", "--workerprobe", "-n", args.processes]
+    pytest += [f"--max-neurons={args.max_neurons}", f"--workerprobe-reports={reports}"]
+    # what the repository's pyproject.toml sets, for an installed suite run from anywhere
+    pytest += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
+    pytest += [f"--alluredir={reports}/allure-results", "--clean-alluredir", *args.pytest_args]
+    cwd = checkout if own else Path.cwd()
+    code = subprocess.run([*pytest, *paths], cwd=cwd, env=env, check=False).returncode
+    if own and code in (0, 1):
+        load = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(checkout / "tests" / "load"),
+            f"--alluredir={reports}/allure-results",
+        ]
+        loaded = subprocess.run([*load, *args.pytest_args], cwd=checkout, env=env, check=False).returncode
         code = max(code, 0 if loaded == 5 else loaded)
-    summary = root / "reports" / "summary.json"
+    summary = reports / "summary.json"
     if summary.exists() and code in (0, 1, 2):
         verdict = json.loads(summary.read_text())
         print(f"workerprobe test: {verdict['verdict']} ({verdict['reason']}); exit {code}")
@@ -284,13 +300,19 @@ def _parser() -> argparse.ArgumentParser:
         help="the contract and SDK suite against a deployed Worker (or the embedded default)",
         description="Exit 0 when every MUST holds, 1 when a MUST fails, 2 when the run could not verify. "
         "Options after -- go to pytest.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="""examples:
+  workerprobe test                                     the target of .env, else the embedded default
+  workerprobe test https://my-worker.example.workers.dev/v1 --key sk-...
+  workerprobe test --max-neurons 100 --depth quick     a cheaper run
+  workerprobe test -- -k chat -x                       options after -- go to pytest
+reports: reports/summary.md, findings.md (a curl per finding), conformance.md; `workerprobe report`""",
+        formatter_class=Help,
     )
     test.add_argument("url", nargs="?", help="base URL ending in /v1 (default: CLOUDFLARE_WORKER_URL, else embedded)")
     test.add_argument("--key", help="API key (default: API_KEY)")
     test.add_argument("--max-neurons", type=float, default=300.0, help="neurons the run may spend, all processes")
     test.add_argument("--depth", choices=sorted(DEPTHS), default="default", help="generated cases per operation")
-    test.add_argument("--report", default="reports", help="where the Allure results go")
+    test.add_argument("--report", default="reports", help="where the reports (and the Allure results) go")
     test.add_argument("--processes", default="auto", help="test processes (pytest-xdist -n)")
     test.add_argument(
         "--project-tests", action="store_true", help="with the embedded default, also this repository's own tests"
@@ -299,7 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help="build the Allure HTML of the last run and serve the reports on 127.0.0.1",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=Help,
     )
     report.add_argument("--dir", default="reports", help="the reports folder")
     report.add_argument("--port", type=int, default=8089, help="port on 127.0.0.1 (0: any free one)")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from workerprobe.clihelp import Help
 from workerprobe.procs import free_port, gateway_over_emulator
 from workerprobe.suite.target import configured
 
@@ -107,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
         usage="workerprobe load [URL] [--key KEY] [--profile P] [--users N] [--seconds S] [options] [-- LOCUST]",
         description=__doc__,
         epilog=EXAMPLES,
-        formatter_class=_Help,
+        formatter_class=Help,
     )
     p.add_argument(
         "url",
@@ -193,19 +194,6 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="reports/load", help="where the reports go")
     return p
-
-
-class _Help(argparse.RawDescriptionHelpFormatter):
-    """Every flag's default after its help, unless the help already says it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "default" in text or action.default in (None, argparse.SUPPRESS) or action.option_strings == []:
-            return text
-        if isinstance(action.default, bool):
-            return text
-        shown = " ".join(action.default) if isinstance(action.default, list) else action.default
-        return f"{text} (default: {shown})" if text else f"(default: {shown})"
 
 
 def _positive_int(text: str) -> int:

@@ -18,7 +18,6 @@ import schemathesis
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
-import workerprobe
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted
 from workerprobe.suite.findings import Findings, Group, curl
@@ -28,9 +27,10 @@ from workerprobe.suite.target import Target
 
 __all__ = ["EXAMPLES", "FINDINGS", "PHASES", "SPEC", "call", "load_schema", "operations", "phase_of"]
 
-ROOT = Path(workerprobe.__file__).resolve().parents[2]
-SPEC = ROOT / "openapi" / "openapi.yaml"
-CONFIG = ROOT / "schemathesis.toml"
+# The spec and schemathesis's settings ship in the package (openapi/openapi.yaml and
+# schemathesis.toml in a checkout point here).
+SPEC = Path(__file__).resolve().parent / "spec" / "openapi.yaml"
+CONFIG = SPEC.parent / "schemathesis.toml"
 # Generated cases per operation and phase: `make test` keeps it small, `make test-deep` raises it.
 EXAMPLES = int(os.environ.get("WORKERPROBE_CONTRACT_EXAMPLES", "12"))
 PHASES = ("examples", "coverage", "fuzzing")

@@ -1,6 +1,12 @@
 """The suite as a pytest plugin: which target is under test, the pre-flight, the shared budget, the
 objects left behind, the per-operation verdicts of the contract tests, and the run's reports.
 
+Registered by entry point (`pytest11`), it does nothing until asked: `--workerprobe` (what
+`workerprobe test` passes), `--workerprobe-url URL`, or the ini option `workerprobe = true` (this
+repository's pyproject.toml). Asked with a flag, it adds the suite's tests (workerprobe.suite.cases)
+to what pytest collects, so that `pytest -p workerprobe --workerprobe-url URL` in any project runs
+the suite beside that project's own tests.
+
 `CLOUDFLARE_WORKER_URL` and `API_KEY` (options, environment, then `.env`) select a deployed
 Worker; with neither set, each test process starts the embedded default: the workerprobe gateway
 in front of the Workers AI emulator, as real processes on free loopback ports.
@@ -27,6 +33,7 @@ import pytest
 import workerprobe
 from workerprobe.suite import contract, preflight
 from workerprobe.suite.budget import Budget
+from workerprobe.suite.cases import CASES, CONTRACT, SCENARIOS
 from workerprobe.suite.conformance import write_matrix
 from workerprobe.suite.findings import Findings, merge
 from workerprobe.suite.ledger import Ledger
@@ -34,8 +41,7 @@ from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.target import Target, configured, embedded
 from workerprobe.suite.verdict import Outcome, Verdict, clear_reports, distinct, judge, write
 
-# With a deployed target, only these folders of tests/ are collected.
-_SUITE = ("contract", "scenarios")
+_ACTIVE = pytest.StashKey[bool]()
 
 
 @dataclass
@@ -46,6 +52,13 @@ class _Run:
     started: str = ""
     outcomes: list[Outcome] = field(default_factory=list)
     errors: int = 0  # tests that broke in setup or teardown: the suite could not run them
+    others_failed: int = 0  # failed tests that are not the suite's (a project's own, beside it)
+    # progress, as the controller hears it: tests done, generated requests, findings (MUST, SHOULD)
+    done: int = 0
+    sent: int = 0
+    must: int = 0
+    should: int = 0
+    last_line: float = 0.0
     verdict: Verdict | None = None
     findings: Findings | None = None
 
@@ -61,8 +74,17 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def _active(config: pytest.Config) -> bool:
+    return config.stash.get(_ACTIVE, False)
+
+
 def _reports(config: pytest.Config) -> Path:
-    return Path(config.rootpath) / "reports"
+    chosen = config.getoption("--workerprobe-reports")
+    return Path(chosen) if chosen else Path(config.invocation_params.dir) / "reports"
+
+
+def _in(path: Path, folder: Path) -> bool:
+    return folder == path or folder in path.parents
 
 
 def _parts(config: pytest.Config) -> Path:
@@ -83,15 +105,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--workerprobe-url", default=None, help="the target's base URL ending in /v1 (CLOUDFLARE_WORKER_URL)"
     )
     group.addoption("--workerprobe-key", default=None, help="the target's API key (API_KEY)")
+    group.addoption(
+        "--workerprobe",
+        action="store_true",
+        help="run the workerprobe suite (with no --workerprobe-url: against the target of the environment or .env, "
+        "else the embedded default)",
+    )
+    group.addoption("--workerprobe-reports", default=None, help="where the suite's reports go (default: ./reports)")
+    parser.addini("workerprobe", type="bool", default=False, help="the workerprobe suite plugin is on")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "family(name): the endpoint family a scenario test covers")
+    config.addinivalue_line("markers", "client(name): the official SDK a scenario drives (python, node)")
+    config.addinivalue_line("markers", "must: an official OpenAI client breaks or silently misbehaves when this fails")
+    config.addinivalue_line("markers", "should: differs from the OpenAI reference behaviour without breaking a client")
+    asked = bool(config.getoption("--workerprobe") or config.getoption("--workerprobe-url"))
+    config.stash[_ACTIVE] = asked or bool(config.getini("workerprobe"))
+    if not _active(config):
+        return
     for option, name in (("--workerprobe-url", "CLOUDFLARE_WORKER_URL"), ("--workerprobe-key", "API_KEY")):
         value = config.getoption(option)
         if value:
             os.environ[name] = value
-    config.addinivalue_line("markers", "family(name): the endpoint family a scenario test covers")
-    config.addinivalue_line("markers", "client(name): the official SDK a scenario drives (python, node)")
+    if asked and not any(_in(Path(arg.split("::")[0]).resolve(), CASES) for arg in config.args):
+        config.args.append(str(CASES))  # the suite beside whatever else was asked for
     if _is_worker(config):
         config.stash[_RUN] = _Run(str(config.workerinput["workerprobe_run"]))  # type: ignore[attr-defined]
     else:
@@ -102,10 +140,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    node.workerinput["workerprobe_run"] = _run(node.config).run_id
+    if _active(node.config):
+        node.workerinput["workerprobe_run"] = _run(node.config).run_id
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    if not _active(config):
+        return []
     target = configured()
     under_test = target.describe() if target else "the embedded default (workerprobe gateway + Workers AI emulator)"
     lines = [
@@ -113,7 +154,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"target under test: {under_test}; run {_run(config).run_id}",
     ]
     if target is not None:
-        lines.append("running the suite only (tests/contract, tests/scenarios)")
+        lines.append("running the suite only (workerprobe.suite.cases: contract, scenarios)")
         if not target.emulated:
             lines.append(
                 f"this run can spend at most {config.getoption('--max-neurons'):g} neurons (--max-neurons); "
@@ -122,18 +163,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if configured() is None:
-        return None
-    tests = Path(config.rootpath) / "tests"
-    if collection_path.parent == tests and collection_path.is_dir() and collection_path.name not in _SUITE:
-        return True
-    return None
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    if _is_worker(config):
+    if not _active(config) or _is_worker(config):
         return
     reports = _reports(config)
     for stale in (reports / "parts").glob("wp-*"):  # runs that died a day ago or more
@@ -199,7 +231,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     id: pytest 9 matches a parametrized id against a module's children, and builds the id from
     the item's original name, which schemathesis's items share."""
     result = yield
-    if type(result).__name__ != "SchemathesisCase":
+    if type(result).__name__ != "SchemathesisCase" or not _active(collector.config):
         return result
     items = result.collect()
     for item in items:
@@ -209,16 +241,21 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
     return items
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _scenario(item: pytest.Item) -> bool:
+    return _in(Path(item.path), SCENARIOS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The scenarios first: they spend their share of the budget before the generated cases can
     spend past theirs (a server that ignores an invalid token limit generates at length)."""
-    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/scenarios/") else 1)
+    if _active(config):
+        items.sort(key=lambda item: 0 if _scenario(item) else 1)
 
 
 def _contract_phase(item: pytest.Item) -> str | None:
     name = getattr(item, "originalname", "") or ""
     phase = name.removeprefix("test_")
-    return phase if item.nodeid.startswith("tests/contract/test_schema.py") and phase in contract.PHASES else None
+    return phase if Path(item.path) == CONTRACT / "test_schema.py" and phase in contract.PHASES else None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -233,10 +270,24 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     allure.dynamic.parameter("operation", label)
     allure.dynamic.parameter("phase", phase)
     allure.dynamic.title(f"{label} ({phase})")  # type: ignore[no-untyped-call]
+    before = contract.FINDINGS.total_requests
     result = yield
     target = getattr(item, "funcargs", {}).get("target")
     strict = bool(target is not None and target.embedded)
-    message = contract.verdict_of(contract.FINDINGS.of(label, phase), strict=strict)
+    groups = contract.FINDINGS.of(label, phase)
+    levels = [g.level for g in groups]
+    item.user_properties.append(
+        (
+            "workerprobe_progress",
+            (
+                f"{label} ({phase})",
+                contract.FINDINGS.total_requests - before,
+                levels.count("MUST"),
+                levels.count("SHOULD"),
+            ),
+        )
+    )
+    message = contract.verdict_of(groups, strict=strict)
     if message is not None:
         pytest.fail(message, pytrace=False)
     return result
@@ -254,7 +305,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Scenario tests carry their family, client and level to the controller."""
-    if not item.nodeid.startswith("tests/scenarios/"):
+    if not _scenario(item) or not _active(item.config):
         return
     family = item.get_closest_marker("family")
     client = item.get_closest_marker("client")
@@ -273,6 +324,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if config is None:
         return
     store = _run(config)
+    if report.when == "call":
+        _progress(config, store, report, props.get("workerprobe_progress"))
+    if report.failed and not _in((Path(config.rootpath) / report.fspath).resolve(), CASES):
+        store.others_failed += 1
+        return
     if report.when != "call" and report.failed:
         store.errors += 1
     if "workerprobe_family" not in props:
@@ -294,10 +350,40 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 _CONTROLLER: dict[str, pytest.Config] = {}
+PROGRESS_EVERY_S = 5.0
+
+
+def _progress(config: pytest.Config, store: _Run, report: pytest.TestReport, figures: Any) -> None:
+    """A line every few seconds while the suite runs: the test just done (an operation and phase,
+    or a scenario), the generated requests sent so far and the findings so far."""
+    store.done += 1
+    last = report.nodeid.rsplit("::", 1)[-1]
+    if figures:
+        name, sent, must, should = figures
+        store.sent, store.must, store.should = (
+            store.sent + int(sent),
+            store.must + int(must),
+            store.should + int(should),
+        )
+        last = str(name)
+    now = time.monotonic()
+    if now - store.last_line < PROGRESS_EVERY_S:
+        return
+    store.last_line = now
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.ensure_newline()
+        terminal.write_line(
+            f"workerprobe: {store.done} tests done (last: {last}); {store.sent} generated requests; "
+            f"findings so far: {store.must} MUST, {store.should} SHOULD",
+            cyan=True,
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
+    if not _active(config):
+        return
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
     if contract.FINDINGS.total_requests or contract.FINDINGS.not_run or contract.FINDINGS.cleanup != (0, 0):
         contract.FINDINGS.dump(_parts(config) / f"findings-{worker}.json")
@@ -345,11 +431,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     write(reports, header, verdict, findings)
     _run(config).verdict, _run(config).findings = verdict, findings
     if target is not None and session.exitstatus in (0, 1):
-        session.exitstatus = verdict.exit_code
+        # the suite's verdict (a SHOULD test may fail and the verdict still be PASS), never
+        # hiding a failed test of the project the suite runs beside
+        session.exitstatus = max(verdict.exit_code, 1 if _run(config).others_failed else 0)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    if _is_worker(config):
+    if not _active(config) or _is_worker(config):
         return
     allure_dir = getattr(config.option, "allure_report_dir", None)
     target = configured()

@@ -15,11 +15,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from workerprobe.suite.cases import SUITE
 from workerprobe.suite.defects import DEFECTS, REPORTED
 
 __all__ = ["main"]
-
-SUITE = ["tests/contract", "tests/scenarios"]
 
 
 def _failures(junit: Path) -> tuple[int, list[str]]:
@@ -43,7 +42,19 @@ def run_suite(defect: str | None, out: Path, examples: int) -> tuple[int, list[s
     }
     junit = out / f"{defect or 'none'}.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", *SUITE, "-n", "2", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *SUITE,
+            "--workerprobe",
+            "-n",
+            "2",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+        ],
         env=env,
         capture_output=True,
         timeout=900,

@@ -1,5 +1,5 @@
 """The official OpenAI Node SDK against the target, one test per endpoint family
-(clients/node/check.mjs). Not run, with the reason, where Node or npm is absent."""
+(node/check.mjs beside this file). Not run, with the reason, where Node or npm is absent."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL, hold_or_skip
 from workerprobe.paths import cache_dir
 from workerprobe.suite.budget import Budget
+from workerprobe.suite.cases.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL, hold_or_skip
 from workerprobe.suite.target import Target
 
 pytestmark = [pytest.mark.must, pytest.mark.client("node")]
 
-SCRIPT = Path(__file__).resolve().parents[2] / "clients" / "node"
+SCRIPT = Path(__file__).resolve().parent / "node"
 FAMILIES = ("models", "chat", "embeddings", "assistants", "threads", "runs")
 # Worst case of the script's generating calls (four chat calls and two runs of 16 tokens).
 NODE_NEURONS = 12.0

@@ -7,7 +7,7 @@ import json
 import openai
 import pytest
 
-from tests.scenarios.conftest import CHAT_MODEL
+from workerprobe.suite.cases.scenarios.conftest import CHAT_MODEL
 from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).

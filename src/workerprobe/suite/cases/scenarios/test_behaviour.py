@@ -9,7 +9,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL
+from workerprobe.suite.cases.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL
 
 pytestmark = [pytest.mark.must, pytest.mark.family("chat")]
 

@@ -8,7 +8,7 @@ import struct
 import openai
 import pytest
 
-from tests.scenarios.conftest import EMBEDDING_MODEL
+from workerprobe.suite.cases.scenarios.conftest import EMBEDDING_MODEL
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
 pytestmark = [pytest.mark.must, pytest.mark.family("embeddings")]

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.scenarios.conftest import CHAT_MODEL
+from workerprobe.suite.cases.scenarios.conftest import CHAT_MODEL
 from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).

@@ -1,1 +1,0 @@
-"""The contract tests' engine lives in workerprobe.suite.contract; this folder holds the tests."""
