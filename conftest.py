@@ -23,6 +23,6 @@ if configured() is None and "WORKERPROBE_STATE_DIR" not in os.environ:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if configured() is not None and collection_path.resolve() == TESTS:
+    if configured() is not None and collection_path.resolve().parent == TESTS:
         return True
     return None
