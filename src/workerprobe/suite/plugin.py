@@ -224,14 +224,16 @@ def ledger(request: pytest.FixtureRequest, target: Target, run_id: str) -> Itera
     contract.FINDINGS.cleanup = kept.delete_all()
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outside schemathesis's, whichever registered first
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Generator[None, Any, Any]:
     """Each operation's test is a child of its module with a node id of its own
     (`test_schema.py::test_coverage[POST /v1/chat/completions]`), so that any one can be rerun by
     id: pytest 9 matches a parametrized id against a module's children, and builds the id from
     the item's original name, which schemathesis's items share."""
     result = yield
-    if type(result).__name__ != "SchemathesisCase" or not _active(collector.config):
+    if not _active(collector.config):
+        return result
+    if type(result).__name__ != "SchemathesisCase":
         return result
     items = result.collect()
     for item in items:
@@ -258,7 +260,7 @@ def _contract_phase(item: pytest.Item) -> str | None:
     return phase if Path(item.path) == CONTRACT / "test_schema.py" and phase in contract.PHASES else None
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost, as a conftest plugin would be
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """A contract test runs every case, then fails once, naming every group of MUST findings."""
     phase = _contract_phase(item)
@@ -293,7 +295,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     return result
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost, as a conftest plugin would be
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     """An operation the spec gives no examples for has no examples phase: say so in those words."""
     report = yield
