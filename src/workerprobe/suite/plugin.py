@@ -326,8 +326,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if config is None:
         return
     store = _run(config)
-    if report.when == "call":
-        _progress(config, store, report, props.get("workerprobe_progress"))
+    if report.when == "call" and _in((Path(config.rootpath) / report.fspath).resolve(), CASES):
+        _progress(config, store, report, props.get("workerprobe_progress"))  # the suite's tests only
     if report.failed and not _in((Path(config.rootpath) / report.fspath).resolve(), CASES):
         store.others_failed += 1
         return
