@@ -261,7 +261,11 @@ def test_free_plan_profile_stays_under_the_per_minute_limit(tmp_path: Path) -> N
     generator = summary["generator"]
     assert generator["requested_rps"] == 5.0 and generator["achieved_rps"] > 0
     assert generator["schedule_delay_s"]["n"] >= 30  # every paced request: how late it started
-    assert 30 <= summary["upstream_requests_served"] <= 12 * 5 + 10  # 5 a second, give or take the edges
+    # One schedule for all ten users (no burst as they start): never more than 5 a second over
+    # the run as the generator clocked it, whatever the machine's speed. The emulator's own
+    # per-minute limit not firing (above) is the ground truth; this is the pace's own bound.
+    served = summary["upstream_requests_served"]
+    assert 30 <= served <= 5 * summary["duration_s"] + 1, (served, summary["duration_s"])
 
 
 def test_stalled_streams_are_a_cause_of_their_own(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from locust.runners import WorkerRunner
 from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.causes import FATAL
 from workerprobe.loadkit.client import LLMClient, Result, json_or_none
+from workerprobe.loadkit.pacing import Pacer
 from workerprobe.loadkit.prompts import PROMPT_SETS
 from workerprobe.loadkit.shapes import PROFILES, Plan, plan
 from workerprobe.loadkit.summary import Collector, accuracy, generator_health
@@ -34,7 +35,7 @@ from workerprobe.suite.budget import Budget, Exhausted
 
 COLLECTOR = Collector()
 CATALOGUE = load_catalogue()
-STATE: dict[str, Any] = {"budget": None, "stop_reason": None}
+STATE: dict[str, Any] = {"budget": None, "stop_reason": None, "pacer": None}
 FATAL_AFTER = 10  # requests, all refused and none answered, before the run stops
 
 
@@ -51,6 +52,9 @@ def _options(parser: Any) -> None:
     group.add_argument("--step-seconds", type=float, default=5.0)
     group.add_argument(
         "--requests-per-minute", type=float, default=300.0, help="pace of the free-plan profile, all users together"
+    )
+    group.add_argument(
+        "--pace-processes", type=int, default=1, help="processes sharing the free-plan pace (Locust workers)"
     )
     group.add_argument("--max-neurons", type=float, default=300.0, help="stop before spending more")
     group.add_argument("--max-tokens", type=int, default=0, help="max_tokens of every chat request (0: the set's)")
@@ -349,18 +353,19 @@ class LLMUser(HttpUser):
     abstract = True
 
     def wait_time(self) -> float:
-        options = _options_of(self.environment)
-        if options.load_profile == "free-plan":
-            # 300 text-generation requests a minute in total (by default), shared by the users
-            # running now: each user's next request is due one interval after its last was due.
-            # How late it really starts is the schedule delay (the generator keeping up, or not).
-            users = max(1, self.environment.runner.user_count if self.environment.runner else 1)
-            interval = users * 60.0 / options.requests_per_minute
-            now = time.perf_counter()
-            due = getattr(self, "_due", None)
-            self._due = now if due is None or now - due > 10 * interval else due + interval
-            return max(self._due - now, 0.0)
+        if _options_of(self.environment).load_profile == "free-plan":
+            return self._pace()
         return 0.0
+
+    def _pace(self) -> float:
+        """Seconds until this user's next request is due on the process's one schedule (the
+        free plan's requests a minute, all users together; see pacing.py). How late it really
+        starts is the schedule delay: the generator keeping up, or not."""
+        options = _options_of(self.environment)
+        if STATE["pacer"] is None:
+            STATE["pacer"] = Pacer(options.requests_per_minute / 60.0, options.pace_processes)
+        self._due = STATE["pacer"].slot()
+        return max(self._due - time.perf_counter(), 0.0)
 
     def _scheduled(self) -> None:
         """At the start of a paced request: how late it is against when it was due."""
@@ -380,6 +385,8 @@ class LLMUser(HttpUser):
             self.options.total_timeout,
             self.options.stall_timeout,
         )
+        if self.options.load_profile == "free-plan":
+            gevent.sleep(self._pace())  # the first request is paced too: no burst as users start
 
     def on_stop(self) -> None:
         self.llm.close()

@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             str(args.step_seconds),
             "--requests-per-minute",
             str(args.requests_per_minute),
+            "--pace-processes",
+            str(max(args.workers, 1)),
             "--max-error-rate",
             str(args.max_error_rate),
             "--p95-ttft-ms",
