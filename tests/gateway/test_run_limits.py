@@ -43,8 +43,10 @@ def test_last_messages_shows_the_model_only_the_newest(client: openai.OpenAI) ->
 
 def test_auto_drops_the_middle_to_fit_max_prompt_tokens(client: openai.OpenAI) -> None:
     run = _run(client, "Hello there.", LONG, LONG, SHORT, max_prompt_tokens=700, max_completion_tokens=8)
-    assert run.status in ("completed", "incomplete") and run.incomplete_details is None or (
-        run.incomplete_details.reason == "max_completion_tokens"
+    assert (
+        run.status in ("completed", "incomplete")
+        and run.incomplete_details is None
+        or (run.incomplete_details.reason == "max_completion_tokens")
     )
     assert 0 < run.usage.prompt_tokens <= 700
     first_and_newest = _run(client, "Hello there.", LONG, SHORT, max_completion_tokens=8)
