@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check lint emulator gateway bench bench-gateway bench-free-plan bench-foreign chaos chaos-short clean
+.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-free-plan bench-foreign chaos chaos-short clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,13 @@ load: install
 arm64-check: install
 	$(PY) arm64/check.py
 
+# The gateway's container image, amd64 and arm64 (under qemu), built and run, and the compose
+# stack up with Redis and Prometheus; starts dockerd (as root) where no engine runs. Figures in
+# reports/image.json. IMAGE_ARGS="--arch amd64 --no-compose" for less.
+IMAGE_ARGS ?=
+image: install
+	$(PY) deploy/image.py $(IMAGE_ARGS)
+
 # The wheel a user installs: built, installed in a fresh venv outside the repository, and its
 # `workerprobe test` run against the embedded default (and the pytest plugin in another project).
 wheel-check: install
@@ -60,7 +67,7 @@ test-unit: install
 	$(PYTEST) tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench load arm64 conftest.py
+	$(VENV)/bin/ruff check src tests bench load arm64 deploy conftest.py
 	$(VENV)/bin/mypy
 
 emulator: install

@@ -364,7 +364,8 @@ class LLMUser(HttpUser):
         options = _options_of(self.environment)
         if STATE["pacer"] is None:
             STATE["pacer"] = Pacer(options.requests_per_minute / 60.0, options.pace_processes)
-        self._due = STATE["pacer"].slot()
+        pacer: Pacer = STATE["pacer"]
+        self._due = pacer.slot()
         return max(self._due - time.perf_counter(), 0.0)
 
     def _scheduled(self) -> None:
