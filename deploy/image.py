@@ -369,6 +369,7 @@ def build(docker: Engine, arch: str, base_tag: str) -> dict[str, object]:
             f"BASE={base_tag}",
             "--build-arg",
             f"TARGETARCH={arch}",
+            "--force-rm",  # no stopped container left behind by a failed step
             "-t",
             tag,
             str(ROOT),
@@ -376,7 +377,11 @@ def build(docker: Engine, arch: str, base_tag: str) -> dict[str, object]:
         env = {**os.environ, "DOCKER_BUILDKIT": "0"}
         how = "legacy builder"
     log = ROOT / "build" / "image" / f"build-{arch}.log"
+    before = subprocess.run([docker.docker, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if before.returncode == 0 and done.returncode == 0:
+        # The image this build replaced, now untagged: removed, so that runs do not fill the disk.
+        subprocess.run([docker.docker, "rmi", before.stdout.decode().strip()], capture_output=True)
     log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         print((done.stdout + done.stderr)[-4000:], file=sys.stderr)
@@ -589,6 +594,9 @@ def run_images(docker: Engine, archs: list[str], seconds: float) -> dict[str, di
                 f"CF_API_TOKEN={token}",
                 "-p",
                 f"127.0.0.1:{emulator_port}:8788",
+                # its own check, on its own port (the image's HEALTHCHECK is the gateway's)
+                "--health-cmd",
+                "python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8788/__emulator/usage')\"",
             ],
             ["workerprobe", "emulator", "--host", "0.0.0.0", "--port", "8788"],
         ):
@@ -790,7 +798,12 @@ def main() -> int:
                 if found:
                     raise Failed(f"the {arch} image holds what it must not: {found[:5]}")
                 builds[arch]["secrets_found"] = 0
+            previous = subprocess.run(
+                [docker.docker, "image", "inspect", "--format", "{{.Id}}", f"{IMAGE}:latest"], capture_output=True
+            )
             docker("tag", f"{IMAGE}:{host_arch()}", f"{IMAGE}:latest")
+            if previous.returncode == 0:  # the image :latest named before, if nothing else names it now
+                subprocess.run([docker.docker, "rmi", previous.stdout.decode().strip()], capture_output=True)
             report["bases"], report["images"] = bases, builds
             report["manifest"] = (
                 "buildx can make one: docker buildx build --platform linux/amd64,linux/arm64 --push"
