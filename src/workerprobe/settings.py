@@ -78,6 +78,13 @@ class EmulatorSettings(BaseSettings):
     honour_per_page: bool = False
     # Test mode opens /__emulator/clock and /__emulator/reset.
     test_mode: bool = False
+    # Trace every streamed call, also those without an x-request-id (under `anon-<n>`): the
+    # server's clock for load generators that send no id of their own (bench/loadgen.py).
+    trace_all: bool = False
+    # On /ai/v1/chat/completions, join a message's OpenAI text parts ([{"type": "text", ...}])
+    # into its string content. Off, as the live API's text models take a string (5006 on an
+    # array); on for clients that always send parts, as GuideLLM does (bench/loadgen.py).
+    text_parts: bool = False
 
     @model_validator(mode="after")
     def _apply_presets(self) -> EmulatorSettings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.emulator.conftest import TEXT_MODEL, Emulator, error_of
+from tests.emulator.conftest import TEXT_MODEL, Emulator, error_of, running
 from workerprobe.sse import Decoder
 
 
@@ -100,3 +100,33 @@ def test_models_search_needs_auth(emulator: Emulator) -> None:
     import httpx
 
     assert error_of(httpx.get(emulator.url + emulator.path("a", "models/search")))[:2] == (401, 10000)
+
+
+def test_text_parts_are_refused_unless_the_setting_joins_them() -> None:
+    """The live API's text models take string content (5006 on an array); `text_parts` joins
+    OpenAI text parts for clients that always send them."""
+    part = {"type": "text", "text": "What is 6 / 3?"}
+    body = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": [part]}]}
+    with running() as strict:
+        refused = strict.http.post(strict.path("a", "v1/chat/completions"), json=body)
+        status, code, _ = error_of(refused)
+        assert status == 400 and code == 5006
+    with running(WORKERPROBE_EMULATOR_TEXT_PARTS="true") as lenient:
+        answered = lenient.http.post(lenient.path("a", "v1/chat/completions"), json=body)
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["choices"][0]["message"]["content"] == "6 / 3 = 2."
+
+
+def test_trace_all_keeps_the_servers_clock_for_calls_without_an_id() -> None:
+    body = {"model": TEXT_MODEL, "messages": [{"role": "user", "content": "Write a long story"}], "max_tokens": 5}
+    for setting, traced in (("false", set()), ("true", {"anon-1"})):
+        with running(WORKERPROBE_EMULATOR_TRACE_ALL=setting) as emulator:
+            with emulator.http.stream(
+                "POST", emulator.path("a", "v1/chat/completions"), json={**body, "stream": True}
+            ) as response:
+                assert response.status_code == 200
+                response.read()
+            traces = emulator.http.get("/__emulator/trace").json()
+            assert set(traces) == traced
+            for trace in traces.values():
+                assert len(trace["tokens"]) == 5 and trace["tokens"][0] >= trace["arrived"]

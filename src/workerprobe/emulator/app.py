@@ -20,6 +20,7 @@ import hmac
 import os
 import time
 import uuid
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -88,7 +89,7 @@ async def _call(request: Request, model_name: str | None) -> tuple[Emulator, Cal
         body=body,
         fault_header=request.headers.get("x-emulate-fault"),
         stall_ms=float(stall) if stall and stall.replace(".", "", 1).isdigit() else None,
-        trace_id=request.headers.get("x-request-id"),
+        trace_id=request.headers.get("x-request-id") or emulator.anonymous_trace_id(),
         arrived=arrived,
     )
     return emulator, call
@@ -103,7 +104,21 @@ async def run(request: Request) -> Reply:
 
 async def v1_chat_completions(request: Request) -> Reply:
     emulator, call = await _call(request, None)
+    if emulator.settings.text_parts:
+        _join_text_parts(call.body)
     return await emulator.run(call, "v1", task="text-generation")
+
+
+def _join_text_parts(body: Any) -> None:
+    """Each message whose content is a list of text parts gets their texts, joined, as its string."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and all(
+            isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            for part in content
+        ):
+            message["content"] = "\n".join(part["text"] for part in content)
 
 
 async def v1_embeddings(request: Request) -> Reply:

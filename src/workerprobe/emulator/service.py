@@ -57,8 +57,16 @@ class Emulator:
         self.faults = Faults(settings.fault_rates, settings.fault_seed, settings.retry_after_s)
         # The server's clock per streamed call, by the client's x-request-id (the newest 20,000).
         self.traces: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._anonymous = 0
         self.batches = Batches(self.clock.now, settings.batch_queue_s, settings.batch_run_s)
         self._slots: dict[str, asyncio.Semaphore] = {}  # per model, with `model_concurrency`
+
+    def anonymous_trace_id(self) -> str | None:
+        """With `trace_all`, an id for a call that came without one; else None (not traced)."""
+        if not self.settings.trace_all:
+            return None
+        self._anonymous += 1
+        return f"anon-{self._anonymous}"
 
     def trace(self, call: Call) -> dict[str, Any] | None:
         if call.trace_id is None:
