@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-free-plan bench-foreign chaos chaos-short clean
+.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-free-plan bench-foreign bench-loadgen chaos chaos-short clean
 
 install: $(VENV)/.installed
 
@@ -98,6 +98,12 @@ bench-free-plan: install
 # each foreign server in a venv of its own under .cache/foreign (llama-cpp-python compiles, once).
 bench-foreign: install
 	$(PY) bench/foreign_targets.py
+
+# workerprobe's load profile beside GuideLLM and AIPerf (from PyPI, venvs of their own in
+# .cache/bench-loadgen/), judged by the emulator's clock; LOADGEN_ARGS="--rounds 3" for the spread.
+LOADGEN_ARGS ?=
+bench-loadgen: install
+	$(PY) bench/loadgen.py $(LOADGEN_ARGS)
 
 clean:
 	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache
