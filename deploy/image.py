@@ -379,8 +379,10 @@ def build(docker: Engine, arch: str, base_tag: str) -> dict[str, object]:
     log = ROOT / "build" / "image" / f"build-{arch}.log"
     before = subprocess.run([docker.docker, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if before.returncode == 0 and done.returncode == 0:
+    after = subprocess.run([docker.docker, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True)
+    if before.returncode == 0 and done.returncode == 0 and before.stdout.strip() != after.stdout.strip():
         # The image this build replaced, now untagged: removed, so that runs do not fill the disk.
+        # (A build wholly from cache gives the same image: nothing is replaced.)
         subprocess.run([docker.docker, "rmi", before.stdout.decode().strip()], capture_output=True)
     log.write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -802,7 +804,9 @@ def main() -> int:
                 [docker.docker, "image", "inspect", "--format", "{{.Id}}", f"{IMAGE}:latest"], capture_output=True
             )
             docker("tag", f"{IMAGE}:{host_arch()}", f"{IMAGE}:latest")
-            if previous.returncode == 0:  # the image :latest named before, if nothing else names it now
+            current = docker("image", "inspect", "--format", "{{.Id}}", f"{IMAGE}:latest")
+            if previous.returncode == 0 and previous.stdout.decode().strip() != current:
+                # the image :latest named before, if nothing else names it now
                 subprocess.run([docker.docker, "rmi", previous.stdout.decode().strip()], capture_output=True)
             report["bases"], report["images"] = bases, builds
             report["manifest"] = (
