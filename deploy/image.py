@@ -54,7 +54,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "arm64"))
 import check as chroot  # noqa: E402  (arm64/check.py: root, qemu-user-static and binfmt_misc for aarch64)
 
-from workerprobe.loadkit.loadgen import throughput  # noqa: E402
 from workerprobe.procs import free_port  # noqa: E402
 from workerprobe.suite.cases import SCENARIOS  # noqa: E402
 
@@ -561,18 +560,11 @@ def _junit_counts(path: Path) -> dict[str, int]:
 
 
 def chat_rps(url: str, key: str, seconds: float) -> float:
-    body = json.dumps(
-        {
-            "model": "@cf/meta/llama-3.1-8b-instruct-fast",
-            "messages": [{"role": "user", "content": "What is 3 * 10?"}],
-            "max_tokens": 16,
-        }
-    ).encode()
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    result = throughput(f"{url}/v1/chat/completions", body, headers, seconds, 8, warmup=2.0)
-    if result.errors or result.rps <= 0:
-        raise Failed(f"{result.errors} requests failed in the throughput run against {url}")
-    return result.rps
+    """Chat completions a second at 8 concurrent clients (the chroot check's run, for comparison)."""
+    try:
+        return chroot.rps(url, key, seconds, 8)
+    except RuntimeError as failure:
+        raise Failed(str(failure)) from failure
 
 
 def run_images(docker: Engine, archs: list[str], seconds: float) -> dict[str, dict[str, object]]:
