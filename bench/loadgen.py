@@ -33,7 +33,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,20 @@ def ground_truth(url: str) -> dict[str, Any]:
         "tpot": statistics.median(tpot) if tpot else None,
         "itl": statistics.median(gaps) if gaps else None,
     }
+
+
+@contextmanager
+def busy_cores(cores: tuple[int, ...]) -> Iterator[None]:
+    """One process spinning on each core, at the tools' own priority, for as long as the block runs."""
+    spinners = [
+        subprocess.Popen(["taskset", "-c", str(core), sys.executable, "-c", "while True: pass"]) for core in cores
+    ]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
 
 
 # --- one run of one tool -------------------------------------------------------------------------
@@ -264,6 +278,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each run (default %(default)s)")
     parser.add_argument("--tools", default=",".join(TOOLS), help="default %(default)s")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole set (run-to-run spread)")
+    parser.add_argument(
+        "--busy",
+        action="store_true",
+        help="keep both cores busy while the tools run (one spinning process pinned to each core): the error "
+        "of a measurement on a loaded machine",
+    )
     args = parser.parse_args()
     levels = [int(level) for level in args.levels.split(",")]
     tools = [tool for tool in args.tools.split(",") if tool]
@@ -278,6 +298,17 @@ def main() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 512 streams and their sockets
     results: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        if args.busy:
+            stack.enter_context(busy_cores((0, 1)))
+        run_all(args, levels, tools, bins, results)
+    _report(args, levels, tools, results)
+    return 0
+
+
+def run_all(
+    args: argparse.Namespace, levels: list[int], tools: list[str], bins: dict[str, Path], results: list[dict[str, Any]]
+) -> None:
     for round_ in range(args.rounds):
         for level in levels:
             for tool in tools:
@@ -290,24 +321,64 @@ def main() -> int:
                     f"(server {_ms(result['server']['ttft'])}, error {_ms(e['ttft'])})  TPOT error {_ms(e['tpot'])}  "
                     f"ITL error {_ms(e['itl'])}  CPU {result['cpu_s_per_1k_tokens']} s/1k tokens"
                 )
+
+
+def _passes(result: dict[str, Any]) -> bool:
+    share = result["ttft_error_share"]
+    return share is not None and share < 0.05 and result["measured"]["error_rate"] < 0.05
+
+
+def table(results: list[dict[str, Any]], levels: list[int], tools: list[str]) -> list[str]:
+    """Per tool and level: the median over the rounds, and the spread (lowest to highest) after it."""
+
+    def cell(values: list[float], scale: float, digits: int) -> str:
+        if not values:
+            return "n/a"
+        mid = statistics.median(values) * scale
+        if len(values) == 1:
+            return f"{mid:.{digits}f}"
+        return f"{mid:.{digits}f} ({min(values) * scale:.{digits}f}-{max(values) * scale:.{digits}f})"
+
+    lines = [
+        f"{'tool':<12}{'streams':>8}  {'TTFT error ms':<22}{'TPOT error ms':<20}{'ITL error ms':<20}"
+        f"{'errors %':<18}{'CPU s / 1k tokens':<20}"
+    ]
+    for tool in tools:
+        for level in levels:
+            rs = [r for r in results if r["tool"] == tool and r["concurrency"] == level]
+            if not rs:
+                continue
+
+            def errs(name: str, rs: list[dict[str, Any]] = rs) -> list[float]:
+                return [r["error_s"][name] for r in rs if r["error_s"][name] is not None]
+
+            lines.append(
+                f"{tool:<12}{level:>8}  {cell(errs('ttft'), 1000, 1):<22}{cell(errs('tpot'), 1000, 2):<20}"
+                f"{cell(errs('itl'), 1000, 2):<20}{cell([r['measured']['error_rate'] for r in rs], 100, 1):<18}"
+                f"{cell([r['cpu_s_per_1k_tokens'] for r in rs if r['cpu_s_per_1k_tokens'] is not None], 1, 3):<20}"
+            )
+    return lines
+
+
+def _report(args: argparse.Namespace, levels: list[int], tools: list[str], results: list[dict[str, Any]]) -> None:
+    # A level counts when every round at it kept the TTFT error and the request errors under 5%.
     capacity = {}
     for tool in tools:
         good = [
-            r["concurrency"]
-            for r in results
-            if r["tool"] == tool
-            and r["ttft_error_share"] is not None
-            and r["ttft_error_share"] < 0.05
-            and r["measured"]["error_rate"] < 0.05
+            level
+            for level in levels
+            if (rs := [r for r in results if r["tool"] == tool and r["concurrency"] == level])
+            and all(_passes(r) for r in rs)
         ]
         capacity[tool] = max(good) if good else None
+    print("\n".join(table(results, levels, tools)), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
-    report = {"levels": levels, "seconds": args.seconds, "rounds": args.rounds, "pins": PINS, "results": results}
-    report["capacity_one_core"] = capacity
-    (OUT / "loadgen.json").write_text(json.dumps(report, indent=2) + "\n")
+    report = {"levels": levels, "seconds": args.seconds, "rounds": args.rounds, "busy": args.busy, "pins": PINS}
+    report |= {"results": results, "capacity_one_core": capacity}
+    name = "loadgen-busy.json" if args.busy else "loadgen.json"
+    (OUT / name).write_text(json.dumps(report, indent=2) + "\n")
     say(f"highest concurrency with TTFT error and request errors under 5%, one core: {capacity}")
-    say(f"figures in {OUT / 'loadgen.json'}")
-    return 0
+    say(f"figures in {OUT / name}")
 
 
 if __name__ == "__main__":

@@ -41,8 +41,15 @@ def _gateway(args: argparse.Namespace) -> int:
     from workerprobe.procs import serve
     from workerprobe.settings import GatewaySettings
 
-    overrides = {name: getattr(args, name) for name in ("host", "port") if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in ("host", "port", "workers") if getattr(args, name) is not None}
     settings = GatewaySettings(**overrides)
+    if settings.workers > 1 and not settings.redis_url:
+        print(
+            f"workerprobe gateway: {settings.workers} workers need their shared state in Redis (the store, the key "
+            "rate limits, the budgets): set WORKERPROBE_GATEWAY_REDIS_URL, e.g. redis://127.0.0.1:6379/0",
+            file=sys.stderr,
+        )
+        return 2
     if not settings.api_key:
         print(
             "workerprobe gateway: API_KEY is unset; only keys from `workerprobe api-key create` work", file=sys.stderr
@@ -57,17 +64,32 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to 64")
+    return int(text)
+
+
 def _run_gateway(create_app: Callable[[GatewaySettings], object], settings: GatewaySettings) -> None:
     print(
         f"workerprobe gateway on http://{settings.host}:{settings.port}/v1 -> {settings.upstream_url}",
         file=sys.stderr,
         flush=True,
     )
-    from workerprobe.server import Bounds, serve_app
+    from workerprobe.server import Bounds, serve_app, serve_workers
 
     bounds = Bounds(
         settings.header_timeout_s, settings.body_timeout_s, settings.idle_timeout_s, settings.max_connections
     )
+    if settings.workers > 1:
+        # The worker processes read their settings from the environment: what this process chose
+        # (the embedded emulator's address) goes there.
+        import os
+
+        if settings.cf_api_base_url:
+            os.environ["CF_API_BASE_URL"] = settings.cf_api_base_url
+        serve_workers("workerprobe.server:gateway_worker", settings.host, settings.port, settings.workers, bounds)
+        return
     serve_app(create_app(settings), settings.host, settings.port, bounds)
 
 
@@ -279,6 +301,11 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, help="port (default 8787)")
     gateway.add_argument(
         "--emulator-port", type=int, default=8788, help="port of the embedded emulator, when no upstream is set"
+    )
+    gateway.add_argument(
+        "--workers",
+        type=_workers,
+        help="server processes on the port (default 1); more than one needs WORKERPROBE_GATEWAY_REDIS_URL",
     )
     gateway.set_defaults(func=_gateway)
     keys = commands.add_parser("api-key", help="create, list or revoke the gateway's client keys")

@@ -26,7 +26,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["Bounds", "GuardedHttpTools", "connection_cap", "serve_app"]
+__all__ = ["Bounds", "GuardedHttpTools", "connection_cap", "gateway_worker", "serve_app", "serve_workers"]
 
 _FD_RESERVE = 256  # descriptors kept for the store, the upstream's connections, logs
 
@@ -120,12 +120,7 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._deadline = self.loop.time() + self.bounds.idle_timeout_s + self.bounds.header_timeout_s
 
 
-def serve_app(app: object, host: str, port: int, bounds: Bounds | None = None) -> None:
-    """Serve an ASGI app with the project's server settings (uvloop, httptools with the bounds
-    above, no access log)."""
-    import uvicorn
-
-    bounds = bounds or Bounds()
+def _prepare(bounds: Bounds) -> None:
     GuardedHttpTools.bounds = bounds
     GuardedHttpTools.cap = connection_cap(bounds.max_connections)
     # Everything loaded so far lives as long as the server: keep the collector from rescanning it,
@@ -133,6 +128,50 @@ def serve_app(app: object, host: str, port: int, bounds: Bounds | None = None) -
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
+
+
+def gateway_worker() -> object:
+    """The gateway app of one worker process of `serve_workers` (its settings from the
+    environment, which the parent set)."""
+    from workerprobe.gateway import create_app
+    from workerprobe.settings import GatewaySettings
+
+    settings = GatewaySettings()
+    app = create_app(settings)
+    _prepare(
+        Bounds(settings.header_timeout_s, settings.body_timeout_s, settings.idle_timeout_s, settings.max_connections)
+    )
+    return app
+
+
+def serve_workers(factory: str, host: str, port: int, workers: int, bounds: Bounds) -> None:
+    """Serve the app that `factory` ("module:function") makes in `workers` processes on one
+    socket (uvicorn's supervisor: it restarts a worker that dies). Each process makes its own app
+    and applies the bounds itself: a spawned process keeps nothing of this one but its
+    environment."""
+    import uvicorn
+
+    uvicorn.run(
+        factory,
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http=GuardedHttpTools,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=int(bounds.idle_timeout_s),
+    )
+
+
+def serve_app(app: object, host: str, port: int, bounds: Bounds | None = None) -> None:
+    """Serve an ASGI app with the project's server settings (uvloop, httptools with the bounds
+    above, no access log)."""
+    import uvicorn
+
+    bounds = bounds or Bounds()
+    _prepare(bounds)
 
     uvicorn.run(
         app,  # type: ignore[arg-type]

@@ -229,6 +229,9 @@ class GatewaySettings(BaseSettings):
     body_timeout_s: float = Field(default=30.0, gt=0)
     idle_timeout_s: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=4096, ge=16)
+    # Server processes on one port (the kernel spreads the connections); more than one needs the
+    # shared state in Redis (`redis_url`).
+    workers: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _free_plan_preset(self) -> GatewaySettings:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
+import httpx
 import openai
 import redis
 
@@ -49,3 +54,70 @@ def test_replicas_share_assistants_threads_and_runs() -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def _children(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found.append(int(child))
+                todo.append(int(child))
+    return found
+
+
+def test_workers_share_state_in_redis_and_each_serves() -> None:
+    """`workerprobe gateway --workers 2`: two server processes on one port, their state in Redis.
+    An assistant made on one connection is read on fresh connections, which the kernel hands to
+    either worker; and both workers answered (each counts its own requests in /metrics)."""
+    prefix = f"wp-workers-{uuid.uuid4().hex}:"
+    try:
+        with serve(["emulator"], env={"CF_API_TOKEN": UPSTREAM_TOKEN}) as emulator:
+            env = gateway_env(
+                emulator.url,
+                api_key=KEY,
+                token=UPSTREAM_TOKEN,
+                redis_url="redis://127.0.0.1:6379/0",
+                redis_prefix=prefix,
+            )
+            with serve(["gateway", "--workers", "2"], env=env) as gateway:
+                with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=KEY, max_retries=2) as client:
+                    assistant = client.beta.assistants.create(model=CHAT_MODEL, name="across workers")
+                pids: set[str] = set()
+                for _ in range(40):  # a new connection each time
+                    with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
+                        got = http.get(f"{gateway.url}/v1/assistants/{assistant.id}")
+                        assert got.status_code == 200, got.text
+                        assert got.json()["name"] == "across workers"
+                        metrics = http.get(f"{gateway.url}/metrics").text
+                        pids.add(
+                            next(
+                                line for line in metrics.splitlines() if line.startswith("workerprobe_gateway_process")
+                            )
+                        )
+                children = _children(gateway.process.pid)
+                assert len(pids) == 2, f"one worker answered every connection: {pids} (children {children})"
+                assert all(line.split('"')[1] in map(str, children) for line in pids)
+    finally:
+        client_ = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        keys = list(client_.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client_.delete(*keys)
+        client_.close()
+
+
+def test_workers_without_redis_are_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "workerprobe", "gateway", "--workers", "2", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("WORKERPROBE_GATEWAY_REDIS")},
+    )
+    assert result.returncode == 2
+    assert "WORKERPROBE_GATEWAY_REDIS_URL" in result.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "workerprobe", "gateway", "--workers", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "from 1 to 64" in bad.stderr

@@ -3,10 +3,12 @@ write) and the emulator's trace the same way for all of them."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -72,3 +74,34 @@ def test_ground_truth_is_the_emulators_trace_of_every_call(loadgen: ModuleType) 
         truth = loadgen.ground_truth(emulator.url)
     assert truth["calls"] == 3 and truth["tokens"] == 18
     assert truth["ttft"] >= 0 and truth["itl"] >= 0.004 and truth["tpot"] >= 0.004
+
+
+def _result(tool: str, level: int, ttft_error: float, share: float, error_rate: float = 0.0) -> dict[str, Any]:
+    return {
+        "tool": tool,
+        "concurrency": level,
+        "measured": {"error_rate": error_rate},
+        "error_s": {"ttft": ttft_error, "tpot": 0.0001, "itl": None},
+        "ttft_error_share": share,
+        "cpu_s_per_1k_tokens": 0.1,
+    }
+
+
+def test_capacity_needs_every_round_under_five_percent(
+    loadgen: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(loadgen, "OUT", tmp_path)
+    results = [
+        _result("workerprobe", 32, 0.002, 0.01),
+        _result("workerprobe", 32, 0.003, 0.015),
+        _result("workerprobe", 128, 0.004, 0.02),
+        _result("workerprobe", 128, 0.012, 0.06),  # one round over 5%: 128 does not count
+        _result("aiperf", 32, 0.001, 0.005, error_rate=0.2),  # too many request errors
+    ]
+    args = argparse.Namespace(seconds=15.0, rounds=2, busy=False)
+    loadgen._report(args, [32, 128], ["workerprobe", "aiperf"], results)
+    report = json.loads((tmp_path / "loadgen.json").read_text())
+    assert report["capacity_one_core"] == {"workerprobe": 32, "aiperf": None}
+    table = capsys.readouterr().out
+    assert "2.5 (2.0-3.0)" in table  # the median over the rounds, then the spread
+    assert "8.0 (4.0-12.0)" in table

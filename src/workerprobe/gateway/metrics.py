@@ -11,6 +11,7 @@ their per-call locks and label lookups were a measurable share of the gateway's 
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterator
@@ -65,6 +66,7 @@ class Metrics(Collector):
         self.budget_remaining: dict[str, float] = {}
         self.registry = CollectorRegistry()
         self.registry.register(self)
+        self.pid = str(os.getpid())
 
     def response(self, endpoint: str, status: str, seconds: float) -> None:
         self.requests[(endpoint, status)] += 1
@@ -92,6 +94,11 @@ class Metrics(Collector):
         self.neurons_saved[model.name] += model.neurons(prompt_tokens, completion_tokens)
 
     def collect(self) -> Iterator[Metric]:
+        # Which process answered: with `--workers N` each keeps its own figures, and a scrape
+        # sees the one that took the connection.
+        process = GaugeMetricFamily("workerprobe_gateway_process", "The server process that answered", labels=["pid"])
+        process.add_metric([self.pid], 1)
+        yield process
         requests = CounterMetricFamily(
             "workerprobe_requests", "Requests by endpoint and status", labels=["endpoint", "status"]
         )
