@@ -9,6 +9,7 @@ request event carries the end-to-end time instead.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from typing import Any
 
 import orjson
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from workerprobe.loadkit.causes import Cause, classify
 from workerprobe.loadkit.timing import Sample, StreamMeter, buffered
@@ -32,6 +36,61 @@ class Result:
     cause: Cause | None = None
     retry_after: float = 0.0
     refused: str | None = None  # the budget refused the call: it was not made
+
+
+# When the request started on its connection (a new connection's set-up included), per greenlet
+# (Locust patches threading.local): requests and urllib3 spend about half a millisecond preparing
+# a call before it, which is the client's own time and would be counted in TTFT if the clock
+# started at the call (bench/loadgen.py measured 1.3 ms of TTFT error at 2 streams with it, 0.8
+# without; AIPerf 0.7).
+_SENT = threading.local()
+
+
+class _TimedHTTP(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _SENT.at = time.perf_counter()
+        super().request(*args, **kwargs)
+
+
+class _TimedHTTPS(HTTPSConnection):
+    """urllib3 opens an HTTPS connection (TCP and TLS) before `request`: a new connection's set-up
+    counts from its start, as a plain connection's does inside `request`."""
+
+    _fresh = False
+
+    def connect(self) -> None:
+        _SENT.at = time.perf_counter()
+        self._fresh = True
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if not self._fresh:
+            _SENT.at = time.perf_counter()
+        self._fresh = False
+        super().request(*args, **kwargs)
+
+
+class _TimedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TimedHTTP
+
+
+class _TimedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TimedHTTPS
+
+
+class _TimedAdapter(HTTPAdapter):
+    """requests' adapter whose connections note when they start sending a request (through a
+    proxy they do not, and the clock starts at the call)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _TimedHTTPPool, "https": _TimedHTTPSPool}
+
+
+def _sent_since(start: float) -> float:
+    """When this greenlet's last request went out, if after `start`; else `start`."""
+    at = getattr(_SENT, "at", None)
+    return at if at is not None and at >= start else start
 
 
 class LLMClient:
@@ -51,6 +110,14 @@ class LLMClient:
         self.total_timeout = total_timeout
         self.stall_timeout = stall_timeout
         self.http = requests.Session()
+        # The environment's proxy and CA settings, read once: requests reads them again on every
+        # call (about 0.1 ms, inside the measured time) unless told not to trust the environment.
+        found = self.http.merge_environment_settings(host, {}, None, None, None)
+        self.http.proxies.update(found["proxies"] or {})
+        self.http.verify = found["verify"]
+        self.http.trust_env = False
+        self.http.mount("http://", _TimedAdapter())
+        self.http.mount("https://", _TimedAdapter())
 
     def close(self) -> None:
         self.http.close()
@@ -95,6 +162,7 @@ class LLMClient:
         except Exception as exc:  # connection refused or reset before any answer
             self.budget.release(hold)
             return self._failed(name, start, "connection", repr(exc), retry_after=1.0)
+        start = _sent_since(start)  # the clock of TTFT and end to end starts when the request went out
         with response:
             meter = StreamMeter(start)
             raw = bytearray()
