@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-free-plan bench-foreign bench-loadgen chaos chaos-short clean
+.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-accuracy bench-free-plan bench-foreign bench-loadgen chaos chaos-short clean
 
 install: $(VENV)/.installed
 
@@ -88,8 +88,15 @@ chaos: install
 chaos-short: install
 	$(PY) bench/chaos.py --short
 
+# The gateway beside the emulator itself, a thin pass-through and LiteLLM (its own venv, once);
+# BENCH_GATEWAY_ARGS="--servers" adds granian and hypercorn, "--workers 1,2" measures --workers.
+BENCH_GATEWAY_ARGS ?=
 bench-gateway: install
-	$(PY) bench/gateway_bench.py
+	$(PY) bench/gateway_bench.py $(BENCH_GATEWAY_ARGS)
+
+# The load profiles' error against the emulator's clock, idle and with both cores busy.
+bench-accuracy: install
+	$(PY) bench/load_accuracy.py
 
 bench-free-plan: install
 	$(PY) bench/free_plan_methods.py
