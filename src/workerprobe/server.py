@@ -144,6 +144,17 @@ def gateway_worker() -> object:
     return app
 
 
+def _options(bounds: Bounds) -> dict[str, Any]:
+    """uvicorn's settings for the gateway: uvloop, httptools with the bounds, no access log."""
+    return {
+        "loop": "uvloop",
+        "http": GuardedHttpTools,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_keep_alive": int(bounds.idle_timeout_s),
+    }
+
+
 def serve_workers(factory: str, host: str, port: int, workers: int, bounds: Bounds) -> None:
     """Serve the app that `factory` ("module:function") makes in `workers` processes on one
     socket (uvicorn's supervisor: it restarts a worker that dies). Each process makes its own app
@@ -151,18 +162,7 @@ def serve_workers(factory: str, host: str, port: int, workers: int, bounds: Boun
     environment."""
     import uvicorn
 
-    uvicorn.run(
-        factory,
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=GuardedHttpTools,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=int(bounds.idle_timeout_s),
-    )
+    uvicorn.run(factory, factory=True, workers=workers, host=host, port=port, **_options(bounds))
 
 
 def serve_app(app: object, host: str, port: int, bounds: Bounds | None = None) -> None:
@@ -173,13 +173,4 @@ def serve_app(app: object, host: str, port: int, bounds: Bounds | None = None) -
     bounds = bounds or Bounds()
     _prepare(bounds)
 
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        loop="uvloop",
-        http=GuardedHttpTools,
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=int(bounds.idle_timeout_s),
-    )
+    uvicorn.run(app, host=host, port=port, **_options(bounds))  # type: ignore[arg-type]
