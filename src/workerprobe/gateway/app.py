@@ -140,16 +140,17 @@ def create_app(
         if settings.auth_failures_per_minute
         else None
     )
-    middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter, failures=failures)]
+    hot = {"/v1/chat/completions": create_chat_completion, "/v1/embeddings": create_embeddings}
+    middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter, failures=failures, hot=hot)]
     if settings.cors_origins:
         middleware.insert(
             0, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
         )
     middleware[:0] = parts.middleware
-    # The hot routes first: the router tries them in order.
+    # The hot routes are the edge's (`hot`); the router has them too, for their 405s and first,
+    # since it tries routes in order.
     routes = [
-        Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
-        Route("/v1/embeddings", create_embeddings, methods=["POST"]),
+        *(Route(path, handler, methods=["POST"]) for path, handler in hot.items()),
         *assistant_routes,
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),

@@ -33,11 +33,14 @@ class ModelRouter:
     def __init__(self, catalogue: Catalogue, settings: GatewaySettings) -> None:
         self.catalogue = catalogue
         self.settings = settings
+        # A plain dict: the catalogue's own index is a pydantic private attribute, whose every read
+        # goes through BaseModel.__getattr__ (it showed in the hot path's profile).
+        self._by_name = {model.name: model for model in catalogue.models}
+        self._aliases = settings.model_aliases
 
     def lookup(self, requested: str) -> Model | None:
         name = requested.split("#", 1)[0]
-        name = self.settings.model_aliases.get(name, name)
-        return self.catalogue.model(name)
+        return self._by_name.get(self._aliases.get(name, name))
 
     def resolve(self, requested: str, task: str) -> Resolved:
         model = self.lookup(requested)
@@ -46,8 +49,7 @@ class ModelRouter:
         if model.task != task:
             kind = "an embeddings" if model.task == "text-embeddings" else "a text-generation"
             raise BadRequest(f"The model `{requested}` is {kind} model", param="model", code="model_not_supported")
-        today = dt.datetime.now(dt.UTC).date()
-        if model.deprecated is not None and model.retired_on(today):
+        if model.deprecated is not None and model.retired_on(dt.datetime.now(dt.UTC).date()):
             replacement = self.catalogue.model(model.deprecated.replacement)
             if self.settings.retired_models == "error" or replacement is None:
                 raise NotFound(

@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from workerprobe.gateway.errors import BadRequest, PayloadTooLarge
@@ -63,18 +63,40 @@ def _declared_value(value: Any) -> Any:
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
     """The body, read until `max_bytes`: a larger one (declared, or chunked) is a 413 after at
-    most the limit and one chunk were read, and the connection is closed (the rest is never read)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
+    most the limit and one chunk were read, and the connection is closed (the rest is never read).
+    Read from the ASGI messages directly (one message for most bodies), not through Starlette's
+    stream generator, and kept on the request as Starlette keeps it (`request.body()` reads it)."""
+    kept: bytes | None = getattr(request, "_body", None)
+    if kept is not None:
+        if len(kept) > max_bytes:
+            raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
+        return kept
+    for name, value in request.scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > max_bytes:
+                raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
+            break
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            raise ClientDisconnect()
+        if kind != "http.request":
+            continue
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
             raise PayloadTooLarge(f"The request body is larger than {max_bytes} bytes")
+        if not message.get("more_body", False):
+            body = chunk if not chunks else b"".join([*chunks, chunk])
+            break
         chunks.append(chunk)
-    return b"".join(chunks)
+    request._body = body
+    request._stream_consumed = True
+    return body
 
 
 def check_shape(data: Any) -> None:
@@ -111,7 +133,10 @@ async def parse_body(request: Request, kind: type[T], max_bytes: int | None = No
         ) from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
-    check_shape(data)
+    # Nesting deeper than MAX_DEPTH takes more than MAX_DEPTH opening brackets: a body with fewer
+    # (brackets inside strings counted too, so never too few) needs no walk.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        check_shape(data)
     _reject_nulls(kind, data, "")
     try:
         return kind.model_validate(data)

@@ -14,15 +14,23 @@ from workerprobe.gateway.protocol import parse_body
 
 __all__ = ["create_chat_completion"]
 
+_SPLIT = SPLIT_HEADER.lower().encode("latin-1")
+
 
 async def create_chat_completion(request: Request) -> Response:
     service: ChatService = request.app.state.chat
     body = await parse_body(request, ChatCompletionRequest)
+    cache_control = split = None
+    for name, value in request.scope["headers"]:  # one pass (the first of each, as Headers.get)
+        if name == b"cache-control" and cache_control is None:
+            cache_control = value.decode("latin-1")
+        elif name == _SPLIT and split is None:
+            split = value.decode("latin-1")
     result = await service.create(
         body,
         key=client_key(request.scope),
-        cache_control=request.headers.get("cache-control"),
-        split=request.headers.get(SPLIT_HEADER),
+        cache_control=cache_control,
+        split=split,
         request_id=request_id(request.scope)[:128],
     )
     if isinstance(result, Streamed):
