@@ -204,6 +204,13 @@ class ChatService:
             return
         requested = prepared.explicit or 0
         for messages in prepared.segments:
+            # A token is at least one character: a prompt with fewer characters than the window
+            # leaves needs no count.
+            most = self.template.per_request + sum(
+                self.template.per_message + len(str(m.get("content") or "")) for m in messages
+            )
+            if most + requested <= window:
+                continue
             prompt = self.template.per_request + sum(
                 self.template.per_message + tokens.count(str(m.get("content") or "")) for m in messages
             )
