@@ -95,18 +95,19 @@ def test_deep_nesting_and_huge_numbers_are_400_with_param(http: httpx.Client, pa
     assert http.get("/v1/models").status_code == 200  # the same connection, still usable
 
 
-def _answer(sock: socket.socket) -> bytes:
-    """One whole HTTP answer (headers, then `content-length` bytes of body)."""
+def _answer(sock: socket.socket, body: bool = False) -> bytes:
+    """One whole HTTP answer (headers, then `content-length` bytes of body): its head, or with
+    `body` the whole of it."""
     data = b""
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, rest = data.partition(b"\r\n\r\n")
     length = next(
         int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")) if k.lower() == b"content-length"
     )
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head + b"\r\n\r\n" + rest if body else head
 
 
 def _raw(port: int, *requests: bytes) -> list[bytes]:
@@ -146,6 +147,35 @@ def test_errors_keep_the_connection_and_an_oversized_chunked_body_is_refused_whi
         sock.sendall(declared)  # refused on its declared length, before a byte of the body
         head = _answer(sock)
     assert head.startswith(b"HTTP/1.1 413 ") and b"connection: close" in head.lower()
+
+
+def test_a_body_in_many_chunks_is_read_whole_and_its_nesting_checked(http: httpx.Client) -> None:
+    """The body arrives as several ASGI messages (chunked, with pauses): all of it is read, the
+    same as in one; and a body nested past the limit in few bytes is still refused."""
+    port = http.base_url.port
+    assert port is not None
+    auth = f"Authorization: Bearer {KEY}\r\n".encode()
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n"
+
+    def chunked(body: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head)
+            for start in range(0, len(body), 7):
+                piece = body[start : start + 7]
+                sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                time.sleep(0.002)
+            sock.sendall(b"0\r\n\r\n")
+            return _answer(sock, body=True)
+
+    body = json.dumps({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 5})
+    answer = chunked(body.encode())
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["object"] == "chat.completion"
+    deep = {"model": CHAT_MODEL, "messages": [{"role": "user", "content": "x"}], "metadata": "[" * 70 + "]" * 70}
+    nested = json.dumps(deep).replace('"' + "[" * 70 + "]" * 70 + '"', "[" * 70 + "]" * 70)
+    refused = chunked(nested.encode())
+    assert refused.startswith(b"HTTP/1.1 400 "), refused[:300]
+    assert b"nested more than 64 levels" in refused
 
 
 def test_failed_authentications_are_limited_per_address(emulator: Server, tmp_path: Path) -> None:
