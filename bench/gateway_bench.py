@@ -193,7 +193,9 @@ def main() -> int:
         for _ in range(args.rounds):
             for concurrency in (1, 16, 64):
                 for name, (url, model, headers, pid) in targets.items():
-                    watch = tuple(_tree_cpu(pid)) if pid else ()
+                    # The emulator's CPU is watched too: every request costs it one call, so it is
+                    # a yardstick that runs at the machine's speed of the moment.
+                    watch = (*(_tree_cpu(pid) if pid else ()), emulator.process.pid)
                     seconds = args.seconds if not name.startswith("litellm") else min(args.seconds, 3.0)
                     cell = throughput(url, _body(model, False), headers, seconds, concurrency, warmup=1.0, watch=watch)
                     rounds.setdefault((name, concurrency), []).append(cell)
@@ -202,7 +204,7 @@ def main() -> int:
             for name, (url, model, headers, _pid) in targets.items()
         }
     results = {k: sorted(v, key=lambda r: r.rps)[len(v) // 2] for k, v in rounds.items()}
-    return report(args, list(targets), rounds, results, ttft)
+    return report(args, list(targets), rounds, results, ttft, emulator.process.pid)
 
 
 def report(
@@ -211,6 +213,7 @@ def report(
     rounds: dict[tuple[str, int], list[Result]],
     results: dict[tuple[str, int], Result],
     ttft: dict[str, float],
+    emulator_pid: int,
 ) -> int:
     print(
         f"\nnon-streamed chat completions, median of {args.rounds} rounds of {args.seconds:.0f} s"
@@ -226,14 +229,28 @@ def report(
             cells += f"{r.rps:>7.0f} {spread:>12} {r.p50_ms:>6.2f} ms {r.errors:>2} x{ratio:<5.2f}"
         print(f"{name:<12}{cells}")
 
-    def cpu(name: str) -> float | None:
-        cells = [sum(r.cpu_us.values()) for (n, _), rs in rounds.items() if n == name for r in rs if r.cpu_us]
+    def own(result: Result) -> float:
+        return sum(v for pid, v in (result.cpu_us or {}).items() if pid != emulator_pid)
+
+    def cpu(name: str, yardstick: bool = False) -> float | None:
+        cells = [
+            own(r) / r.cpu_us[emulator_pid] if yardstick else own(r)
+            for (n, _), rs in rounds.items()
+            if n == name
+            for r in rs
+            if r.cpu_us and r.cpu_us.get(emulator_pid)
+        ]
         return sorted(cells)[len(cells) // 2] if cells else None
 
     cpus = {name: cpu(name) for name in names if name != "direct"}
+    relative = {name: cpu(name, yardstick=True) for name in names if name != "direct"}
     print(
         "\nCPU per request of the proxy process (and its children), median over all cells: "
         + ", ".join(f"{name} {value:.0f} us" for name, value in cpus.items() if value is not None)
+    )
+    print(
+        "the same, in units of the emulator's CPU per request in the same cell (steadier than µs when the "
+        "machine's speed varies): " + ", ".join(f"{n} {v:.2f}" for n, v in relative.items() if v is not None)
     )
     added_c1 = results[("gateway", 1)].p50_ms - results[("direct", 1)].p50_ms
     thin_c1 = results[("thin", 1)].p50_ms - results[("direct", 1)].p50_ms
@@ -280,6 +297,7 @@ def report(
             for c in (1, 16, 64)
         },
         "cpu_us_per_request": cpus,
+        "cpu_per_request_in_emulator_units": relative,
         "ttft_ms_c1": ttft,
         "targets": {"added_p50_c1_ms": added_c1, "ratio_c16": ratio16, "added_ttft_c1_ms": added_ttft},
     }
