@@ -294,6 +294,14 @@ def test_prompt_over_the_context_window_is_a_400_with_the_counts(pair: Pair) -> 
     assert asked.status_code == 400 and "in the completion" in asked.json()["error"]["message"]
 
 
+def test_a_token_limit_past_64_bits_is_over_the_window_not_a_wrong_type(pair: Pair) -> None:
+    # JSON has no bound on integers; one past 64 bits asks for more than any window.
+    huge = pair.chat("Hi", model="@cf/meta/llama-3.3-70b-instruct-fp8-fast", max_completion_tokens=10**36)
+    assert huge.status_code == 400 and huge.json()["error"]["code"] == "context_length_exceeded", huge.text
+    unknown = pair.chat("Hi", model="no-such-model", max_tokens=10**36)
+    assert unknown.status_code == 404, unknown.text
+
+
 def test_long_embedding_input_is_a_400_unless_truncation_is_asked_for(pair: Pair) -> None:
     long_text = " ".join(f"word{i % 50}" for i in range(700))
     refused = pair.http.post("/v1/embeddings", json={"model": EMBEDDING_MODEL, "input": ["short", long_text]})

@@ -11,7 +11,17 @@ from starlette.responses import Response
 
 from workerprobe.gateway.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["MAX_DEPTH", "Int", "OpenAIModel", "check_shape", "declared", "json_response", "parse_body", "read_body"]
+__all__ = [
+    "MAX_DEPTH",
+    "Int",
+    "OpenAIModel",
+    "TokenLimit",
+    "check_shape",
+    "declared",
+    "json_response",
+    "parse_body",
+    "read_body",
+]
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -31,6 +41,20 @@ def _integral(value: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_integral), Field(ge=-_INT_RANGE, lt=_INT_RANGE)]
 """An integer field (64 bits, as OpenAI's) that accepts integral JSON numbers (2.0) but not
 booleans or strings."""
+
+
+def _token_limit(value: Any) -> Any:
+    # A token limit past 64 bits (JSON has no bound; orjson reads one past 2**64 as a float) asks
+    # for more than any context window: read as the largest, so that the context check answers it
+    # as it answers any limit over the model's window (400 context_length_exceeded).
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= _INT_RANGE:
+        if isinstance(value, int) or value.is_integer():
+            return _INT_RANGE - 1
+    return _integral(value)
+
+
+TokenLimit = Annotated[int, BeforeValidator(_token_limit), Field(ge=-_INT_RANGE, lt=_INT_RANGE)]
+"""A token limit: an `Int`, except that one past 64 bits reads as the largest."""
 
 
 class OpenAIModel(BaseModel):

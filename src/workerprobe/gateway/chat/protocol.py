@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from workerprobe.gateway.protocol import Int, OpenAIModel
+from workerprobe.gateway.protocol import Int, OpenAIModel, TokenLimit
 
 __all__ = ["ChatCompletionRequest", "ChatMessage", "FunctionTool", "ResponseFormat", "StreamOptions", "ToolCall"]
 
@@ -77,8 +77,8 @@ class ChatCompletionRequest(OpenAIModel):
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: Int | None = Field(default=None, ge=1)
-    max_completion_tokens: Int | None = Field(default=None, ge=1)
+    max_tokens: TokenLimit | None = Field(default=None, ge=1)
+    max_completion_tokens: TokenLimit | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: Int | None = Field(default=None, ge=1, le=128)
