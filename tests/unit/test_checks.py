@@ -184,3 +184,25 @@ def test_list_limit() -> None:
     assert inspect_list(None, {"data": list(range(20))}) == []
     assert "limit=2" in inspect_list(2, {"data": [1, 2, 3]})[0][1]
     assert "limit=20" in inspect_list(None, {"data": list(range(21))})[0][1]
+
+
+def test_acceptance_of_valid_data_leaves_out_only_a_refusal_for_the_context_window() -> None:
+    from types import SimpleNamespace
+
+    from workerprobe.suite.registry import positive_within_window
+
+    def case(mode: str) -> SimpleNamespace:
+        return SimpleNamespace(meta=SimpleNamespace(generation=SimpleNamespace(mode=mode)))
+
+    def answer(status: int, body: bytes) -> SimpleNamespace:
+        return SimpleNamespace(status_code=status, content=body)
+
+    window = b'{"error": {"message": "too long", "type": "invalid_request_error", "code": "context_length_exceeded"}}'
+    other = b'{"error": {"message": "bad", "type": "invalid_request_error", "code": null}}'
+    applies = positive_within_window
+    assert RULES["positive_data_acceptance"].applies is applies
+    assert not applies(case("positive"), answer(400, window))  # a model-dependent limit: not judged
+    assert applies(case("positive"), answer(400, other))  # any other 400 for valid data is judged
+    assert applies(case("positive"), answer(400, b"not json")) and applies(case("positive"), answer(400, b"[]"))
+    assert applies(case("positive"), answer(200, b"{}"))
+    assert not applies(case("negative"), answer(400, other))

@@ -109,13 +109,14 @@ def positive_within_window(case: Any, response: Any) -> bool:
     OpenAI refuses such a request with the same 400."""
     if not positive(case, response):
         return False
-    if response.status_code == 400:
-        try:
-            error = orjson.loads(response.content).get("error") or {}
-        except (orjson.JSONDecodeError, AttributeError):
-            return True
-        return not (isinstance(error, dict) and error.get("code") == "context_length_exceeded")
-    return True
+    if response.status_code != 400:
+        return True
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return True
+    error = body.get("error") if isinstance(body, dict) else None
+    return not (isinstance(error, dict) and error.get("code") == "context_length_exceeded")
 
 
 def negative(case: Any, response: Any) -> bool:

@@ -18,7 +18,7 @@ The free-plan methods (each switchable, see settings and gateway/freeplan/):
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from workerprobe import tokens
@@ -101,9 +101,7 @@ class ChatService:
         `finish_reason: "content_filter"`, as OpenAI ends a filtered completion. A blocked prompt
         (2016) stays a 400 `content_filter`."""
         self.metrics.method("guardrail", "response_blocked")
-        prompt = self.template.per_request + sum(
-            self.template.per_message + tokens.count(str(m.get("content") or "")) for m in prepared.segments[0]
-        )
+        prompt = self._prompt_tokens(prepared.segments[0])
         return Outcome(
             "", [], {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt}, "content_filter"
         )
@@ -197,6 +195,12 @@ class ChatService:
         self.metrics.method("split", "request")
         return tuple([*messages[:-1], {**last, "content": part}] for part in parts)
 
+    def _prompt_tokens(self, messages: list[dict[str, Any]], measure: Callable[[str], int] = tokens.count) -> int:
+        """The prompt's tokens with the chat template's, each message's text measured by `measure`."""
+        return self.template.per_request + sum(
+            self.template.per_message + measure(str(m.get("content") or "")) for m in messages
+        )
+
     def _check_context(self, prepared: Prepared) -> None:
         """A 400 with the counts when the prompt (and the asked completion) exceed the window."""
         window = prepared.resolved.model.context_window
@@ -206,14 +210,9 @@ class ChatService:
         for messages in prepared.segments:
             # A token is at least one character: a prompt with fewer characters than the window
             # leaves needs no count.
-            most = self.template.per_request + sum(
-                self.template.per_message + len(str(m.get("content") or "")) for m in messages
-            )
-            if most + requested <= window:
+            if self._prompt_tokens(messages, len) + requested <= window:
                 continue
-            prompt = self.template.per_request + sum(
-                self.template.per_message + tokens.count(str(m.get("content") or "")) for m in messages
-            )
+            prompt = self._prompt_tokens(messages)
             if prompt + requested > window:
                 self.metrics.method("context", "refused")
                 detail = (
