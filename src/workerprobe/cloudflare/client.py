@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-import aiohttp
 import orjson
 from yarl import URL
 
+from workerprobe import __version__
 from workerprobe.cloudflare.errors import CloudflareError, StreamBroken, UpstreamUnavailable
+from workerprobe.cloudflare.http1 import HTTPFailure, Origin, Response
 from workerprobe.sse import Decoder
 
 __all__ = ["WorkersAI"]
@@ -28,84 +29,82 @@ class WorkersAI:
     ) -> None:
         self.decoder = decoder  # a seam: the selftest gives a defective one
         self.base = f"{base_url.rstrip('/')}/accounts/{account_id}/ai"
-        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=10)
-        self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[str, URL] = {}
+        self._headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "User-Agent": f"workerprobe/{__version__}",
+        }
+        self._timeout_s = timeout_s
+        self._origin: Origin | None = None
+        self._paths: dict[str, str] = {}
 
-    def _run_url(self, model: str) -> URL:
-        # Parsed once per model: building a URL from a string on every call showed in profiles.
-        url = self._urls.get(model)
-        if url is None:
-            url = self._urls[model] = URL(f"{self.base}/run/{model}")
-        return url
+    def _run_path(self, model: str) -> str:
+        # Percent-encoded once per model (by yarl, as aiohttp sent it).
+        path = self._paths.get(model)
+        if path is None:
+            path = self._paths[model] = URL(f"{self.base}/run/{model}").raw_path
+        return path
 
     async def start(self) -> None:
-        # aiohttp over httpx: a third to a sixth of the CPU per upstream call (measured side by
-        # side on this project's benchmark machine; bench/gateway_bench.py).
-        self._session = aiohttp.ClientSession(
-            headers=self._headers,
-            timeout=self._timeout,
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-        )
+        # A client of its own over aiohttp's: less CPU per call than all of the gateway's features
+        # (bench/upstream_client.py; the reasons in http1.py).
+        self._origin = Origin(self.base, self._headers, timeout_s=self._timeout_s, connect_timeout_s=10)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._origin is not None:
+            await self._origin.close()
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def origin(self) -> Origin:
+        if self._origin is None:
             raise RuntimeError("WorkersAI.start() was not called")
-        return self._session
+        return self._origin
 
     async def run(self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         """The `result` of a non-streamed run."""
+        origin = self.origin
         try:
-            async with self.session.post(self._run_url(model), data=orjson.dumps(body), headers=headers) as r:
-                raw = await r.read()
-                status = r.status
-                retry_after = r.headers.get("retry-after")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
-        envelope = _parse(raw, status, retry_after)
+            response = await origin.post(self._run_path(model), orjson.dumps(body), headers)
+            raw = await response.read()
+        except HTTPFailure as exc:
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc}") from None
+        envelope = _parse(raw, response.status, response.header("retry-after"))
         return envelope.get("result")
 
     async def stream(
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> AsyncGenerator[dict[str, Any]]:
         """The JSON events of a streamed run, until `[DONE]`; raises before the first one on error."""
+        origin = self.origin
         try:
-            response = await self.session.post(
-                self._run_url(model), data=orjson.dumps({**body, "stream": True}), headers=headers
-            )
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise UpstreamUnavailable(f"Workers AI did not answer: {exc!r}") from None
+            response = await origin.post(self._run_path(model), orjson.dumps({**body, "stream": True}), headers)
+        except HTTPFailure as exc:
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc}") from None
         return self._events(response)
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[dict[str, Any]]:
-        async with response:
-            if response.status != 200 or not response.headers.get("content-type", "").startswith("text/event-stream"):
-                envelope = _parse(await response.read(), response.status, response.headers.get("retry-after"))
+    async def _events(self, response: Response) -> AsyncGenerator[dict[str, Any]]:
+        try:
+            if response.status != 200 or not (response.header("content-type") or "").startswith("text/event-stream"):
+                envelope = _parse(await response.read(), response.status, response.header("retry-after"))
                 # Some models answer `stream: true` with plain JSON: pass it on as one event.
                 yield {"__result__": envelope.get("result")}
                 return
             decoder = self.decoder()
-            try:
-                async for chunk in response.content.iter_any():
-                    for event in decoder.feed(chunk):
-                        if event.data == "[DONE]":
-                            return
-                        try:
-                            data = orjson.loads(event.data)
-                        except orjson.JSONDecodeError:
-                            raise StreamBroken(f"malformed event from Workers AI: {event.data[:200]!r}") from None
-                        if isinstance(data, dict):
-                            yield data
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise StreamBroken(f"the Workers AI stream broke: {exc!r}") from None
-            raise StreamBroken("the Workers AI stream ended without [DONE]")
+            async for chunk in response.chunks():
+                for event in decoder.feed(chunk):
+                    if event.data == "[DONE]":
+                        return
+                    try:
+                        data = orjson.loads(event.data)
+                    except orjson.JSONDecodeError:
+                        raise StreamBroken(f"malformed event from Workers AI: {event.data[:200]!r}") from None
+                    if isinstance(data, dict):
+                        yield data
+        except HTTPFailure as exc:
+            raise StreamBroken(f"the Workers AI stream broke: {exc}") from None
+        finally:
+            response.close()
+        raise StreamBroken("the Workers AI stream ended without [DONE]")
 
 
 def _parse(raw: bytes, status: int, retry_after: str | None = None) -> dict[str, Any]:

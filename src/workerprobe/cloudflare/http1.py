@@ -1,0 +1,369 @@
+"""A keep-alive HTTP/1.1 client for the gateway's one upstream origin (Workers AI's REST API, or
+the emulator in its place).
+
+The gateway makes one kind of call: a POST of a JSON body to one origin, its answer read whole or
+as a stream. For that, aiohttp's client cost more CPU than all of the gateway's features together
+(`bench/upstream_client.py`: aiohttp, pyreqwest and this client against the same emulator). This
+one keeps what such a call needs and nothing more:
+
+- a pool of keep-alive connections to the origin (the most recently used first; one idle longer
+  than `idle_s`, or closed by the server, is never reused);
+- the request line, headers and body written with one system call;
+- the response parsed by httptools (the parser uvicorn serves with): Content-Length, chunked, or
+  read until the server closes;
+- a body read whole (`Response.read`) or chunk by chunk as it arrives (`Response.chunks`), with
+  the socket's reading paused while more than `_HIGH_WATER` bytes wait for the reader;
+- TLS for https origins (the system's trust store, the host name checked);
+- a deadline for each exchange, from the call until the response's last byte (as aiohttp's
+  `ClientTimeout.total`), and one for each new connection. An exchange's deadline is a number,
+  checked by one sweep per origin (a timer per request cost measurable CPU, as in server.py).
+
+A failure is an `HTTPFailure`: nothing is retried here, since a POST that may have reached the
+server is not this layer's to repeat (the gateway's retry layer decides). A connection that failed,
+timed out, or was given up before its response ended is closed, never pooled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlsplit
+
+import httptools
+
+__all__ = ["HTTPFailure", "Origin", "Response"]
+
+_HIGH_WATER = 256 * 1024  # body bytes waiting for the reader before the socket's reading pauses
+_MAX_IDLE = 512  # idle connections kept per origin; more are closed when they come back
+_FORBIDDEN = frozenset("\r\n\0")
+
+
+class HTTPFailure(Exception):
+    """The exchange failed: no connection, a broken or closed one, a malformed response, or the
+    deadline passed (`timed_out`)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class _Connection(asyncio.Protocol):
+    """One connection and the response being read on it (httptools calls the `on_*` methods)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        self.deadline = float("inf")
+        self._clear()
+
+    def _clear(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.complete = False
+        self.keep_alive = False
+        self.until_eof = False
+        self.error: HTTPFailure | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.paused = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.fail(HTTPFailure(f"malformed response: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.complete:
+            return
+        if self.status and self.until_eof:  # a body that ends when the connection does
+            self.complete = True
+            self.keep_alive = False
+            self._wake()
+            return
+        reason = f": {exc!r}" if exc is not None else ""
+        self.fail(HTTPFailure(f"the connection closed before the response ended{reason}"))
+
+    # httptools
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (never asked for): the real one follows
+            self.headers = []
+            return
+        self.status = status
+        delimited = any(name in (b"content-length", b"transfer-encoding") for name, _ in self.headers)
+        self.until_eof = not delimited and status not in (204, 304)
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if not self.status:  # the end of an interim answer
+            return
+        self.complete = True
+        self.keep_alive = self.parser.should_keep_alive()
+        self.deadline = float("inf")
+        self._wake()
+
+    # the reader's side
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until something happens: headers, body, the end, or a failure (then raised)."""
+        if self.error is not None:
+            raise self.error
+        self.waiter = self.loop.create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+        if self.error is not None:
+            raise self.error
+
+    def take(self) -> bytes:
+        """The body bytes received so far (and reading resumed, if it was paused)."""
+        chunks = self.chunks
+        data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
+
+    def fail(self, error: HTTPFailure) -> None:
+        if self.error is None:
+            self.error = error
+        self.abort()
+        self._wake()
+
+    def expire(self, seconds: float) -> None:
+        self.fail(HTTPFailure(f"no complete answer within {seconds:g} s", timed_out=True))
+
+    def abort(self) -> None:
+        self.closed = True
+        self.deadline = float("inf")
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+
+class Response:
+    """An answer whose status and headers have arrived; its body is read with `read` or `chunks`
+    (once), or given up with `close`."""
+
+    __slots__ = ("_connection", "_origin", "headers", "status")
+
+    def __init__(self, origin: Origin, connection: _Connection) -> None:
+        self._origin: Origin | None = origin
+        self._connection = connection
+        self.status = connection.status
+        self.headers = connection.headers
+
+    def header(self, name: str) -> str | None:
+        """The last value of a header (`name` in lower case), or None."""
+        key = name.encode("latin-1")
+        for found, value in reversed(self.headers):
+            if found == key:
+                return value.decode("latin-1")
+        return None
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        connection = self._connection
+        parts: list[bytes] = []
+        try:
+            while not connection.complete:
+                if connection.paused:  # a large body: the reader keeps the socket reading
+                    parts.append(connection.take())
+                await connection.wait()
+            if not parts:
+                return connection.take()
+            parts.append(connection.take())
+            return b"".join(parts)
+        finally:
+            self.close()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, in the pieces the socket delivered."""
+        connection = self._connection
+        try:
+            while True:
+                if connection.chunks:
+                    yield connection.take()
+                elif connection.complete:
+                    return
+                else:
+                    await connection.wait()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Done with the answer: its connection goes back to the pool when the answer was read to
+        its end on a connection that stays open, else it is closed."""
+        origin, self._origin = self._origin, None
+        if origin is not None:
+            origin._release(self._connection)
+
+
+class Origin:
+    """POST requests to one origin (the scheme, host and port of `base_url`; a request names its
+    whole path), on a pool of keep-alive connections."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 10.0,
+        idle_s: float = 4.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) origin: {base_url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        # Below the keep-alive time of common servers (uvicorn's is 5 s): a connection the server
+        # is about to close is not reused.
+        self.idle_s = idle_s
+        default_port = self.port == (443 if self.ssl else 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        fixed = {
+            "Host": host if default_port else f"{host}:{self.port}",
+            "Accept-Encoding": "identity",
+            **(headers or {}),
+        }
+        self._fixed = _header_lines(fixed)
+        self._idle: list[_Connection] = []
+        self._busy: set[_Connection] = set()  # connections with an exchange under way
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def post(self, path: str, body: bytes, headers: Mapping[str, str] | None = None) -> Response:
+        """Send `body` to `path` (from the root, percent-encoded); the answer once its status and
+        headers arrived. The deadline runs until the answer's last byte."""
+        if self._closed:
+            raise HTTPFailure("the client is closed")
+        extra = _header_lines(headers) if headers else ""
+        head = f"POST {path} HTTP/1.1\r\n{self._fixed}{extra}Content-Length: {len(body)}\r\n\r\n"
+        connection = await self._connection()
+        connection.deadline = connection.loop.time() + self.timeout_s
+        self._busy.add(connection)
+        if self._sweeper is None:
+            self._sweeper = connection.loop.create_task(self._sweep())
+        try:
+            connection.transport.write(head.encode("latin-1") + body)  # type: ignore[union-attr]
+            while not connection.status:
+                await connection.wait()
+        except BaseException:
+            self._busy.discard(connection)
+            connection.abort()
+            raise
+        return Response(self, connection)
+
+    async def _connection(self) -> _Connection:
+        idle = self._idle
+        loop = asyncio.get_running_loop()
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and loop.time() - connection.idle_since < self.idle_s:
+                return connection
+            connection.abort()
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                _, protocol = await loop.create_connection(
+                    lambda: _Connection(loop),
+                    self.host,
+                    self.port,
+                    ssl=self.ssl,
+                    server_hostname=self.host if self.ssl else None,
+                )
+        except TimeoutError:
+            raise HTTPFailure(
+                f"no connection to {self.host}:{self.port} within {self.connect_timeout_s:g} s", timed_out=True
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise HTTPFailure(f"no connection to {self.host}:{self.port}: {exc!r}") from None
+        return protocol
+
+    async def _sweep(self) -> None:
+        """Fail the exchanges past their deadline (checked a few times per `timeout_s`, at most
+        once a second)."""
+        loop = asyncio.get_running_loop()
+        every = min(1.0, self.timeout_s / 4)
+        while True:
+            await asyncio.sleep(every)
+            now = loop.time()
+            for connection in [c for c in self._busy if c.deadline < now]:
+                self._busy.discard(connection)
+                connection.expire(self.timeout_s)
+
+    def _release(self, connection: _Connection) -> None:
+        self._busy.discard(connection)
+        if (
+            connection.complete
+            and connection.keep_alive
+            and not connection.closed
+            and not self._closed
+            and len(self._idle) < _MAX_IDLE
+        ):
+            connection._clear()
+            connection.idle_since = connection.loop.time()
+            self._idle.append(connection)
+        else:
+            connection.abort() if not connection.complete else _close(connection)
+
+    async def close(self) -> None:
+        """Close the idle connections; those still in use close when their answer is done."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            _close(connection)
+
+
+def _close(connection: _Connection) -> None:
+    connection.closed = True
+    if connection.transport is not None and not connection.transport.is_closing():
+        connection.transport.close()
+
+
+def _header_lines(headers: Mapping[str, str]) -> str:
+    lines = []
+    for name, value in headers.items():
+        if _FORBIDDEN.intersection(name) or _FORBIDDEN.intersection(value):
+            raise ValueError(f"header {name!r}: CR, LF and NUL are not allowed in a header")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines)

@@ -1,0 +1,293 @@
+"""The gateway's upstream HTTP/1.1 client (cloudflare/http1.py) against real servers on loopback:
+a TCP server that answers each request with the bytes a test gives it (the framings, failures and
+misbehaviours a real upstream can show), uvicorn over TLS, and a body larger than the client
+buffers before it pauses the socket."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import trustme
+
+from workerprobe.cloudflare.http1 import _HIGH_WATER, HTTPFailure, Origin
+
+Answer = Callable[[bytes], bytes | None]  # the request's bytes -> the answer (None: say nothing)
+MADE: list[Origin] = []
+
+
+class Tracked(Origin):
+    """An origin that the `scripted` fixture closes at the end of the test."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        MADE.append(self)
+
+
+class Scripted:
+    """A loopback server: each request (head and Content-Length body) gets `answer(request)`, then
+    the connection closes if `close_after` is set. It counts connections and keeps the requests."""
+
+    def __init__(self, answer: Answer, close_after: bool = False) -> None:
+        self.answer = answer
+        self.close_after = close_after
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.lower().split(b"\r\n")
+                length = next((int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length")), 0)
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                answer = self.answer(request)
+                if answer is None:
+                    await asyncio.sleep(3600)
+                writer.write(answer)
+                await writer.drain()
+                if self.close_after:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[Callable[..., asyncio.Future[tuple[Scripted, str]]]]:
+    servers: list[asyncio.Server] = []
+    scripts: list[Scripted] = []
+
+    async def start(answer: Answer, close_after: bool = False) -> tuple[Scripted, str]:
+        script = Scripted(answer, close_after)
+        scripts.append(script)
+        server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return script, f"http://127.0.0.1:{port}"
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        server.close()
+    while MADE:
+        await MADE.pop().close()
+    for script in scripts:
+        for writer in script.writers:
+            writer.close()
+    await asyncio.sleep(0)
+
+
+def fixed(status: int, body: bytes, *headers: str) -> Answer:
+    lines = "".join(f"{h}\r\n" for h in headers)
+    return lambda _: f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{lines}\r\n".encode() + body
+
+
+async def test_a_pooled_connection_serves_one_request_after_another(scripted) -> None:
+    script, url = await scripted(fixed(200, b'{"ok":true}', "Retry-After: 7"))
+    origin = Tracked(url, {"Authorization": "Bearer t"})
+    for _ in range(5):
+        response = await origin.post("/a/run/%40cf%2Fm", b"{}", {"x-request-id": "r1"})
+        assert (response.status, response.header("retry-after")) == (200, "7")
+        assert await response.read() == b'{"ok":true}'
+    assert script.connections == 1
+    request = script.requests[0]
+    assert request.startswith(b"POST /a/run/%40cf%2Fm HTTP/1.1\r\n")
+    for line in (b"Host: 127.0.0.1:", b"Authorization: Bearer t", b"x-request-id: r1", b"Content-Length: 2"):
+        assert line in request
+    await origin.close()
+
+
+async def test_concurrent_requests_use_a_connection_each_then_share_the_pool(scripted) -> None:
+    script, url = await scripted(fixed(200, b"x"))
+    origin = Tracked(url)
+
+    async def one() -> bytes:
+        return await (await origin.post("/", b"")).read()
+
+    assert await asyncio.gather(*(one() for _ in range(8))) == [b"x"] * 8
+    assert script.connections == 8
+    assert await asyncio.gather(*(one() for _ in range(8))) == [b"x"] * 8
+    assert script.connections == 8  # all eight came back to the pool
+    await origin.close()
+
+
+async def test_chunked_and_until_close_bodies_are_read_whole(scripted) -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    script, url = await scripted(lambda _: chunked)
+    origin = Tracked(url)
+    assert await (await origin.post("/", b"")).read() == b"hello world"
+    assert await (await origin.post("/", b"")).read() == b"hello world"
+    assert script.connections == 1
+    # No length and no chunks: the body ends when the server closes, and the connection is not reused.
+    script, url = await scripted(lambda _: b"HTTP/1.1 200 OK\r\n\r\nuntil the end", close_after=True)
+    origin = Tracked(url)
+    assert await (await origin.post("/", b"")).read() == b"until the end"
+    assert await (await origin.post("/", b"")).read() == b"until the end"
+    assert script.connections == 2
+
+
+async def test_connection_close_and_an_interim_answer(scripted) -> None:
+    script, url = await scripted(fixed(503, b"busy", "Connection: close"), close_after=True)
+    origin = Tracked(url)
+    for _ in range(2):
+        response = await origin.post("/", b"")
+        assert (response.status, await response.read()) == (503, b"busy")
+    assert script.connections == 2  # never reused after `Connection: close`
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal"
+    script, url = await scripted(lambda _: interim)
+    response = await Tracked(url).post("/", b"")
+    assert (response.status, await response.read()) == (200, b"real")
+
+
+async def test_a_stream_arrives_chunk_by_chunk(scripted) -> None:
+    release = asyncio.Event()
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"6\r\nfirst\n\r\n")
+        await writer.drain()
+        await release.wait()  # the first piece is read before the second is sent
+        writer.write(b"7\r\nsecond\n\r\n0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    origin = Tracked(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+    response = await origin.post("/", b"")
+    assert response.header("content-type") == "text/event-stream"
+    async for chunk in response.chunks():
+        seen.append(chunk)
+        release.set()
+    assert seen == [b"first\n", b"second\n"]
+    server.close()
+
+
+async def test_a_body_larger_than_the_buffer_pauses_reading_and_arrives_intact(scripted) -> None:
+    body = bytes(range(256)) * (4 * _HIGH_WATER // 256)
+    script, url = await scripted(fixed(200, body))
+    origin = Tracked(url, timeout_s=5)
+    assert await (await origin.post("/", b"")).read() == body
+    total = b""
+    async for chunk in (await origin.post("/", b"")).chunks():
+        total += chunk
+        await asyncio.sleep(0)  # a slow reader
+    assert total == body
+    assert script.connections == 1
+    await origin.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "closed before the response ended"),
+        (lambda _: b"NOT HTTP AT ALL\r\n\r\n", "malformed response"),
+        (lambda _: b"", "closed before the response ended"),
+    ],
+    ids=["cut-mid-body", "not-http", "closed-at-once"],
+)
+async def test_a_broken_answer_is_a_failure_and_its_connection_is_dropped(scripted, answer, message) -> None:
+    script, url = await scripted(answer, close_after=True)
+    origin = Tracked(url)
+    with pytest.raises(HTTPFailure, match=message):
+        await (await origin.post("/", b"")).read()
+    with pytest.raises(HTTPFailure, match=message):
+        await (await origin.post("/", b"")).read()
+    assert script.connections == 2
+
+
+async def test_the_deadline_covers_the_whole_answer_and_the_connection(scripted) -> None:
+    script, url = await scripted(lambda _: None)  # never answers
+    origin = Tracked(url, timeout_s=0.2)
+    with pytest.raises(HTTPFailure, match="within 0.2 s") as raised:
+        await origin.post("/", b"")
+    assert raised.value.timed_out
+    # Headers at once, the body never: the deadline still ends it.
+    script, url = await scripted(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab")
+    origin = Tracked(url, timeout_s=0.2)
+    response = await origin.post("/", b"")
+    with pytest.raises(HTTPFailure, match="within 0.2 s"):
+        await response.read()
+    # Nothing listening: a failure at once, not a hang.
+    with pytest.raises(HTTPFailure, match="no connection"):
+        await Tracked("http://127.0.0.1:9").post("/", b"")
+
+
+async def test_an_idle_connection_the_server_closed_is_not_reused(scripted) -> None:
+    script, url = await scripted(fixed(200, b"ok"))
+    origin = Tracked(url)
+    assert await (await origin.post("/", b"")).read() == b"ok"
+    for writer in script.writers:  # the server closes its idle connections
+        writer.close()
+    await asyncio.sleep(0.05)
+    assert await (await origin.post("/", b"")).read() == b"ok"
+    assert script.connections == 2
+    # And one idle past `idle_s` is not reused either, whether or not the server closed it.
+    origin = Tracked(url, idle_s=0.05)
+    await (await origin.post("/", b"")).read()
+    await asyncio.sleep(0.1)
+    await (await origin.post("/", b"")).read()
+    assert script.connections == 4
+
+
+async def test_a_reader_that_gives_up_does_not_return_the_connection(scripted) -> None:
+    script, url = await scripted(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+    origin = Tracked(url)
+    response = await origin.post("/", b"")
+    response.close()  # before the body ended: the rest would be read as the next answer
+    script.answer = fixed(200, b"next")
+    assert await (await origin.post("/", b"")).read() == b"next"
+    assert script.connections == 2
+
+
+async def test_a_cancelled_call_drops_its_connection(scripted) -> None:
+    script, url = await scripted(lambda _: None)
+    origin = Tracked(url)
+    call = asyncio.ensure_future(origin.post("/", b""))
+    await asyncio.sleep(0.05)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    script.answer = fixed(200, b"fresh")
+    assert await (await origin.post("/", b"")).read() == b"fresh"
+    assert script.connections == 2
+
+
+def test_header_injection_is_refused() -> None:
+    with pytest.raises(ValueError, match="CR, LF"):
+        Origin("http://127.0.0.1:9", {"x-a": "b\r\nHost: evil"})
+    origin = Tracked("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="CR, LF"):
+        asyncio.run(origin.post("/", b"", {"x-request-id": "a\nb"}))
+    with pytest.raises(ValueError, match="not an http"):
+        Origin("ftp://example.com")
+
+
+async def test_https_with_the_host_name_checked(scripted) -> None:
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1", "localhost")
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(served)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    trusted = ssl.create_default_context()
+    authority.configure_trust(trusted)
+    assert await (await Tracked(f"https://127.0.0.1:{port}", ssl_context=trusted).post("/", b"")).read() == b"secret"
+    with pytest.raises(HTTPFailure, match="no connection"):  # the system's store does not know this CA
+        await Tracked(f"https://127.0.0.1:{port}").post("/", b"")
+    server.close()
