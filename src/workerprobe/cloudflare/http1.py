@@ -37,7 +37,6 @@ __all__ = ["HTTPFailure", "Origin", "Response"]
 
 _HIGH_WATER = 256 * 1024  # body bytes waiting for the reader before the socket's reading pauses
 _MAX_IDLE = 512  # idle connections kept per origin; more are closed when they come back
-_FORBIDDEN = frozenset("\r\n\0")
 
 
 class HTTPFailure(Exception):
@@ -242,7 +241,7 @@ class Origin:
         *,
         timeout_s: float = 300.0,
         connect_timeout_s: float = 10.0,
-        idle_s: float = 4.0,
+        idle_s: float = 15.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         parts = urlsplit(base_url)
@@ -253,8 +252,10 @@ class Origin:
         self.ssl = (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
-        # Below the keep-alive time of common servers (uvicorn's is 5 s): a connection the server
-        # is about to close is not reused.
+        # aiohttp's keep-alive time. A server that closes an idle connection sooner (uvicorn after
+        # 5 s) is seen closing it (`connection_lost`) before the connection is taken again; a
+        # request that races the close fails as a lost connection, which the retry layer retries.
+        # Shorter would cost a TLS handshake to Workers AI after every pause of a few seconds.
         self.idle_s = idle_s
         default_port = self.port == (443 if self.ssl else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -363,7 +364,8 @@ def _close(connection: _Connection) -> None:
 def _header_lines(headers: Mapping[str, str]) -> str:
     lines = []
     for name, value in headers.items():
-        if _FORBIDDEN.intersection(name) or _FORBIDDEN.intersection(value):
+        line = f"{name}: {value}"
+        if "\r" in line or "\n" in line or "\0" in line:  # a header of its own, smuggled in
             raise ValueError(f"header {name!r}: CR, LF and NUL are not allowed in a header")
-        lines.append(f"{name}: {value}\r\n")
+        lines.append(f"{line}\r\n")
     return "".join(lines)
