@@ -6,11 +6,16 @@ buffers before it pauses the socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 import trustme
+import uvloop
 
 from workerprobe.cloudflare.http1 import _HIGH_WATER, HTTPFailure, Origin
 
@@ -236,6 +241,44 @@ async def test_an_idle_connection_the_server_closed_is_not_reused(scripted) -> N
     await asyncio.sleep(0.1)
     await (await origin.post("/", b"")).read()
     assert script.connections == 4
+
+
+@pytest.mark.parametrize("runner", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_a_close_already_on_the_socket_is_read_before_the_connection_is_reused(runner) -> None:
+    """The server (a thread of its own) closes an idle connection, and its close reaches the
+    client's socket while the client's event loop is not running: the next call must not write
+    its request on that connection (it would fail as if the server had broken the exchange)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def answer(connection: socket.socket) -> None:
+        with connection, contextlib.suppress(OSError):
+            while connection.recv(65536):  # one request per read (no body), as the client sends it
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                accepted.append(connection)
+                threading.Thread(target=answer, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    async def calls() -> None:
+        origin = Origin(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        assert await (await origin.post("/", b"")).read() == b"ok"
+        origin._idle[-1].idle_since -= 2  # idle for 2 s, as when a server's keep-alive time runs out
+        accepted[0].shutdown(socket.SHUT_RDWR)
+        time.sleep(0.1)  # the close arrives; the client's loop does not run meanwhile
+        assert await (await origin.post("/", b"")).read() == b"ok"
+        await origin.close()
+
+    try:
+        runner(calls())
+    finally:
+        listener.close()
+    assert len(accepted) == 2
 
 
 async def test_a_reader_that_gives_up_does_not_return_the_connection(scripted) -> None:

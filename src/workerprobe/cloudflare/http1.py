@@ -83,6 +83,10 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self.fail(HTTPFailure(f"malformed response: {exc}"))
 
+    def eof_received(self) -> bool:
+        self.closed = True  # never reused; a body that ends with the connection ends in connection_lost
+        return False
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.complete:
@@ -297,7 +301,14 @@ class Origin:
         loop = asyncio.get_running_loop()
         while idle:
             connection = idle.pop()
-            if not connection.closed and loop.time() - connection.idle_since < self.idle_s:
+            quiet = loop.time() - connection.idle_since
+            if quiet > 1.0 and not connection.closed:
+                # Idle a while: the server may have closed it a moment ago. Two turns of the event
+                # loop read a close that already arrived (`eof_received`): asyncio's loop runs a
+                # task woken in one turn before the socket events polled in it.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+            if not connection.closed and quiet < self.idle_s:
                 return connection
             connection.abort()
         try:
