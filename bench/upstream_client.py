@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 import orjson
 import uvloop
 
+from workerprobe.loadkit.loadgen import pin_self
 from workerprobe.procs import serve
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
@@ -112,8 +112,7 @@ def main() -> int:
         print("pyreqwest is not installed: left out")
     figures: dict[str, list[float]] = {name: [] for name in clients}
     with serve(["emulator"], env={"CF_API_TOKEN": "bench"}, cpu=1) as emulator:
-        if hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {0})
+        pin_self(0)
         url = f"{emulator.url}/client/v4/accounts/bench/ai/run/{MODEL}"
         for _ in range(args.rounds):
             for name, client in clients.items():

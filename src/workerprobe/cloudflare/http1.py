@@ -169,7 +169,14 @@ class _Connection(asyncio.Protocol):
     def expire(self, seconds: float) -> None:
         self.fail(HTTPFailure(f"no complete answer within {seconds:g} s", timed_out=True))
 
+    def close(self) -> None:
+        """Close after what is written went out (an answer read to its end)."""
+        self.closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
     def abort(self) -> None:
+        """Close at once (an exchange that failed or was given up)."""
         self.closed = True
         self.deadline = float("inf")
         if self.transport is not None and not self.transport.is_closing():
@@ -352,8 +359,10 @@ class Origin:
             connection._clear()
             connection.idle_since = connection.loop.time()
             self._idle.append(connection)
-        else:
-            connection.abort() if not connection.complete else _close(connection)
+        elif connection.complete:
+            connection.close()
+        else:  # the rest of the answer would be read as the next one's
+            connection.abort()
 
     async def close(self) -> None:
         """Close the idle connections; those still in use close when their answer is done."""
@@ -363,13 +372,7 @@ class Origin:
             self._sweeper = None
         idle, self._idle = self._idle, []
         for connection in idle:
-            _close(connection)
-
-
-def _close(connection: _Connection) -> None:
-    connection.closed = True
-    if connection.transport is not None and not connection.transport.is_closing():
-        connection.transport.close()
+            connection.close()
 
 
 def _header_lines(headers: Mapping[str, str]) -> str:
