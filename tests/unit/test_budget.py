@@ -5,32 +5,37 @@ from pathlib import Path
 
 import pytest
 
+from workerprobe.catalogue import load
+from workerprobe.suite import operations
 from workerprobe.suite.budget import Budget, Exhausted
+from workerprobe.suite.operations import WORST
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load().default("text-generation").name
+CHAT = operations.load().by_label["POST /v1/chat/completions"].generates
+assert CHAT is not None
 
 
 def test_reserve_settle_and_refuse(tmp_path: Path) -> None:
     budget = Budget(tmp_path / "b.sqlite3", 2.0, shares={"contract": 1.0})
     body = {"model": MODEL, "messages": "hello", "max_tokens": 10}
-    hold = budget.reserve(body, MODEL)
+    hold = budget.reserve(body, MODEL, CHAT)
     # "hello" at a token a byte (5), the template's 8, the 16 of slack, and 10 output tokens.
     assert hold.neurons == pytest.approx(((5 + 8 + 16) * 25608 + 10 * 75147) / 1e6)
     assert budget.spend().held == pytest.approx(hold.neurons)
-    budget.settle(hold, MODEL, 200, {"prompt_tokens": 5, "completion_tokens": 3})
+    budget.settle(hold, MODEL, 200, (5, 3))
     spend = budget.spend()
     assert spend.spent == pytest.approx((5 * 25608 + 3 * 75147) / 1e6) and spend.held == pytest.approx(0)
-    refused = budget.reserve(body, MODEL)
+    refused = budget.reserve(body, MODEL, CHAT)
     budget.settle(refused, MODEL, 404, None)  # a refused call costs nothing
     assert budget.spend().spent == pytest.approx((5 * 25608 + 3 * 75147) / 1e6)
     with pytest.raises(Exhausted, match="not run"):
-        budget.reserve({**body, "max_tokens": 100_000}, MODEL)
+        budget.reserve({**body, "max_tokens": 100_000}, MODEL, CHAT)
     assert budget.spend().refused == 1
 
 
 def test_an_answer_without_usage_is_charged_its_worst_case(tmp_path: Path) -> None:
     budget = Budget(tmp_path / "b.sqlite3", 10.0)
-    hold = budget.reserve({"model": MODEL, "messages": "hi", "max_tokens": 8}, MODEL)
+    hold = budget.reserve({"model": MODEL, "messages": "hi", "max_tokens": 8}, MODEL, CHAT)
     budget.settle(hold, MODEL, 200, None)
     spend = budget.spend()
     assert spend.spent == pytest.approx(hold.neurons) == pytest.approx(spend.worst_case)
@@ -60,16 +65,16 @@ def test_one_budget_for_all_processes(tmp_path: Path) -> None:
 
 def test_unknown_models_cost_the_dearest_price(tmp_path: Path) -> None:
     budget = Budget(tmp_path / "b.sqlite3", 1000.0)
-    known = budget.estimate({"model": MODEL, "max_tokens": 100}, MODEL)
-    unknown = budget.estimate({"model": "@cf/some/new-model", "max_tokens": 100}, MODEL)
+    known = budget.estimate({"model": MODEL, "max_tokens": 100}, MODEL, CHAT)
+    unknown = budget.estimate({"model": "@cf/some/new-model", "max_tokens": 100}, MODEL, CHAT)
     assert unknown > known
 
 
 @pytest.mark.parametrize("value", ["AAA", [1], None, 0, True])
 def test_invalid_limits_are_estimated_at_the_model_default(tmp_path: Path, value: object) -> None:
     budget = Budget(tmp_path / "b.sqlite3", 1000.0)
-    default = budget.estimate({"model": MODEL}, MODEL)
-    assert budget.estimate({"model": MODEL, "max_tokens": value}, MODEL) == default
+    default = budget.estimate({"model": MODEL}, MODEL, CHAT)
+    assert budget.estimate({"model": MODEL, "max_tokens": value}, MODEL, CHAT) == default
 
 
 def test_the_scenarios_keep_their_share(tmp_path: Path) -> None:
@@ -85,6 +90,23 @@ def test_the_scenarios_keep_their_share(tmp_path: Path) -> None:
 
 def test_fuzzed_unicode_is_held_at_a_token_a_byte(tmp_path: Path) -> None:
     budget = Budget(tmp_path / "b.sqlite3", 100.0)
-    plain = budget.estimate({"model": MODEL, "messages": [{"role": "user", "content": "a" * 40}]}, MODEL)
-    wide = budget.estimate({"model": MODEL, "messages": [{"role": "user", "content": "\U0001f600" * 40}]}, MODEL)
+    plain = budget.estimate({"model": MODEL, "messages": [{"role": "user", "content": "a" * 40}]}, MODEL, CHAT)
+    wide = budget.estimate({"model": MODEL, "messages": [{"role": "user", "content": "\U0001f600" * 40}]}, MODEL, CHAT)
     assert wide > plain  # 40 emoji are 160 bytes: a byte-level tokenizer may make 160 tokens of them
+
+
+def test_a_generating_operation_without_facts_is_held_at_the_worst_case(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 1e9)
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    known = budget.estimate(body, MODEL, CHAT)
+    # Unknown facts: the cap is not trusted and the model may be the dearest one.
+    worst = budget.estimate(body, MODEL, WORST)
+    dearest = max((m for m in load().models if m.task == "text-generation"), key=lambda m: m.price.output)
+    assert worst >= dearest.neurons(0, dearest.context_window or 0) > 100 * known
+
+
+def test_both_limits_given_the_larger_is_held(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 1e9)
+    small = budget.estimate({"model": MODEL, "max_tokens": 4}, MODEL, CHAT)
+    both = budget.estimate({"model": MODEL, "max_tokens": 4, "max_completion_tokens": 400}, MODEL, CHAT)
+    assert both == budget.estimate({"model": MODEL, "max_tokens": 400}, MODEL, CHAT) > small

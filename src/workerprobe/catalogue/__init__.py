@@ -133,12 +133,20 @@ class Catalogue(_Frozen):
     prompt_max_chars: int
     chat_template_tokens: ChatTemplateTokens
     errors: dict[str, ErrorSpec]
+    defaults: dict[TaskName, str]
     models: tuple[Model, ...] = Field(min_length=1)
 
     _by_name: dict[str, Model] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: object, /) -> None:
         self._by_name.update((m.name, m) for m in self.models)
+        for task, name in self.defaults.items():
+            if getattr(self._by_name.get(name), "task", None) != task:
+                raise ValueError(f"the default {task} model {name!r} is not a {task} model of the catalogue")
+
+    def default(self, task: TaskName) -> Model:
+        """The model used for `task` where nobody named one."""
+        return self._by_name[self.defaults[task]]
 
     def model(self, name: str) -> Model | None:
         return self._by_name.get(name)

@@ -23,7 +23,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from workerprobe.loadkit.causes import Cause, classify
 from workerprobe.loadkit.timing import Sample, StreamMeter, buffered
+from workerprobe.suite import operations
 from workerprobe.suite.budget import Budget, Exhausted, Hold
+from workerprobe.suite.operations import Operation
 
 __all__ = ["LLMClient", "Result", "json_or_none"]
 
@@ -44,6 +46,9 @@ class Result:
 # started at the call (bench/loadgen.py measured 1.3 ms of TTFT error at 2 streams with it, 0.8
 # without; AIPerf 0.7).
 _SENT = threading.local()
+# What the spec says of the two operations the profiles call: their caps and where usage is.
+CHAT = operations.load().by_label["POST /v1/chat/completions"]
+EMBEDDINGS = operations.load().by_label["POST /v1/embeddings"]
 
 
 class _TimedHTTP(HTTPConnection):
@@ -136,15 +141,16 @@ class LLMClient:
         self._fire(name, start, 0, f"{cause}: {detail[:200]}", {"llm_cause": cause})
         return Result(cause=cause, retry_after=retry_after)
 
-    def _hold(self, body: dict[str, Any]) -> Hold | str:
+    def _hold(self, body: dict[str, Any], operation: Operation) -> Hold | str:
+        assert operation.generates is not None
         try:
-            return self.budget.reserve(body, str(body.get("model")))
+            return self.budget.reserve(body, str(body.get("model")), operation.generates)
         except Exhausted as exc:
             return str(exc)
 
     def chat(self, body: dict[str, Any], name: str, limit: int | None, users: int) -> Result:
         """One chat completion, streamed when `body` says so."""
-        hold = self._hold(body)
+        hold = self._hold(body, CHAT)
         if isinstance(hold, str):
             return Result(refused=hold)
         stream = bool(body.get("stream"))
@@ -193,23 +199,22 @@ class LLMClient:
                 cut = "malformed"
             elif not meter.done:
                 cut = "cut_stream"
+        used = (sample.prompt_tokens, sample.output_tokens)
         if stream and cut is None and buffered(sample):
-            usage = {"prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.output_tokens}
-            self.budget.settle(hold, model, 200, usage)
+            self.budget.settle(hold, model, 200, used)
             waited = sample.ttft or 0.0
             detail = f"{len(sample.content_times)} chunks arrived at once after {waited * 1000:.0f} ms"
             return self._failed(name, start, "buffered", detail)
         if cut is not None:
             self.budget.settle(hold, model, 200, None)
             return self._failed(name, start, cut, f"after {len(raw)} bytes")
-        usage = {"prompt_tokens": sample.prompt_tokens, "completion_tokens": sample.output_tokens}
-        self.budget.settle(hold, model, 200, usage)
+        self.budget.settle(hold, model, 200, used)
         context = {"llm_sample": sample, "model": model, "limit": limit, "users": users}
         self._fire(name, start, len(raw), None, context)
         return Result(sample=sample)
 
     def embed(self, body: dict[str, Any], name: str = "embeddings") -> Result:
-        hold = self._hold(body)
+        hold = self._hold(body, EMBEDDINGS)
         if isinstance(hold, str):
             return Result(refused=hold)
         start = time.perf_counter()
@@ -225,8 +230,8 @@ class LLMClient:
             self.budget.release(hold)
             retry = float(response.headers.get("retry-after") or 0)
             return self._failed(name, start, classify(response.status_code, payload), response.text, retry)
-        usage = (payload or {}).get("usage") if isinstance(payload, dict) else None
-        self.budget.settle(hold, str(body["model"]), 200, usage or {})
+        assert EMBEDDINGS.usage is not None
+        self.budget.settle(hold, str(body["model"]), 200, EMBEDDINGS.usage.tokens(payload) or (0, 0))
         self._fire(name, start, len(response.content), None, {})
         return Result()
 

@@ -31,9 +31,11 @@ from workerprobe.loadkit.pacing import Pacer
 from workerprobe.loadkit.prompts import PROMPT_SETS
 from workerprobe.loadkit.shapes import PROFILES, Plan, plan
 from workerprobe.loadkit.summary import Collector, accuracy, generator_health
+from workerprobe.suite import operations
 from workerprobe.suite.budget import Budget, Exhausted
 
 COLLECTOR = Collector()
+RUNS = operations.load().by_label["POST /v1/threads/{thread_id}/runs"]
 CATALOGUE = load_catalogue()
 STATE: dict[str, Any] = {"budget": None, "stop_reason": None, "pacer": None}
 FATAL_AFTER = 10  # requests, all refused and none answered, before the run stops
@@ -43,8 +45,8 @@ FATAL_AFTER = 10  # requests, all refused and none answered, before the run stop
 def _options(parser: Any) -> None:
     group = parser.add_argument_group("workerprobe")
     group.add_argument("--api-key", default=os.environ.get("API_KEY", ""), help="bearer key of the target")
-    group.add_argument("--chat-model", default="@cf/meta/llama-3.1-8b-instruct-fast")
-    group.add_argument("--embedding-model", default="@cf/baai/bge-base-en-v1.5")
+    group.add_argument("--chat-model", default=CATALOGUE.default("text-generation").name)
+    group.add_argument("--embedding-model", default=CATALOGUE.default("text-embeddings").name)
     group.add_argument("--load-profile", default="steady", choices=PROFILES, help="load shape (shapes.py)")
     group.add_argument("--load-users", type=int, default=8, help="users at the top of the shape")
     group.add_argument("--load-seconds", type=float, default=20.0, help="length of the shape")
@@ -456,9 +458,10 @@ class LLMUser(HttpUser):
                 return found
 
         run_body = {"max_completion_tokens": 32}
+        assert RUNS.generates is not None and RUNS.usage is not None
         try:
             hold = STATE["budget"].reserve(
-                {"model": self.options.chat_model, "max_tokens": 32}, self.options.chat_model
+                {"model": self.options.chat_model, **run_body}, self.options.chat_model, RUNS.generates
             )
         except Exhausted as exc:
             self._halt(f"neuron budget: {exc}")
@@ -478,8 +481,7 @@ class LLMUser(HttpUser):
                 catch_response=True,
             ) as r:
                 run = json_or_none(r.content) if r.status_code == 200 else None
-        usage = (run or {}).get("usage")
-        STATE["budget"].settle(hold, self.options.chat_model, 200, usage if isinstance(usage, dict) else None)
+        STATE["budget"].settle(hold, self.options.chat_model, 200, RUNS.usage.tokens(run))
         self.client.get(f"/v1/threads/{thread['id']}/messages", headers=self.headers, name="messages list")
         self.client.delete(f"/v1/threads/{thread['id']}", headers=self.headers, name="threads delete")
         self.client.delete(f"/v1/assistants/{assistant['id']}", headers=self.headers, name="assistants delete")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.clihelp import Help
 from workerprobe.procs import free_port, gateway_over_emulator
 from workerprobe.suite.target import configured
@@ -138,8 +139,11 @@ def parser() -> argparse.ArgumentParser:
     )
     shape.add_argument("--workers", type=int, default=0, help="Locust worker processes (0: one process)")
     asked = p.add_argument_group("the requests")
-    asked.add_argument("--chat-model", default="@cf/meta/llama-3.1-8b-instruct-fast", help="model of chat requests")
-    asked.add_argument("--embedding-model", default="@cf/baai/bge-base-en-v1.5", help="model of embedding requests")
+    models = load_catalogue()
+    asked.add_argument("--chat-model", default=models.default("text-generation").name, help="model of chat requests")
+    asked.add_argument(
+        "--embedding-model", default=models.default("text-embeddings").name, help="model of embedding requests"
+    )
     asked.add_argument("--prompts", default="mix", choices=sorted(PROMPT_SETS), help="prompt set of chat requests")
     asked.add_argument(
         "--max-tokens", type=int, default=0, help="max_tokens of every chat request (0: the prompt set's)"

@@ -21,6 +21,7 @@ from typing import Any
 
 from workerprobe import tokens
 from workerprobe.catalogue import Catalogue, Model, load
+from workerprobe.suite.operations import Generates
 
 __all__ = ["GENERATION_CAP", "Budget", "Exhausted", "Hold", "Spend"]
 
@@ -95,29 +96,38 @@ class Budget:
         self._db.execute("BEGIN IMMEDIATE")
         return _Tx(self._db)  # type: ignore[return-value]
 
-    def _model(self, name: Any) -> Model:
+    def model(self, name: Any) -> Model:
+        """The model of that name; an unknown one is priced as the dearest text model."""
         model = self.catalogue.model(str(name).split("#", 1)[0]) if name else None
-        if model is not None:
-            return model
+        return model if model is not None else self._dearest()
+
+    def _dearest(self) -> Model:
         text = [m for m in self.catalogue.models if m.task == "text-generation"]
         return max(text, key=lambda m: m.price.output)
 
-    def estimate(self, body: dict[str, Any], default_model: str) -> float:
-        """Worst-case neurons of one call with this body."""
-        model = self._model(body.get("model") or default_model)
+    def estimate(self, body: dict[str, Any], default_model: str, facts: Generates) -> float:
+        """Worst-case neurons of one call with this body to an operation that generates (`facts`:
+        which fields cap it; unknown facts: the dearest model, to the end of its context window)."""
+        model = self.model(body.get("model") or default_model) if facts.known else self._dearest()
         text = str(body.get("messages") or body.get("input") or body.get("prompt") or "")
         text += str(body.get("instructions") or body.get("additional_instructions") or "")
+        if not facts.known:
+            text = str(body)
         messages = body.get("messages")
         # A token a byte bounds any byte-level tokenizer (fuzzed Unicode makes several a character).
         prompt = max(tokens.count(text), len(text.encode()))
         prompt += _PER_MESSAGE * (len(messages) if isinstance(messages, list) else 1)
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            limit = model.default_max_tokens or 0  # an invalid value is refused, or the default applies
+        given = [body[f] for f in facts.caps if body.get(f) is not None]
+        valid = [v for v in given if isinstance(v, int) and not isinstance(v, bool) and v >= 1]
+        # Either of two limits may be the one a server reads: the larger; an invalid one is
+        # refused, or the default applies.
+        limit = max(valid) if valid and len(valid) == len(given) else model.default_max_tokens or 0
+        if not facts.known:
+            limit = model.context_window or model.max_tokens_applied
         return model.neurons(prompt + 16, limit if model.task == "text-generation" else 0)
 
-    def reserve(self, body: dict[str, Any], default_model: str, pool: str | None = None) -> Hold:
-        return self.hold(self.estimate(body, default_model), pool)
+    def reserve(self, body: dict[str, Any], default_model: str, facts: Generates, pool: str | None = None) -> Hold:
+        return self.hold(self.estimate(body, default_model, facts), pool)
 
     def hold(self, cost: float, pool: str | None = None) -> Hold:
         """Hold `cost` in `pool` (default: the first); raises Exhausted when it would pass the
@@ -153,14 +163,14 @@ class Budget:
                 (hold.neurons, neurons, worst_case, hold.pool),
             )
 
-    def settle(self, hold: Hold, model: str, status: int, usage: Any) -> None:
-        """Replace a hold by what the call used: nothing when it was refused (4xx, 5xx), its
-        reported usage when it has one; an answer without usage is charged its worst case."""
+    def settle(self, hold: Hold, model: str, status: int, used: tuple[int, int] | None) -> None:
+        """Replace a hold by what the call used: nothing when it was refused (4xx, 5xx), the
+        (input, output) tokens it reported when it did; an answer without usage is charged its
+        worst case."""
         if status >= 400:
             self.release(hold)
-        elif isinstance(usage, dict):
-            prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-            self.charge(hold, self._model(model).neurons(prompt, completion))
+        elif used is not None:
+            self.charge(hold, self.model(model).neurons(*used))
         else:
             self.charge(hold, hold.neurons, worst_case=hold.neurons)
 

@@ -16,6 +16,7 @@ import schemathesis
 from schemathesis.core.failures import FailureGroup
 
 from workerprobe.sse import Decoder, Event
+from workerprobe.suite import operations
 from workerprobe.suite import registry as r
 from workerprobe.suite.registry import Finding, Rule
 from workerprobe.suite.rules import (
@@ -100,14 +101,14 @@ def inspect_success(body: Any) -> list[Violation]:
     return []
 
 
-def _requested_limit(request: dict[str, Any]) -> int | None:
-    """The token limit asked for. With both `max_tokens` and `max_completion_tokens` (OpenAI itself
+# The fields that cap a chat completion (the spec's operation facts).
+_CHAT_CAPS = next(op.generates.caps for op in operations.load() if op.stream == "chat" and op.generates)
+
+
+def _requested_limit(request: dict[str, Any], caps: tuple[str, ...] = _CHAT_CAPS) -> int | None:
+    """The token limit asked for. With two (`max_tokens` and `max_completion_tokens`: OpenAI itself
     refuses the pair), either may be the one a server reads: the larger is judged, never a false alarm."""
-    limits = [
-        v
-        for v in (request.get("max_completion_tokens"), request.get("max_tokens"))
-        if isinstance(v, int) and not isinstance(v, bool)
-    ]
+    limits = [v for v in (request.get(f) for f in caps) if isinstance(v, int) and not isinstance(v, bool)]
     return max(limits) if limits else None
 
 

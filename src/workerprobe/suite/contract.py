@@ -10,26 +10,40 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 import schemathesis
 from schemathesis.core.failures import FailureGroup
-from schemathesis.core.result import Ok
 
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
-from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted
+from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
 from workerprobe.suite.findings import Findings, Group, curl
 from workerprobe.suite.ledger import Ledger
+from workerprobe.suite.operations import SPEC
+from workerprobe.suite.operations import load as operations_facts
+from workerprobe.suite.operations import of as operation_of
 from workerprobe.suite.registry import RULES, Finding, positive
-from workerprobe.suite.target import Target
+from workerprobe.suite.target import Target, chat_model
 
-__all__ = ["EXAMPLES", "FINDINGS", "PHASES", "SPEC", "call", "load_schema", "operations", "phase_of"]
+__all__ = [
+    "EXAMPLES",
+    "FINDINGS",
+    "PHASES",
+    "SPEC",
+    "call",
+    "created",
+    "hold_for",
+    "load_schema",
+    "operation_of",
+    "operations",
+    "phase_of",
+    "settle",
+    "tag",
+]
 
 # The spec and schemathesis's settings ship in the package (openapi/openapi.yaml and
 # schemathesis.toml in a checkout point here).
-SPEC = Path(__file__).resolve().parent / "spec" / "openapi.yaml"
 CONFIG = SPEC.parent / "schemathesis.toml"
 # Generated cases per operation and phase: `make test` keeps it small, `make test-deep` raises it.
 EXAMPLES = int(os.environ.get("WORKERPROBE_CONTRACT_EXAMPLES", "12"))
@@ -50,8 +64,8 @@ def load_schema(phase: str | None = None) -> schemathesis.BaseSchema:
 
 
 def operations() -> list[str]:
-    results = load_schema().get_all_operations()
-    return [result.ok().label for result in results if isinstance(result, Ok)]
+    """The spec's operations, as `METHOD /path` labels."""
+    return list(operations_facts().by_label)
 
 
 def phase_of(case: Any) -> str:
@@ -59,33 +73,16 @@ def phase_of(case: Any) -> str:
     return str(getattr(phase, "value", phase) or "examples")
 
 
-# Operations that make the target call a model (and so cost neurons on a deployed Worker), with
-# the field that caps their generation.
-GENERATING = {
-    "/v1/chat/completions": "max_tokens",
-    "/v1/threads/{thread_id}/runs": "max_completion_tokens",
-    "/v1/threads/runs": "max_completion_tokens",
-    "/v1/embeddings": None,
-}
-DEFAULT_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
-# Creates whose objects the suite tags with the run's id (and deletes at the end).
-_TAGGED = {"/v1/assistants", "/v1/threads", "/v1/threads/{thread_id}/messages", "/v1/threads/runs"}
-
-
-def generates(case: Any) -> bool:
-    return case.operation.method.upper() == "POST" and case.operation.path in GENERATING
-
-
 def cap_generation(case: Any) -> None:
-    """Cap generation at a few tokens: a limit that is absent (both `max_tokens` and
-    `max_completion_tokens`) is added, one too large lowered. Invalid values stay, so negative
-    cases stay negative, and a case that names one limit never gets the other added."""
-    field = GENERATING.get(case.operation.path)
-    if field is None or not isinstance(case.body, dict) or not generates(case):
+    """Cap generation at a few tokens: a case that names none of the operation's caps gets the
+    first, one too large is lowered. Invalid values stay, so negative cases stay negative, and a
+    case that names one limit never gets another added."""
+    facts = operation_of(case).generates
+    if facts is None or not isinstance(case.body, dict):
         return
-    present = [f for f in ("max_tokens", "max_completion_tokens") if f in case.body]
-    if not present:
-        case.body[field] = GENERATION_CAP
+    present = [f for f in facts.caps if f in case.body]
+    if not present and facts.cap is not None:
+        case.body[facts.cap] = GENERATION_CAP
     for name in present:
         given = case.body[name]
         if isinstance(given, int) and not isinstance(given, bool) and given > GENERATION_CAP:
@@ -94,7 +91,8 @@ def cap_generation(case: Any) -> None:
 
 def tag(case: Any, run_id: str) -> None:
     """Mark what a create makes with the run's id (only where a metadata map has room for it)."""
-    if case.operation.method.upper() != "POST" or case.operation.path not in _TAGGED or not isinstance(case.body, dict):
+    creates = operation_of(case).creates
+    if creates is None or not creates.tag or not isinstance(case.body, dict):
         return
     metadata = case.body.get("metadata")
     if "metadata" not in case.body:
@@ -103,24 +101,45 @@ def tag(case: Any, run_id: str) -> None:
         case.body["metadata"] = {**metadata, "workerprobe_run": run_id}
 
 
-def usage_of(response: Any) -> Any:
+def _json(response: Any) -> Any:
+    """The JSON body of an answer that says it is JSON (None otherwise)."""
     if "json" not in str(response.headers.get("content-type") or ""):
         return None
     try:
-        payload = response.json()
+        return response.json()
     except ValueError:
         return None
-    return payload.get("usage") if isinstance(payload, dict) else None
+
+
+def tokens_of(case: Any, response: Any) -> tuple[int, int] | None:
+    """The (input, output) tokens an answer reports, where the operation says it reports them."""
+    usage = operation_of(case).usage
+    return usage.tokens(_json(response)) if usage is not None else None
+
+
+def hold_for(case: Any, budget: Budget) -> Hold | None:
+    """Cap a generating case and hold its worst case (None: it generates nothing); raises
+    Exhausted when the budget cannot."""
+    facts = operation_of(case).generates
+    if facts is None:
+        return None
+    cap_generation(case)
+    body = case.body if isinstance(case.body, dict) else {}
+    return budget.reserve(body, chat_model(), facts)
+
+
+def settle(case: Any, budget: Budget, hold: Hold, response: Any) -> None:
+    model = case.body.get("model") if isinstance(case.body, dict) else None
+    budget.settle(hold, str(model or chat_model()), response.status_code, tokens_of(case, response))
 
 
 def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
     """Send one case and check its answer; failures are recorded, never raised."""
     headers = {"Authorization": f"Bearer {target.api_key}"}
     hold = None
-    if budget is not None and generates(case):
-        cap_generation(case)
+    if budget is not None:
         try:
-            hold = budget.reserve(case.body if isinstance(case.body, dict) else {}, DEFAULT_MODEL)
+            hold = hold_for(case, budget)
         except Exhausted:
             FINDINGS.not_run[case.operation.label] += 1
             return
@@ -135,14 +154,19 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
             budget.release(hold)
         raise
     if hold is not None and budget is not None:
-        model = case.body.get("model", DEFAULT_MODEL) if isinstance(case.body, dict) else DEFAULT_MODEL
-        budget.settle(hold, str(model), response.status_code, usage_of(response))
-    if ledger is not None and 200 <= response.status_code < 300:
-        ledger.created(case.operation.method.upper(), case.operation.path, case.path_parameters or {}, response)
+        settle(case, budget, hold, response)
+    if ledger is not None:
+        created(case, ledger, response)
     try:
         case.validate_response(response, headers=headers, transport_kwargs=transport)
     except FailureGroup:
         pass  # every failure is in FINDINGS already (after_validate)
+
+
+def created(case: Any, ledger: Ledger, response: Any) -> None:
+    """What a 2xx answer to a create made goes to the ledger."""
+    if 200 <= response.status_code < 300:
+        ledger.created(operation_of(case), _json(response))
 
 
 def _repro(response: Any) -> str:

@@ -1,7 +1,8 @@
 """Leave nothing behind: every object the suite creates on a target is written down as it is
 created (a JSON-lines file per target under the state directory) and deleted at the end of the
 run, after failures too. `workerprobe clean` deletes what earlier runs left: what their ledgers
-name, and every assistant whose metadata carries a `workerprobe_run` id.
+name, and every listable object whose metadata carries a `workerprobe_run` id (what is created,
+where its id is, how it is deleted and listed: the spec's operation facts, `suite/operations.py`).
 
 Threads cannot be listed in the OpenAI API, so the ledger is the only way back to them.
 """
@@ -18,15 +19,10 @@ from typing import Any
 import httpx
 
 from workerprobe.paths import state_dir
+from workerprobe.suite import operations
+from workerprobe.suite.operations import Operation
 
 __all__ = ["Ledger", "clean"]
-
-# Creates and the kind of object each answers with; deleting a thread deletes its messages and runs.
-_CREATES = {
-    "/v1/assistants": "assistant",
-    "/v1/threads": "thread",
-    "/v1/threads/runs": "thread",  # the run's thread (thread_id in the answer)
-}
 
 
 def _folder_for(root: str) -> Path:
@@ -42,36 +38,20 @@ class Ledger:
         self.path = _folder_for(root) / f"{run_id}-{worker}.jsonl"
         self._lock = threading.Lock()
 
-    def _write(self, kind: str, object_id: str) -> None:
+    def _write(self, delete: str, object_id: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"kind": kind, "id": object_id, "run": self.run_id, "root": self.root})
+        line = json.dumps({"delete": delete, "id": object_id, "run": self.run_id, "root": self.root})
         with self._lock, self.path.open("a") as out:
             out.write(line + "\n")
 
-    def created(self, method: str, path: str, path_parameters: dict[str, Any], response: Any) -> None:
-        """Note what a 2xx answer to a create made (other answers make nothing to delete)."""
-        kind = _CREATES.get(path) if method == "POST" else None
-        if kind is None:
+    def created(self, operation: Operation, body: Any) -> None:
+        """Note what a 2xx answer (its JSON body) to a create made, when it can be deleted."""
+        creates = operation.creates
+        if creates is None or creates.delete is None or not isinstance(body, dict) or body.get("object") == "list":
             return
-        try:
-            body = response.json()
-        except ValueError:
-            return
-        if not isinstance(body, dict):
-            return
-        object_id = body.get("thread_id") if path == "/v1/threads/runs" else body.get("id")
+        object_id = body.get(creates.id)
         if isinstance(object_id, str) and object_id:
-            self._write(kind, object_id)
-
-    def created_from(self, url: str, method: str, body: Any) -> None:
-        """The same, for an exchange seen by an SDK client's hook (the URL is a full one)."""
-        path = httpx.URL(url).path
-        for create, kind in _CREATES.items():
-            if method == "POST" and path.endswith(create) and isinstance(body, dict):
-                object_id = body.get("thread_id") if create == "/v1/threads/runs" else body.get("id")
-                if isinstance(object_id, str) and object_id and body.get("object") != "list":
-                    self._write(kind, object_id)
-                return
+            self._write(creates.delete, object_id)
 
     def delete_all(self) -> tuple[int, int]:
         """Delete what this run created; returns (deleted, left). The ledger keeps what is left."""
@@ -90,6 +70,12 @@ def _entries(path: Path) -> Iterator[dict[str, Any]]:
             yield entry
 
 
+def _delete_path(entry: dict[str, Any]) -> str:
+    """Where an entry is deleted (ledgers written before the spec said so name a kind)."""
+    template = entry.get("delete") or f"/v1/{entry['kind']}s/{{id}}"
+    return str(template).replace("{id}", str(entry["id"]))
+
+
 def _delete(path: Path, root: str, api_key: str) -> tuple[int, int]:
     entries = list(_entries(path))
     keep, deleted = [], 0
@@ -97,7 +83,7 @@ def _delete(path: Path, root: str, api_key: str) -> tuple[int, int]:
     with httpx.Client(base_url=root, headers=headers, timeout=30) as client:
         for entry in entries:
             try:
-                status = client.delete(f"/v1/{entry['kind']}s/{entry['id']}").status_code
+                status = client.delete(_delete_path(entry)).status_code
             except httpx.HTTPError:
                 keep.append(entry)
                 continue
@@ -112,11 +98,12 @@ def _delete(path: Path, root: str, api_key: str) -> tuple[int, int]:
     return deleted, len(keep)
 
 
-def _tagged_assistants(client: httpx.Client) -> Iterator[str]:
+def _tagged(client: httpx.Client, listing: Operation) -> Iterator[str]:
+    """The ids on a list whose metadata carries a run id (at most 10,000)."""
     after: str | None = None
-    for _ in range(100):  # at most 10,000 assistants
+    for _ in range(100):
         params: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
-        response = client.get("/v1/assistants", params=params)
+        response = client.get(listing.path, params=params)
         if response.status_code != 200:
             return
         page = response.json()
@@ -131,6 +118,18 @@ def _tagged_assistants(client: httpx.Client) -> Iterator[str]:
         after = str(data[-1].get("id"))
 
 
+def _listable() -> dict[str, Operation]:
+    """Where tagged objects that can be listed are deleted, and the operation that lists them."""
+    ops = operations.load()
+    found = {}
+    for op in ops:
+        creates = op.creates
+        listing = ops.listing(creates.kind) if creates is not None and creates.tag else None
+        if creates is not None and creates.delete is not None and listing is not None:
+            found[creates.delete] = listing
+    return found
+
+
 def clean(root: str, api_key: str) -> tuple[int, int]:
     """Delete every object earlier runs left on this target; returns (deleted, left)."""
     deleted = left = 0
@@ -139,10 +138,11 @@ def clean(root: str, api_key: str) -> tuple[int, int]:
         deleted, left = deleted + done, left + kept
     headers = {"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"}
     with httpx.Client(base_url=root, headers=headers, timeout=30) as client:
-        for assistant in list(_tagged_assistants(client)):
-            status = client.delete(f"/v1/assistants/{assistant}").status_code
-            if 200 <= status < 300:
-                deleted += 1
-            else:
-                left += 1
+        for delete, listing in _listable().items():
+            for object_id in list(_tagged(client, listing)):
+                status = client.delete(delete.replace("{id}", object_id)).status_code
+                if 200 <= status < 300:
+                    deleted += 1
+                else:
+                    left += 1
     return deleted, left

@@ -23,6 +23,8 @@ from typing import Any, ClassVar, Literal
 import orjson
 from schemathesis.core.failures import Failure, Severity
 
+from workerprobe.suite import operations
+
 __all__ = ["BUILTIN", "RULES", "Finding", "Level", "Rule", "rule"]
 
 Level = Literal["MUST", "SHOULD"]
@@ -150,10 +152,6 @@ def is_stateful(case: Any, response: Any) -> bool:
     return str(getattr(phase, "value", phase)) == "stateful"
 
 
-def _op(case: Any) -> str:
-    return f"{case.operation.method.upper()} {case.operation.path}"
-
-
 def media(response: Any) -> str:
     values = response.headers.get("content-type") or response.headers.get("Content-Type") or [""]
     value = values[0] if isinstance(values, list) else values
@@ -162,17 +160,13 @@ def media(response: Any) -> str:
 
 def chat_plain(case: Any, response: Any) -> bool:
     return (
-        _op(case) == "POST /v1/chat/completions"
-        and is_success(case, response)
-        and media(response) != "text/event-stream"
+        operations.of(case).stream == "chat" and is_success(case, response) and media(response) != "text/event-stream"
     )
 
 
 def chat_stream(case: Any, response: Any) -> bool:
     return (
-        _op(case) == "POST /v1/chat/completions"
-        and is_success(case, response)
-        and media(response) == "text/event-stream"
+        operations.of(case).stream == "chat" and is_success(case, response) and media(response) == "text/event-stream"
     )
 
 
@@ -181,9 +175,7 @@ def chat_any(case: Any, response: Any) -> bool:
 
 
 def chat_with_limit(case: Any, response: Any) -> bool:
-    body = case.body if isinstance(case.body, dict) else {}
-    limits = (body.get("max_completion_tokens"), body.get("max_tokens"))
-    return chat_any(case, response) and any(isinstance(v, int) and not isinstance(v, bool) for v in limits)
+    return chat_any(case, response) and bool(operations.of(case).caps_of(case.body))
 
 
 def chat_with_stop(case: Any, response: Any) -> bool:
@@ -205,25 +197,21 @@ def wants_usage(case: Any, response: Any) -> bool:
 
 def run_stream(case: Any, response: Any) -> bool:
     return (
-        case.operation.path.endswith("/runs") and is_success(case, response) and media(response) == "text/event-stream"
+        operations.of(case).stream == "assistant"
+        and is_success(case, response)
+        and media(response) == "text/event-stream"
     )
 
 
-CHAT = ("POST /v1/chat/completions",)
-RUNS = ("POST /v1/threads/{thread_id}/runs", "POST /v1/threads/runs")
-STATEFUL_READS = (
-    "GET /v1/assistants/{assistant_id}",
-    "GET /v1/threads/{thread_id}",
-    "GET /v1/threads/{thread_id}/messages/{message_id}",
-    "GET /v1/threads/{thread_id}/runs/{run_id}",
-    "GET /v1/threads/{thread_id}/messages",
-    "GET /v1/threads/{thread_id}/runs",
-)
-LISTS = ("GET /v1/assistants", "GET /v1/threads/{thread_id}/messages", "GET /v1/threads/{thread_id}/runs")
+# Where rules can apply, from the spec's operation facts (suite/operations.py).
+CHAT = operations.load().labels(stream="chat")
+RUNS = operations.load().labels(stream="assistant")
+STATEFUL_READS = operations.load().labels(linked_read=True)
+LISTS = tuple(op.label for op in operations.load() if op.lists is not None)
 
 
 def list_page(case: Any, response: Any) -> bool:
-    return _op(case) in LISTS and is_success(case, response)
+    return operations.of(case).lists is not None and is_success(case, response)
 
 
 def quota_error(case: Any, response: Any) -> bool:

@@ -14,9 +14,20 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from workerprobe.catalogue import load
 from workerprobe.procs import gateway_over_emulator
 
-__all__ = ["Target", "configured", "embedded"]
+__all__ = ["Target", "chat_model", "configured", "embedded", "embedding_model"]
+
+
+def chat_model() -> str:
+    """The chat model the suite asks for (`WORKERPROBE_CHAT_MODEL`: a Worker may serve others)."""
+    return os.environ.get("WORKERPROBE_CHAT_MODEL") or load().default("text-generation").name
+
+
+def embedding_model() -> str:
+    """The embedding model the suite asks for (`WORKERPROBE_EMBEDDING_MODEL`)."""
+    return os.environ.get("WORKERPROBE_EMBEDDING_MODEL") or load().default("text-embeddings").name
 
 
 @dataclass(frozen=True)

@@ -15,37 +15,22 @@ from typing import Any
 
 from workerprobe.suite.conformance import implementation
 from workerprobe.suite.findings import Findings, Group
+from workerprobe.suite.operations import load as load_operations
 
-__all__ = ["CLIENTS", "FAMILIES", "Outcome", "Verdict", "family_of", "judge", "write"]
+__all__ = ["CLIENTS", "Outcome", "Verdict", "families", "family_of", "judge", "write"]
 
-FAMILIES = ("models", "chat", "embeddings", "assistants", "threads", "runs")
 CLIENTS = ("python", "node")
-# Operations a family cannot do without (the rest only limit it).
-_CORE = {
-    "models": ("GET /v1/models",),
-    "chat": ("POST /v1/chat/completions",),
-    "embeddings": ("POST /v1/embeddings",),
-    "assistants": ("POST /v1/assistants", "GET /v1/assistants/{assistant_id}"),
-    "threads": ("POST /v1/threads", "POST /v1/threads/{thread_id}/messages", "GET /v1/threads/{thread_id}/messages"),
-    "runs": ("POST /v1/threads/{thread_id}/runs", "GET /v1/threads/{thread_id}/runs/{run_id}"),
-}
 # Most answers refused for the key: nothing was really tested.
 UNVERIFIED_AUTH_SHARE = 0.5
 
 
+def families() -> tuple[str, ...]:
+    """The endpoint families, in the spec's order (the rows of the readiness table)."""
+    return load_operations().families
+
+
 def family_of(operation: str) -> str:
-    path = operation.split(" ", 1)[-1]
-    if "/runs" in path:
-        return "runs"
-    for prefix, family in (
-        ("/v1/chat", "chat"),
-        ("/v1/embeddings", "embeddings"),
-        ("/v1/assistants", "assistants"),
-        ("/v1/threads", "threads"),
-    ):
-        if path.startswith(prefix):
-            return family
-    return "models"
+    return load_operations().family_of(operation)
 
 
 @dataclass(frozen=True)
@@ -101,7 +86,7 @@ def _family_state(
     if not ops and not mine:
         return "NOT RUN (nothing of this family was tested)"
     states = {op: implementation(findings, op) for op in ops}
-    core_missing = [op for op in _CORE[family] if states.get(op) == "not implemented"]
+    core_missing = [op for op in load_operations().core(family) if states.get(op) == "not implemented"]
     if must or failed_must or core_missing:
         reasons = []
         if core_missing:
@@ -162,7 +147,7 @@ def judge(
     total = findings.total_requests
     refused = findings.auth_rejected
     top = top_findings(groups)[:10]
-    table = {f: {c: _family_state(f, c, findings, groups, outcomes, operations) for c in CLIENTS} for f in FAMILIES}
+    table = {f: {c: _family_state(f, c, findings, groups, outcomes, operations) for c in CLIENTS} for f in families()}
     must_groups = [g for g in groups if g.level == "MUST"]
     scenarios: dict[str, int] = {}
     for o in outcomes:

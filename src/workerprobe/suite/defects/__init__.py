@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from workerprobe.gateway.app import Parts
 from workerprobe.gateway.assistants.context import Limits
 from workerprobe.gateway.assistants.runs import RunsService
-from workerprobe.gateway.chat.protocol import ChatMessage
+from workerprobe.gateway.chat.generation import Message
 from workerprobe.gateway.store.base import Document
 from workerprobe.sse import Decoder, Event
 
@@ -136,12 +136,12 @@ class LimitsIgnoredRuns(RunsService):
     def fit(
         self,
         run: Document,
-        head: list[ChatMessage],
-        thread: list[ChatMessage],
-        tail: list[ChatMessage],
+        head: list[Message],
+        thread: list[Message],
+        tail: list[Message],
         left: Limits,
         window: int | None,
-    ) -> list[ChatMessage]:
+    ) -> list[Message]:
         return [*head, *thread, *tail]
 
 

@@ -30,10 +30,9 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
     class Machine(base):  # type: ignore[misc, valid-type]
         def call(self, case: Any, **kwargs: Any) -> Any:
             hold = None
-            if budget is not None and contract.generates(case):
-                contract.cap_generation(case)
+            if budget is not None:
                 try:
-                    hold = budget.reserve(case.body if isinstance(case.body, dict) else {}, contract.DEFAULT_MODEL)
+                    hold = contract.hold_for(case, budget)
                 except Exhausted as exc:
                     contract.FINDINGS.not_run[case.operation.label] += 1
                     raise _BudgetSpent(str(exc)) from None
@@ -41,9 +40,9 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
                 contract.tag(case, run_id)
             response = super().call(case, **kwargs)
             if hold is not None and budget is not None:
-                budget.settle(hold, contract.DEFAULT_MODEL, response.status_code, contract.usage_of(response))
-            if ledger is not None and 200 <= response.status_code < 300:
-                ledger.created(case.operation.method.upper(), case.operation.path, case.path_parameters or {}, response)
+                contract.settle(case, budget, hold, response)
+            if ledger is not None:
+                contract.created(case, ledger, response)
             return response
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:

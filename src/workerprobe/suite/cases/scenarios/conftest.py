@@ -7,7 +7,6 @@ and what it generates is charged to the run's budget from its `usage`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,11 +18,11 @@ from workerprobe.suite.budget import Budget, Exhausted, Hold
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.reporting import Exchanges
 from workerprobe.suite.spend import ScenarioSpend
-from workerprobe.suite.target import Target
+from workerprobe.suite.target import Target, chat_model, embedding_model
 
-# A deployed Worker may serve other models: override with these variables.
-CHAT_MODEL = os.environ.get("WORKERPROBE_CHAT_MODEL", "@cf/meta/llama-3.1-8b-instruct-fast")
-EMBEDDING_MODEL = os.environ.get("WORKERPROBE_EMBEDDING_MODEL", "@cf/baai/bge-base-en-v1.5")
+# A deployed Worker may serve other models: WORKERPROBE_CHAT_MODEL, WORKERPROBE_EMBEDDING_MODEL.
+CHAT_MODEL = chat_model()
+EMBEDDING_MODEL = embedding_model()
 
 # What one scenario holds while it runs (about four short calls); it is charged what it used.
 SCENARIO_HOLD = 15.0

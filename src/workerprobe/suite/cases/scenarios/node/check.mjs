@@ -1,13 +1,14 @@
 // The official OpenAI Node SDK against the target under test: one check per endpoint family,
 // each printing one JSON line {family, ok, error}. Usage:
 //   OPENAI_BASE_URL=... OPENAI_API_KEY=... node check.mjs chat embeddings ...
-// WORKERPROBE_CHAT_MODEL and WORKERPROBE_EMBEDDING_MODEL choose the models; WORKERPROBE_RUN tags
-// what is created (deleted again at the end of each check).
+// WORKERPROBE_CHAT_MODEL and WORKERPROBE_EMBEDDING_MODEL name the models (test_node_sdk.py passes
+// the suite's); WORKERPROBE_RUN tags what is created (deleted again at the end of each check).
 import OpenAI from "openai";
 
 const client = new OpenAI({ maxRetries: 0, timeout: 60_000 });
-const CHAT = process.env.WORKERPROBE_CHAT_MODEL || "@cf/meta/llama-3.1-8b-instruct-fast";
-const EMBED = process.env.WORKERPROBE_EMBEDDING_MODEL || "@cf/baai/bge-base-en-v1.5";
+const CHAT = process.env.WORKERPROBE_CHAT_MODEL;
+const EMBED = process.env.WORKERPROBE_EMBEDDING_MODEL;
+if (!CHAT || !EMBED) throw new Error("WORKERPROBE_CHAT_MODEL and WORKERPROBE_EMBEDDING_MODEL must be set");
 const metadata = { workerprobe_run: process.env.WORKERPROBE_RUN || "node" };
 const QUESTION = [{ role: "user", content: "What is 3 * 10? Answer briefly." }];
 const WEATHER = {
