@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import pytest
 
+from workerprobe.gateway.chat.generation import Caller, Generation
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.chat.translate import (
     cut_at_stop,
     event_parts,
     finish_reason,
+    generation_of,
     normalise,
-    workers_ai_body,
 )
 from workerprobe.gateway.errors import BadRequest
 
 MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+
+
+def workers_ai_body(request: ChatCompletionRequest, max_tokens: int | None) -> tuple[dict[str, object], list[str]]:
+    """The upstream body and stop sequences of a chat request, through the chat core's request."""
+    generation = generation_of(request, Caller())
+    return generation.upstream_body(max_tokens), list(generation.stops)
 
 
 def _request(**fields: object) -> ChatCompletionRequest:
@@ -77,3 +84,25 @@ def test_finish_reasons_and_stops() -> None:
     assert finish_reason([], stopped=False, cut=True) == "length"
     assert cut_at_stop("a. b. c", [". c", "b"]) == ("a. ", True)
     assert cut_at_stop("abc", ["x"]) == ("abc", False)
+
+
+def test_the_core_request_is_the_same_whichever_family_made_it() -> None:
+    """A run's model call (built as a Generation) reaches the upstream as the chat request that
+    asks the same does."""
+    chat = generation_of(
+        _request(
+            messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+            temperature=0.5,
+            max_completion_tokens=9,
+        ),
+        Caller("k"),
+    )
+    run = Generation(
+        model=MODEL,
+        messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+        max_tokens=9,
+        temperature=0.5,
+        caller=Caller("k"),
+    )
+    assert chat.upstream_body(9) == run.upstream_body(9)
+    assert chat.caller == run.caller and chat.id_prefix == run.id_prefix == "chatcmpl-"

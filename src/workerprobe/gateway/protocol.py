@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -13,9 +13,13 @@ from workerprobe.gateway.errors import BadRequest, PayloadTooLarge
 
 __all__ = [
     "MAX_DEPTH",
+    "FunctionTool",
     "Int",
+    "NamedToolChoice",
     "OpenAIModel",
+    "ResponseFormat",
     "TokenLimit",
+    "ToolCall",
     "check_shape",
     "declared",
     "json_response",
@@ -64,6 +68,53 @@ class OpenAIModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
     NOT_NULL: ClassVar[frozenset[str]] = frozenset()
+
+
+# --- tools and response formats, as chat completions, assistants and runs take them -------------
+
+
+class _Function(OpenAIModel):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    # Defaults that an explicit null does not meet: OpenAI does not make these nullable.
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class FunctionTool(OpenAIModel):
+    type: Literal["function"]
+    function: _Function
+
+
+class _CalledFunction(OpenAIModel):
+    name: str
+    arguments: str
+
+
+class ToolCall(OpenAIModel):
+    id: str = Field(min_length=1)
+    type: Literal["function"]
+    function: _CalledFunction
+
+
+class _NamedFunction(OpenAIModel):
+    name: str
+
+
+class NamedToolChoice(OpenAIModel):
+    type: Literal["function"]
+    function: _NamedFunction
+
+
+class _JsonSchema(OpenAIModel):
+    name: str
+    strict: bool = False
+    description: str = ""
+    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
+
+
+class ResponseFormat(OpenAIModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: _JsonSchema | None = None
 
 
 def declared(model: BaseModel) -> dict[str, Any]:

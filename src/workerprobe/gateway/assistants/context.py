@@ -20,7 +20,7 @@ from typing import Any
 
 from workerprobe import tokens
 from workerprobe.catalogue import ChatTemplateTokens
-from workerprobe.gateway.chat.protocol import ChatMessage
+from workerprobe.gateway.chat.generation import Message
 from workerprobe.gateway.store.base import Document
 
 __all__ = ["Incomplete", "Limits", "add_usage", "fit", "limits", "prompt_counter"]
@@ -62,28 +62,28 @@ def add_usage(before: dict[str, Any] | None, usage: dict[str, Any]) -> dict[str,
     return {k: int((before or {}).get(k) or 0) + int(usage.get(k) or 0) for k in keys}
 
 
-def prompt_counter(template: ChatTemplateTokens) -> Callable[[list[ChatMessage]], int]:
-    def count(messages: list[ChatMessage]) -> int:
+def prompt_counter(template: ChatTemplateTokens) -> Callable[[list[Message]], int]:
+    def count(messages: list[Message]) -> int:
         total = template.per_request
         for m in messages:
-            text = m.content if isinstance(m.content, str) else ""
-            total += template.per_message + tokens.count(text)
-            for call in m.tool_calls:
-                total += tokens.count(call.function.name) + tokens.count(call.function.arguments)
+            total += template.per_message + tokens.count(m["content"])
+            for call in m.get("tool_calls", ()):
+                function = call["function"]
+                total += tokens.count(function["name"]) + tokens.count(function["arguments"])
         return total
 
     return count
 
 
 def fit(
-    head: list[ChatMessage],
-    thread: list[ChatMessage],
-    tail: list[ChatMessage],
+    head: list[Message],
+    thread: list[Message],
+    tail: list[Message],
     strategy: dict[str, Any] | None,
     left: Limits,
     window: int | None,
-    count: Callable[[list[ChatMessage]], int],
-) -> list[ChatMessage]:
+    count: Callable[[list[Message]], int],
+) -> list[Message]:
     """The messages of the next model call (Incomplete when they cannot fit `max_prompt_tokens`).
     `head`: the instructions; `thread`: the thread's messages, oldest first; `tail`: the run's tool
     calls and outputs. `window`: the model's context window, if known."""

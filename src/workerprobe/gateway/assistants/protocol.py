@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from workerprobe.gateway.chat.protocol import FunctionTool, NamedToolChoice, ResponseFormat
-from workerprobe.gateway.protocol import Int, OpenAIModel
+from workerprobe.gateway.protocol import FunctionTool, Int, NamedToolChoice, OpenAIModel, ResponseFormat
 
 __all__ = [
     "AssistantCreate",

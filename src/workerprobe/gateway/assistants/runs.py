@@ -34,7 +34,7 @@ from workerprobe.gateway.assistants.protocol import (
 )
 from workerprobe.gateway.assistants.rundoc import new_run
 from workerprobe.gateway.assistants.service import AssistantsService, ListQuery, text_of
-from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ChatMessage
+from workerprobe.gateway.chat.generation import Caller, Generation, Message
 from workerprobe.gateway.chat.service import Answer, ChatService, Outcome, Streamed
 from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound
 from workerprobe.gateway.store import Page
@@ -191,14 +191,14 @@ class RunsService:
         """What the model is told before the thread (the run's, else the assistant's instructions)."""
         return str(run["instructions"] or "")
 
-    async def _request(self, run: Document, stream: bool = False) -> ChatCompletionRequest:
+    async def _request(self, run: Document, key: str, stream: bool = False) -> Generation:
         """The run's next model call: its instructions, the thread within its truncation strategy
         and limits, its tool calls and outputs so far (context.Incomplete when nothing fits)."""
         left = context.limits(run)
         instructions = self.instructions(run)
-        head = [ChatMessage(role="system", content=instructions)] if instructions else []
-        thread = [
-            ChatMessage(role=message["role"], content=text_of(message))
+        head: list[Message] = [{"role": "system", "content": instructions}] if instructions else []
+        thread: list[Message] = [
+            {"role": message["role"], "content": text_of(message)}
             for message in await self.assistants.all_messages(run["thread_id"])
         ]
         if not thread:
@@ -206,30 +206,31 @@ class RunsService:
         exchanged = await tools.exchange_messages(self.store, run)
         window = self.assistants.models.resolve(run["model"], "text-generation").model.context_window
         messages = self.fit(run, head, thread, exchanged, left, window)
-        return ChatCompletionRequest(
+        return Generation(
             model=run["model"],
             messages=messages,
+            max_tokens=left.completion,
             temperature=run["temperature"],
             top_p=run["top_p"],
-            max_completion_tokens=left.completion,
             stream=stream,
+            caller=Caller(key),
             **self.tool_options(run, answered=bool(exchanged)),
         )
 
     def fit(
         self,
         run: Document,
-        head: list[ChatMessage],
-        thread: list[ChatMessage],
-        tail: list[ChatMessage],
+        head: list[Message],
+        thread: list[Message],
+        tail: list[Message],
         left: context.Limits,
         window: int | None,
-    ) -> list[ChatMessage]:
+    ) -> list[Message]:
         """The model call's messages within the run's truncation strategy and prompt limit."""
         return context.fit(head, thread, tail, run.get("truncation_strategy"), left, window, self._count)
 
     def tool_options(self, run: Document, answered: bool = False) -> dict[str, Any]:
-        """The chat request's tools, tool choice and response format (from the run)."""
+        """The chat core's tools, tool choice and response format (from the run)."""
         return tools.chat_options(run, answered)
 
     async def _reply_with_step(self, run: Document) -> tuple[Document, Document]:
@@ -327,7 +328,7 @@ class RunsService:
         thread_id, run_id = run["thread_id"], run["id"]
         try:
             run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
-            answer = await self.chat.create(await self._request(run), key=key)
+            answer = await self.chat.create(await self._request(run, key))
             if not isinstance(answer, Answer):
                 raise TypeError("a run's plain completion came back streamed")
             if answer.outcome.tool_calls:
@@ -373,7 +374,7 @@ class RunsService:
         run = await self._set(thread_id, run_id, status="in_progress", started_at=int(time.time())) or run
         yield event("thread.run.in_progress", run)
         try:
-            streamed = await self.chat.create(await self._request(run, stream=True), key=key)
+            streamed = await self.chat.create(await self._request(run, key, stream=True))
             if not isinstance(streamed, Streamed):
                 raise TypeError("a run's streamed completion came back whole")
             reply: Document | None = None  # made with the first text: a round of tool calls has none

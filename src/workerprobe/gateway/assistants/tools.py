@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from workerprobe.gateway.assistants.protocol import ToolOutput
-from workerprobe.gateway.chat.protocol import ChatMessage, FunctionTool, NamedToolChoice, ResponseFormat, ToolCall
+from workerprobe.gateway.chat.generation import Message
+from workerprobe.gateway.chat.translate import response_format_body
 from workerprobe.gateway.errors import BadRequest
+from workerprobe.gateway.protocol import FunctionTool, NamedToolChoice, ResponseFormat, ToolCall, declared
 from workerprobe.gateway.store import Store
 from workerprobe.gateway.store.base import Document
 
@@ -23,9 +25,10 @@ EXCHANGE = "tool_exchange"
 
 
 def chat_options(run: Document, answered: bool = False) -> dict[str, Any]:
-    """The chat request's tools, tool choice and response format, from the run. A forced choice
-    (`required`, a named function) holds for the run's first model call; once outputs were
-    submitted (`answered`), the model may answer (`auto`), or the run would call tools forever."""
+    """The chat core's tools, tool choice and response format (`Generation` fields), from the run.
+    A forced choice (`required`, a named function) holds for the run's first model call; once
+    outputs were submitted (`answered`), the model may answer (`auto`), or the run would call tools
+    forever."""
     options: dict[str, Any] = {}
     tools = [FunctionTool.model_validate(t) for t in run.get("tools") or [] if t.get("type") == "function"]
     choice = run.get("tool_choice") or "auto"
@@ -38,13 +41,13 @@ def chat_options(run: Document, answered: bool = False) -> dict[str, Any]:
             param="tool_choice",
         )
     if tools:
-        options["tools"] = tools
-        options["tool_choice"] = choice if isinstance(choice, str) else NamedToolChoice.model_validate(choice)
+        options["tools"] = [declared(tool) for tool in tools]
+        options["tool_choice"] = choice if isinstance(choice, str) else declared(NamedToolChoice.model_validate(choice))
     elif choice == "required" or isinstance(choice, dict):
         raise BadRequest("tool_choice needs the run (or its assistant) to have function tools.", param="tool_choice")
     response_format = run.get("response_format")
     if isinstance(response_format, dict) and response_format.get("type") in ("json_object", "json_schema"):
-        options["response_format"] = ResponseFormat.model_validate(response_format)
+        options["response_format"] = response_format_body(ResponseFormat.model_validate(response_format))
     return options
 
 
@@ -57,14 +60,14 @@ async def rounds(store: Store, run: Document) -> list[dict[str, Any]]:
     return list(doc["rounds"]) if doc else []
 
 
-async def exchange_messages(store: Store, run: Document) -> list[ChatMessage]:
-    """The run's tool calls and their outputs so far, as chat messages."""
-    messages: list[ChatMessage] = []
+async def exchange_messages(store: Store, run: Document) -> list[Message]:
+    """The run's tool calls and their outputs so far, as the chat core's messages."""
+    messages: list[Message] = []
     for round_ in await rounds(store, run):
-        calls = [ToolCall.model_validate(c) for c in round_["calls"]]
-        messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
+        calls = [declared(ToolCall.model_validate(c)) for c in round_["calls"]]
+        messages.append({"role": "assistant", "content": "", "tool_calls": calls})
         for output in round_["outputs"]:
-            messages.append(ChatMessage(role="tool", content=output["output"], tool_call_id=output["tool_call_id"]))
+            messages.append({"role": "tool", "content": output["output"], "tool_call_id": output["tool_call_id"]})
     return messages
 
 

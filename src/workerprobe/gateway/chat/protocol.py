@@ -6,41 +6,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from workerprobe.gateway.protocol import Int, OpenAIModel, TokenLimit
+from workerprobe.gateway.protocol import (
+    FunctionTool,
+    Int,
+    NamedToolChoice,
+    OpenAIModel,
+    ResponseFormat,
+    TokenLimit,
+    ToolCall,
+)
 
-__all__ = ["ChatCompletionRequest", "ChatMessage", "FunctionTool", "ResponseFormat", "StreamOptions", "ToolCall"]
-
-
-class _Function(OpenAIModel):
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
-    # Defaults that an explicit null does not meet: OpenAI does not make these nullable.
-    description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-
-class FunctionTool(OpenAIModel):
-    type: Literal["function"]
-    function: _Function
-
-
-class _CalledFunction(OpenAIModel):
-    name: str
-    arguments: str
-
-
-class ToolCall(OpenAIModel):
-    id: str = Field(min_length=1)
-    type: Literal["function"]
-    function: _CalledFunction
-
-
-class _NamedFunction(OpenAIModel):
-    name: str
-
-
-class NamedToolChoice(OpenAIModel):
-    type: Literal["function"]
-    function: _NamedFunction
+__all__ = ["ChatCompletionRequest", "ChatMessage", "StreamOptions"]
 
 
 class ChatMessage(OpenAIModel):
@@ -55,18 +31,6 @@ class ChatMessage(OpenAIModel):
 
 class StreamOptions(OpenAIModel):
     include_usage: bool = False
-
-
-class _JsonSchema(OpenAIModel):
-    name: str
-    strict: bool = False
-    description: str = ""
-    schema_: dict[str, Any] = Field(default_factory=lambda: {"type": "object"}, alias="schema")
-
-
-class ResponseFormat(OpenAIModel):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: _JsonSchema | None = None
 
 
 _Stop = Annotated[str, Field(min_length=1)]

@@ -1,5 +1,5 @@
-"""HTTP handling of /v1/chat/completions: parse, make one call, and answer with JSON or SSE by
-what comes back."""
+"""HTTP handling of /v1/chat/completions: parse, translate into the chat core's request, make one
+call, and answer with JSON or SSE by what comes back."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from workerprobe.gateway.chat.generation import Caller
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.chat.service import SPLIT_HEADER, ChatService, Streamed
+from workerprobe.gateway.chat.translate import generation_of
 from workerprobe.gateway.edge import client_key, request_id
 from workerprobe.gateway.protocol import parse_body
 
@@ -26,13 +28,8 @@ async def create_chat_completion(request: Request) -> Response:
             cache_control = value.decode("latin-1")
         elif name == _SPLIT and split is None:
             split = value.decode("latin-1")
-    result = await service.create(
-        body,
-        key=client_key(request.scope),
-        cache_control=cache_control,
-        split=split,
-        request_id=request_id(request.scope)[:128],
-    )
+    caller = Caller(client_key(request.scope), request_id(request.scope)[:128], cache_control, split)
+    result = await service.create(generation_of(body, caller))
     if isinstance(result, Streamed):
         return StreamingResponse(
             service.render_stream(result),

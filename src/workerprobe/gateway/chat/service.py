@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 from workerprobe import tokens
 from workerprobe.gateway.chat import render
 from workerprobe.gateway.chat.answer import AnswerLoop
+from workerprobe.gateway.chat.generation import Generation
 from workerprobe.gateway.chat.plan import Answer, Outcome, Prepared, Served, Streamed
-from workerprobe.gateway.chat.protocol import ChatCompletionRequest
-from workerprobe.gateway.chat.translate import SPLIT_HEADER, segments, workers_ai_body
+from workerprobe.gateway.chat.translate import SPLIT_HEADER, segments
 from workerprobe.gateway.chat.upstream import Fallback
 from workerprobe.gateway.errors import BadRequest, QuotaExceeded, ResponseBlocked
 from workerprobe.gateway.freeplan.budget import Budgets
@@ -35,6 +35,7 @@ from workerprobe.gateway.freeplan.cache import CacheDecision, ResponseCache
 from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter
+from workerprobe.ids import unique_hex
 from workerprobe.settings import GatewaySettings
 
 __all__ = ["SPLIT_HEADER", "Answer", "ChatService", "Outcome", "Prepared", "Streamed", "segments"]
@@ -65,19 +66,11 @@ class ChatService:
         self.template = router.catalogue.chat_template_tokens
         self.loop = AnswerLoop(self.upstream, settings, metrics.method)
 
-    async def create(
-        self,
-        request: ChatCompletionRequest,
-        *,
-        key: str = "",
-        cache_control: str | None = None,
-        split: str | None = None,
-        request_id: str = "",
-    ) -> Answer | Streamed:
-        """The one way through chat: an `Answer`, or a `Streamed` one when the request streams.
-        Upstream errors before the first byte raise here; later ones end the stream with an
-        error event."""
-        prepared = self._prepare(request, key=key, cache_control=cache_control, split=split, request_id=request_id)
+    async def create(self, request: Generation) -> Answer | Streamed:
+        """The one way through the chat core, for every family: an `Answer`, or a `Streamed` one
+        when the request streams. Upstream errors before the first byte raise here; later ones end
+        the stream with an error event."""
+        prepared = self._prepare(request)
         cached = await self._cached(prepared)
         if cached is None:
             await self._admit(prepared)  # budgets: a cache hit costs nothing, so it is always served
@@ -129,21 +122,14 @@ class ChatService:
 
     # -- the plan ----------------------------------------------------------------------------
 
-    def _prepare(
-        self,
-        request: ChatCompletionRequest,
-        *,
-        key: str = "",
-        cache_control: str | None = None,
-        split: str | None = None,
-        request_id: str = "",
-    ) -> Prepared:
+    def _prepare(self, request: Generation) -> Prepared:
         resolved = self.router.resolve(request.model, "text-generation")
         model = resolved.model
-        max_tokens = request.max_completion_tokens or request.max_tokens
+        key = request.caller.key
+        max_tokens = request.max_tokens
         if max_tokens is None:  # the configured deliberate default, if any, beats the upstream's
             max_tokens = self.default_max_tokens.get(model.name, self.default_max_tokens.get("*"))
-        body, stops = workers_ai_body(request, max_tokens)
+        body, stops = request.upstream_body(max_tokens), list(request.stops)
         settings = self.settings
         plain_text = "tools" not in body and "response_format" not in body
         wanted = (
@@ -165,15 +151,16 @@ class ChatService:
             body=body,
             limit=limit,
             stops=stops,
-            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            include_usage=request.include_usage,
             served=Served(model, dict(resolved.headers())),
             key=key,
             explicit=max_tokens,
             continuing=continuing,
-            segments=self._segments(body["messages"], split),
+            segments=self._segments(body["messages"], request.caller.split),
             cache_key=cache_key,
-            cache=CacheDecision(cache_control) if cache_key is not None else None,
-            request_id=request_id,
+            cache=CacheDecision(request.caller.cache_control) if cache_key is not None else None,
+            request_id=request.caller.request_id,
+            id=f"{request.id_prefix}{unique_hex()}",
         )
         self._check_context(prepared)
         return prepared

@@ -1,8 +1,9 @@
-"""OpenAI Chat Completions <-> Workers AI `/ai/run`, as pure functions: the request body, and text,
-tool calls, usage and finish reason from whatever result or stream event Workers AI sends.
+"""OpenAI Chat Completions <-> Workers AI `/ai/run`, as pure functions: a chat request as the chat
+core's `Generation`, and text, tool calls, usage and finish reason from whatever result or stream
+event Workers AI sends.
 
 - temperature is forwarded unchanged: OpenAI's 0-2 lies inside Workers AI's 0-5, and 0 stays
-  greedy. Seeds outside Workers AI's 1-9,999,999,999 are folded into it (deterministically).
+  greedy (seeds are folded into Workers AI's range by `Generation.upstream_body`).
 - `stop` is applied by the gateway (Workers AI has no stop parameter).
 - `finish_reason` is "length" whenever the completion reached its limit (the native result has
   no finish reason at all: never a silent "stop"), "tool_calls" when the model called a tool.
@@ -16,9 +17,10 @@ from typing import Any
 import orjson
 
 from workerprobe import tokens
-from workerprobe.gateway.chat.protocol import ChatCompletionRequest, ResponseFormat
+from workerprobe.gateway.chat.generation import Caller, Generation, Message, json_format
+from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.errors import BadRequest
-from workerprobe.gateway.protocol import declared
+from workerprobe.gateway.protocol import ResponseFormat, declared
 from workerprobe.ids import unique_hex
 
 __all__ = [
@@ -28,21 +30,20 @@ __all__ = [
     "cut_at_stop",
     "event_parts",
     "finish_reason",
+    "generation_of",
     "normalise",
     "openai_tool_call",
     "segments",
     "text_content",
-    "workers_ai_body",
 ]
 
-_SEED_MAX = 9_999_999_999
 SPLIT_HEADER = "x-workerprobe-split"
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 
 
-def workers_ai_body(request: ChatCompletionRequest, max_tokens: int | None) -> tuple[dict[str, Any], list[str]]:
-    """The `/ai/run` body of a chat request, and its stop sequences (applied by the gateway:
-    Workers AI has none). Refuses what Workers AI cannot do rather than dropping it."""
+def generation_of(request: ChatCompletionRequest, caller: Caller) -> Generation:
+    """The chat core's request for a chat completion. Refuses what Workers AI cannot do rather
+    than dropping it."""
     if request.n is not None and request.n > 1:
         raise BadRequest("n > 1 is not supported: Workers AI returns one choice per request", param="n")
     extra = request.model_extra or {}
@@ -51,35 +52,36 @@ def workers_ai_body(request: ChatCompletionRequest, max_tokens: int | None) -> t
         raise BadRequest("logit_bias is not supported: Workers AI takes no token biases", param="logit_bias")
     if extra.get("logprobs") is True or extra.get("top_logprobs"):
         raise BadRequest("logprobs are not supported: Workers AI returns no log probabilities", param="logprobs")
-    messages: list[dict[str, Any]] = []
+    messages: list[Message] = []
     for i, message in enumerate(request.messages):
         role = "system" if message.role == "developer" else message.role
-        out: dict[str, Any] = {"role": role, "content": text_content(i, message.content)}
+        out: Message = {"role": role, "content": text_content(i, message.content)}
         if message.tool_calls:
             out["tool_calls"] = [declared(call) for call in message.tool_calls]
         if message.tool_call_id:
             out["tool_call_id"] = message.tool_call_id
         messages.append(out)
-    body: dict[str, Any] = {"messages": messages}
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
-        value = getattr(request, name)
-        if value is not None:
-            body[name] = value
-    if request.seed is not None:
-        body["seed"] = request.seed if 1 <= request.seed <= _SEED_MAX else request.seed % _SEED_MAX + 1
-    if request.tools and request.tool_choice != "none":
-        body["tools"] = [declared(tool) for tool in request.tools]
-        if request.tool_choice is not None:
-            choice = request.tool_choice
-            body["tool_choice"] = choice if isinstance(choice, str) else declared(choice)
-    if request.response_format is not None:
-        body.update(response_format_body(request.response_format))
-    stops = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
+    stops = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
     if any(not s for s in stops):
         raise BadRequest("stop sequences must not be empty", param="stop")
-    return body, stops
+    choice = request.tool_choice
+    return Generation(
+        model=request.model,
+        messages=messages,
+        max_tokens=request.max_completion_tokens or request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        frequency_penalty=request.frequency_penalty,
+        presence_penalty=request.presence_penalty,
+        seed=request.seed,
+        stops=stops,
+        tools=[declared(tool) for tool in request.tools or ()],
+        tool_choice=choice if choice is None or isinstance(choice, str) else declared(choice),
+        response_format=response_format_body(request.response_format),
+        stream=bool(request.stream),
+        include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        caller=caller,
+    )
 
 
 def text_content(index: int, content: Any) -> str:
@@ -153,15 +155,14 @@ def segments(text: str, how: str) -> list[str]:
     return [part for part in out if part]
 
 
-def response_format_body(response_format: ResponseFormat) -> dict[str, Any]:
-    """OpenAI's response_format as Workers AI's: a bare JSON Schema, not OpenAI's wrapper."""
-    if response_format.type == "text":
-        return {}
-    if response_format.type == "json_object":
-        return {"response_format": {"type": "json_object"}}
-    if response_format.json_schema is None:
+def response_format_body(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """OpenAI's response_format as the core's (Workers AI's: a bare JSON Schema)."""
+    if response_format is None:
+        return None
+    if response_format.type == "json_schema" and response_format.json_schema is None:
         raise BadRequest("response_format.json_schema is required", param="response_format.json_schema")
-    return {"response_format": {"type": "json_schema", "json_schema": response_format.json_schema.schema_}}
+    schema = response_format.json_schema.schema_ if response_format.json_schema is not None else None
+    return json_format(response_format.type, schema)
 
 
 def normalise(result: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None, str | None]:
