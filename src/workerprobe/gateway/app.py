@@ -32,16 +32,18 @@ from workerprobe.gateway.assistants.routes import routes as assistant_routes
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService, owner
 from workerprobe.gateway.auth import ENV_PROJECT, KeyRing
-from workerprobe.gateway.chat.routes import create_chat_completion
+from workerprobe.gateway.chat.routes import routes as chat_routes
 from workerprobe.gateway.chat.service import ChatService
 from workerprobe.gateway.edge import AuthFailures, EdgeMiddleware
-from workerprobe.gateway.embeddings import EmbeddingsService, create_embeddings
+from workerprobe.gateway.embeddings import EmbeddingsService
+from workerprobe.gateway.embeddings import routes as embedding_routes
 from workerprobe.gateway.freeplan.budget import Budgets, KeyRateLimiter
 from workerprobe.gateway.freeplan.cache import ResponseCache
-from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics, metrics_endpoint
-from workerprobe.gateway.models import ModelRouter, list_models, retrieve_model, search_models
+from workerprobe.gateway.models import ModelRouter
+from workerprobe.gateway.models import routes as model_routes
 from workerprobe.gateway.store import StoreUnavailable, open_store
+from workerprobe.gateway.upstream import assemble
 from workerprobe.settings import GatewaySettings
 from workerprobe.sse import Decoder
 
@@ -140,21 +142,21 @@ def create_app(
         if settings.auth_failures_per_minute
         else None
     )
-    hot = {"/v1/chat/completions": create_chat_completion, "/v1/embeddings": create_embeddings}
+    # The hot POST routes (chat, embeddings) the edge calls itself, past the router.
+    hot = {route.path: route.endpoint for route in (*chat_routes, *embedding_routes)}
     middleware = [Middleware(EdgeMiddleware, keys=keys, metrics=metrics, limiter=limiter, failures=failures, hot=hot)]
     if settings.cors_origins:
         middleware.insert(
             0, Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
         )
     middleware[:0] = parts.middleware
-    # The hot routes are the edge's (`hot`); the router has them too, for their 405s and first,
-    # since it tries routes in order.
+    # Each family attaches its own routes. The hot ones are the edge's (`hot`); the router has them
+    # too, for their 405s and first, since it tries routes in order.
     routes = [
-        *(Route(path, handler, methods=["POST"]) for path, handler in hot.items()),
+        *chat_routes,
+        *embedding_routes,
         *assistant_routes,
-        Route("/v1/models", list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
-        Route("/models/search", search_models, methods=["GET"]),
+        *model_routes,
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -170,18 +172,18 @@ def create_app(
             HTTPException: _http_error,
         },
     )
-    resilient = Resilient(upstream, settings, metrics)
+    layers = assemble(upstream, models, settings, metrics)
     budgets = Budgets(store, settings, metrics)
     app.state.settings = settings
     app.state.store = store
-    app.state.upstream = resilient
+    app.state.upstream = layers
     app.state.budgets = budgets
     app.state.models = models
     app.state.metrics = metrics
     app.state.chat = chat = ChatService(
-        resilient, models, metrics, settings, budgets, ResponseCache(store, settings.cache_ttl_s)
+        layers, models, metrics, settings, budgets, ResponseCache(store, settings.cache_ttl_s)
     )
-    app.state.embeddings = EmbeddingsService(resilient, models, metrics, budgets)
+    app.state.embeddings = EmbeddingsService(layers, models, metrics, budgets)
     app.state.assistants = assistants = AssistantsService(store, models)
     app.state.runs = runs = parts.runs(assistants, chat, settings.run_heartbeat_s)
     return app

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -17,19 +16,18 @@ import orjson
 from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from workerprobe import tokens
-from workerprobe.cloudflare.errors import UpstreamFailure
-from workerprobe.gateway import overhead
 from workerprobe.gateway.edge import client_key
-from workerprobe.gateway.errors import BadRequest, from_upstream
+from workerprobe.gateway.errors import BadGateway, BadRequest
 from workerprobe.gateway.freeplan.budget import Budgets
-from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter
 from workerprobe.gateway.protocol import Int, OpenAIModel, parse_body
+from workerprobe.gateway.upstream import Call, Fallback
 
-__all__ = ["EmbeddingRequest", "EmbeddingsService", "create_embeddings"]
+__all__ = ["EmbeddingRequest", "EmbeddingsService", "create_embeddings", "routes"]
 
 TRUNCATE_HEADER = "x-workerprobe-truncate"
 
@@ -72,7 +70,7 @@ class EmbeddingsService:
     """Embeddings over Workers AI: dimensions checked, inputs fitted to the model (refused or
     truncated), batches over the upstream's 100 split and merged in order, usage settled."""
 
-    def __init__(self, upstream: Resilient, router: ModelRouter, metrics: Metrics, budgets: Budgets) -> None:
+    def __init__(self, upstream: Fallback, router: ModelRouter, metrics: Metrics, budgets: Budgets) -> None:
         self.upstream = upstream
         self.router = router
         self.metrics = metrics
@@ -100,18 +98,13 @@ class EmbeddingsService:
         batches = [texts[i : i + size] for i in range(0, len(texts), size)]
         if len(batches) > 1:
             self.metrics.method("split", "embedding_batches")
-        called = time.perf_counter()
-        try:
-            results = await asyncio.gather(*(self.upstream.run(resolved.model.name, {"text": b}) for b in batches))
-        except UpstreamFailure as exc:
-            raise from_upstream(exc, request.model) from None
-        finally:
-            overhead.waited(time.perf_counter() - called)  # the batches at once: the wall time
+        calls = (Call(resolved.model, {"text": batch}, requested=request.model) for batch in batches)
+        answers = await asyncio.gather(*(self.upstream.run(call) for call in calls))
         vectors: list[Any] = []
-        for batch, result in zip(batches, results, strict=True):
-            data = result.get("data") if isinstance(result, dict) else None
+        for batch, answered in zip(batches, answers, strict=True):
+            data = answered.result.get("data")
             if not isinstance(data, list) or len(data) != len(batch):
-                raise from_upstream(UpstreamFailure("Workers AI returned no embeddings"), request.model)
+                raise BadGateway("Workers AI answered without the embeddings asked for.")
             vectors.extend(data)
         data = []
         for i, vector in enumerate(vectors):
@@ -136,3 +129,6 @@ async def create_embeddings(request: Request) -> Response:
     truncate = state.settings.embedding_truncate or request.headers.get(TRUNCATE_HEADER, "").lower() == "true"
     result, headers = await state.embeddings.create(body, key=client_key(request.scope), truncate=truncate)
     return Response(orjson.dumps(result), media_type="application/json", headers=headers)
+
+
+routes = [Route("/v1/embeddings", create_embeddings, methods=["POST"])]

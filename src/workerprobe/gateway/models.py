@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
 from workerprobe.catalogue import Catalogue, Model
 from workerprobe.gateway.errors import BadRequest, NotFound
 from workerprobe.gateway.protocol import json_response
 from workerprobe.settings import GatewaySettings
 
-__all__ = ["ModelRouter", "Resolved", "list_models", "retrieve_model", "search_models"]
+__all__ = ["ModelRouter", "Resolved", "list_models", "retrieve_model", "routes", "search_models"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +119,10 @@ async def search_models(request: Request) -> Response:
         f"<th>description</th></tr></thead><tbody>{rows}</tbody></table></body></html>"
     )
     return HTMLResponse(page)
+
+
+routes = [
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+    Route("/models/search", search_models, methods=["GET"]),
+]

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from workerprobe import tokens
-from workerprobe.cloudflare.errors import UpstreamFailure
+from workerprobe.catalogue import Model
 from workerprobe.gateway.chat.plan import Outcome, Prepared
 from workerprobe.gateway.chat.translate import counted_usage, cut_at_stop, event_parts, finish_reason, normalise
-from workerprobe.gateway.errors import from_upstream
+from workerprobe.gateway.upstream import Answered, Call, Opened
 from workerprobe.settings import GatewaySettings
 
 __all__ = ["AnswerLoop", "Upstream"]
@@ -23,13 +23,12 @@ CONTINUE = "Continue exactly where you stopped, without repeating anything."
 
 
 class Upstream(Protocol):
-    """What the loop calls: one upstream call, whole or as events (the first one already taken)."""
+    """What the loop calls (gateway/upstream.py): one upstream call, whole or as events (the first
+    one already taken), its failures already the client-facing errors."""
 
-    async def run(self, prepared: Prepared, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def run(self, call: Call) -> Answered: ...
 
-    async def open(
-        self, prepared: Prepared, body: dict[str, Any]
-    ) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]: ...
+    async def open(self, call: Call) -> Opened: ...
 
 
 @dataclass(slots=True)
@@ -69,10 +68,10 @@ class AnswerLoop:
         self.settings = settings
         self.notify = notify
 
-    def first_body(self, prepared: Prepared) -> dict[str, Any]:
-        return self._body(prepared, prepared.segments[0], "", 0)
+    def first_call(self, prepared: Prepared) -> Call:
+        return prepared.call(prepared.model, self._body(prepared, prepared.model, prepared.segments[0], "", 0))
 
-    def _ask(self, prepared: Prepared, produced: int) -> int | None:
+    def _ask(self, prepared: Prepared, model: Model, produced: int) -> int | None:
         """max_tokens for the next upstream call of a part that has `produced` tokens so far."""
         part_cap = self.settings.continuation_part_tokens if prepared.continuing else 0
         if not prepared.continuing:
@@ -83,29 +82,27 @@ class AnswerLoop:
         if prepared.explicit is not None:
             return remaining
         # Continued without a client limit: the upstream's default per call (less at the end).
-        default = prepared.called.max_tokens_applied
+        default = model.max_tokens_applied
         return remaining if remaining < default else None
 
-    def _body(self, prepared: Prepared, messages: list[dict[str, Any]], so_far: str, produced: int) -> dict[str, Any]:
+    def _body(
+        self, prepared: Prepared, model: Model, messages: list[dict[str, Any]], so_far: str, produced: int
+    ) -> dict[str, Any]:
         body = {**prepared.body}
         body["messages"] = (
             [*messages, {"role": "assistant", "content": so_far}, {"role": "user", "content": CONTINUE}]
             if so_far
             else messages
         )
-        ask = self._ask(prepared, produced)
+        ask = self._ask(prepared, model, produced)
         if ask is None:
             body.pop("max_tokens", None)
         else:
             body["max_tokens"] = ask
         return body
 
-    def _part_limit(self, prepared: Prepared, body: dict[str, Any]) -> int:
-        ask = body.get("max_tokens")
-        return int(ask) if ask is not None else (prepared.called.max_tokens_applied)
-
     def _record(
-        self, prepared: Prepared, parts: _Parts, body: dict[str, Any], text: str, usage: Any, finish: str | None
+        self, body: dict[str, Any], model: Model, parts: _Parts, text: str, usage: Any, finish: str | None
     ) -> bool:
         """Count one upstream call's answer; whether it was cut at its token limit."""
         counted = counted_usage(usage, body, text)
@@ -114,20 +111,23 @@ class AnswerLoop:
         parts.so_far += text
         parts.produced += counted["completion_tokens"]
         parts.made += 1
-        return finish == "length" or counted["completion_tokens"] >= self._part_limit(prepared, body)
+        ask = body.get("max_tokens")
+        limit = int(ask) if ask is not None else model.max_tokens_applied
+        return finish == "length" or counted["completion_tokens"] >= limit
 
-    def _next_body(self, prepared: Prepared, parts: _Parts, cut: bool) -> dict[str, Any] | None:
-        """The next upstream call: the current segment continued, or the next segment; None when
-        the answer is complete."""
+    def _next_call(self, prepared: Prepared, model: Model, parts: _Parts, cut: bool) -> Call | None:
+        """The next upstream call (to the model that answered the last one): the current segment
+        continued, or the next segment; None when the answer is complete."""
         if self._goes_on(prepared, cut, parts.made, parts.produced):
-            return self._body(prepared, prepared.segments[parts.segment], parts.so_far, parts.produced)
+            segment = prepared.segments[parts.segment]
+            return prepared.call(model, self._body(prepared, model, segment, parts.so_far, parts.produced))
         parts.cut = parts.cut or cut
         parts.answers.append(parts.so_far)
         parts.segment += 1
         parts.so_far, parts.produced, parts.made = "", 0, 0
         if parts.done:
             return None
-        return self._body(prepared, prepared.segments[parts.segment], "", 0)
+        return prepared.call(model, self._body(prepared, model, prepared.segments[parts.segment], "", 0))
 
     def _goes_on(self, prepared: Prepared, cut: bool, calls: int, produced: int) -> bool:
         """Whether a cut part is continued."""
@@ -145,24 +145,22 @@ class AnswerLoop:
         """A completion upstream (in parts, when continued or split), not streamed."""
         parts = _Parts(len(prepared.segments))
         calls: list[dict[str, Any]] = []
-        body: dict[str, Any] | None = self._body(prepared, prepared.segments[0], "", 0)
-        while body is not None:
-            text, new_calls, usage, finish = normalise(await self.upstream.run(prepared, body))
+        call: Call | None = self.first_call(prepared)
+        model = prepared.model
+        while call is not None:
+            answered = await self.upstream.run(call)
+            model = answered.model
+            text, new_calls, usage, finish = normalise(answered.result)
             calls.extend(new_calls)
-            cut = self._record(prepared, parts, body, text, usage, finish)
+            cut = self._record(call.body, model, parts, text, usage, finish)
             if calls or cut_at_stop(parts.text(), prepared.stops)[1]:
                 break
-            body = self._next_body(prepared, parts, cut)
+            call = self._next_call(prepared, model, parts, cut)
         text, stopped = cut_at_stop(parts.text(), prepared.stops)
-        return _outcome(text, calls, parts, stopped)
+        return _outcome(text, calls, parts, stopped, model)
 
-    async def pieces(
-        self,
-        prepared: Prepared,
-        body: dict[str, Any],
-        events: AsyncGenerator[dict[str, Any]],
-        first: dict[str, Any] | None,
-    ) -> AsyncGenerator[str | None | Outcome]:
+    async def pieces(self, prepared: Prepared, call: Call, opened: Opened) -> AsyncGenerator[str | None | Outcome]:
+        """The pieces of a streamed answer whose first call `opened`."""
         emitted: list[str] = []
         calls: list[dict[str, Any]] = []
         parts = _Parts(len(prepared.segments))
@@ -173,7 +171,8 @@ class AnswerLoop:
             usage: dict[str, Any] | None = None
             upstream_finish: str | None = None
             part: list[str] = []
-            relayed = self.with_keepalive(events, first)
+            events, model = opened.events, opened.model
+            relayed = self.with_keepalive(events, opened.first)
             try:
                 async for item in relayed:
                     if item is None:
@@ -199,25 +198,23 @@ class AnswerLoop:
                     if ready:
                         emitted.append(ready)
                         yield ready
-            except UpstreamFailure as exc:
-                raise from_upstream(exc, prepared.resolved.requested) from None
             finally:
                 await relayed.aclose()
                 await events.aclose()
-            cut = self._record(prepared, parts, body, "".join(part), usage, upstream_finish)
+            cut = self._record(call.body, model, parts, "".join(part), usage, upstream_finish)
             if stopped or calls:
                 break
-            following = self._next_body(prepared, parts, cut)
+            following = self._next_call(prepared, model, parts, cut)
             if following is None:
                 break
             if parts.made == 0:  # a new segment: its answer follows a blank line
                 pending += "\n\n"
-            body = following
-            events, first = await self.upstream.open(prepared, body)
+            call = following
+            opened = await self.upstream.open(call)
         if pending:
             emitted.append(pending)
             yield pending
-        yield _outcome("".join(emitted), calls, parts, stopped)
+        yield _outcome("".join(emitted), calls, parts, stopped, model)
 
     async def with_keepalive(
         self, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None
@@ -239,13 +236,13 @@ class AnswerLoop:
             yield item
 
 
-def _outcome(text: str, calls: list[dict[str, Any]], parts: _Parts, stopped: bool) -> Outcome:
+def _outcome(text: str, calls: list[dict[str, Any]], parts: _Parts, stopped: bool, model: Model) -> Outcome:
     """The outcome of an answer; cut at a stop sequence, its completion tokens are those returned
     (counted with the shared tokenizer), and what the upstream generated is kept as `spent`."""
     spent = parts.usage()
     finish = finish_reason(calls, stopped, parts.cut)
     if not stopped:
-        return Outcome(text, calls, spent, finish)
+        return Outcome(text, calls, spent, finish, model=model)
     returned = min(tokens.count(text), spent["completion_tokens"])
     usage = {**spent, "completion_tokens": returned, "total_tokens": spent["prompt_tokens"] + returned}
-    return Outcome(text, calls, usage, finish, spent)
+    return Outcome(text, calls, usage, finish, spent, model)

@@ -1,6 +1,7 @@
 """What a chat request becomes before it goes upstream, and what comes back: the plan
 (`Prepared`: model, limits, parts, cache key; made once by the service, then frozen), the `Outcome` of an
-answer, and the two shapes a completion is handed out in (`Answer`, `Streamed`)."""
+answer, what serving it decided (`Served`: the model that answered, the answer's headers), and the
+two shapes a completion is handed out in (`Answer`, `Streamed`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from workerprobe.catalogue import Model
 from workerprobe.gateway.freeplan.cache import CacheDecision
 from workerprobe.gateway.models import Resolved
+from workerprobe.gateway.upstream import Call
 from workerprobe.ids import unique_hex
 
 __all__ = ["Answer", "Outcome", "Prepared", "Served", "Streamed"]
@@ -28,12 +30,13 @@ class Outcome:
     usage: dict[str, Any]
     finish: str
     spent: dict[str, Any] | None = None
+    model: Model | None = None  # the model that answered (None: the planned one)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Served:
-    """What serving a planned request decided on the way, one per request: the model that
-    answers (the planned one, or its fallback) and the headers of the answer."""
+    """What serving a planned request decided, returned with its answer: the model that answered
+    (the planned one, or its fallback) and the answer's headers."""
 
     model: Model
     headers: dict[str, str]
@@ -41,15 +44,15 @@ class Served:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """The request planned once (by `ChatService`): never changed afterwards; what serving it
-    decides (a fallback model, headers) goes to `served`."""
+    """The request planned once (by `ChatService`), never changed afterwards: the model to ask
+    (the resolved one, or the fallback its spent budget chose), the body, limits and parts."""
 
     resolved: Resolved
+    model: Model
     body: dict[str, Any]
     limit: int  # the max_tokens in force: in total when answers are continued
     stops: list[str]
     include_usage: bool
-    served: Served
     key: str = ""  # the client key's identity (budgets)
     explicit: int | None = None  # the client's max_tokens (or the configured default)
     continuing: bool = False  # cut answers are continued, up to `limit` tokens
@@ -60,14 +63,10 @@ class Prepared:
     id: str = field(default_factory=lambda: f"chatcmpl-{unique_hex()}")
     created: int = field(default_factory=lambda: int(time.time()))
 
-    @property
-    def called(self) -> Model:
-        """The model called: the resolved one, or its fallback."""
-        return self.served.model
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return self.served.headers
+    def call(self, model: Model, body: dict[str, Any]) -> Call:
+        """One upstream call of this request's answer."""
+        headers = {"x-request-id": self.request_id} if self.request_id else None
+        return Call(model, body, headers, self.resolved.requested)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +75,11 @@ class Answer:
 
     outcome: Outcome
     prepared: Prepared
+    served: Served
 
     @property
     def headers(self) -> dict[str, str]:
-        return self.prepared.headers
+        return self.served.headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,8 @@ class Streamed:
 
     items: AsyncGenerator[str | None | Outcome]
     prepared: Prepared
+    served: Served
 
     @property
     def headers(self) -> dict[str, str]:
-        return self.prepared.headers
+        return self.served.headers

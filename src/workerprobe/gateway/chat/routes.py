@@ -6,6 +6,7 @@ from __future__ import annotations
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from workerprobe.gateway.chat.generation import Caller
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
@@ -14,7 +15,7 @@ from workerprobe.gateway.chat.translate import generation_of
 from workerprobe.gateway.edge import client_key, request_id
 from workerprobe.gateway.protocol import parse_body
 
-__all__ = ["create_chat_completion"]
+__all__ = ["create_chat_completion", "routes"]
 
 _SPLIT = SPLIT_HEADER.lower().encode("latin-1")
 
@@ -37,3 +38,6 @@ async def create_chat_completion(request: Request) -> Response:
             headers={**result.headers, "cache-control": "no-cache"},
         )
     return Response(orjson.dumps(service.render(result)), media_type="application/json", headers=result.headers)
+
+
+routes = [Route("/v1/chat/completions", create_chat_completion, methods=["POST"])]

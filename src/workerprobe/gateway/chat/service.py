@@ -19,22 +19,23 @@ The free-plan methods (each switchable, see settings and gateway/freeplan/):
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from workerprobe import tokens
+from workerprobe.catalogue import Model
 from workerprobe.gateway.chat import render
 from workerprobe.gateway.chat.answer import AnswerLoop
 from workerprobe.gateway.chat.generation import Generation
 from workerprobe.gateway.chat.plan import Answer, Outcome, Prepared, Served, Streamed
 from workerprobe.gateway.chat.translate import SPLIT_HEADER, segments
-from workerprobe.gateway.chat.upstream import Fallback
 from workerprobe.gateway.errors import BadRequest, QuotaExceeded, ResponseBlocked
 from workerprobe.gateway.freeplan.budget import Budgets
 from workerprobe.gateway.freeplan.cache import HEADER as CACHE_HEADER
 from workerprobe.gateway.freeplan.cache import CacheDecision, ResponseCache
-from workerprobe.gateway.freeplan.retry import Resilient
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.gateway.models import ModelRouter
+from workerprobe.gateway.upstream import FALLBACK_HEADER, Fallback
 from workerprobe.ids import unique_hex
 from workerprobe.settings import GatewaySettings
 
@@ -49,7 +50,7 @@ class ChatService:
 
     def __init__(
         self,
-        upstream: Resilient,
+        upstream: Fallback,
         router: ModelRouter,
         metrics: Metrics,
         settings: GatewaySettings,
@@ -58,7 +59,7 @@ class ChatService:
     ) -> None:
         self.settings = settings
         self.default_max_tokens = settings.default_max_tokens
-        self.upstream = Fallback(upstream, router, settings, metrics)  # fallback > retry > client
+        self.upstream = upstream
         self.router = router
         self.metrics = metrics
         self.budgets = budgets
@@ -71,23 +72,36 @@ class ChatService:
         when the request streams. Upstream errors before the first byte raise here; later ones end
         the stream with an error event."""
         prepared = self._prepare(request)
-        cached = await self._cached(prepared)
-        if cached is None:
-            await self._admit(prepared)  # budgets: a cache hit costs nothing, so it is always served
+        headers = dict(prepared.resolved.headers())
+        cached = await self._cached(prepared, headers)
+        if cached is None:  # budgets: a cache hit costs nothing, so it is always served
+            prepared = await self._admit(prepared, headers)
         try:
             if not request.stream:
                 done = cached or await self.loop.whole(prepared)
                 if cached is None:
                     await self._finished(prepared, done)
-                return Answer(done, prepared)
+                return Answer(done, prepared, self._served(prepared, done.model, headers))
             if cached is not None:
-                return Streamed(render.replay(cached), prepared)
-            body = self.loop.first_body(prepared)
-            events, first = await self.upstream.open(prepared, body)
+                return Streamed(render.replay(cached), prepared, self._served(prepared, None, headers))
+            call = self.loop.first_call(prepared)
+            opened = await self.upstream.open(call)
         except ResponseBlocked:
             blocked = self._blocked(prepared)
-            return Answer(blocked, prepared) if not request.stream else Streamed(render.replay(blocked), prepared)
-        return Streamed(self._settled(prepared, self.loop.pieces(prepared, body, events, first)), prepared)
+            served = self._served(prepared, None, headers)
+            if not request.stream:
+                return Answer(blocked, prepared, served)
+            return Streamed(render.replay(blocked), prepared, served)
+        items = self._settled(prepared, self.loop.pieces(prepared, call, opened))
+        return Streamed(items, prepared, self._served(prepared, opened.model, headers))
+
+    def _served(self, prepared: Prepared, answered: Model | None, headers: dict[str, str]) -> Served:
+        """The model that answered (the planned one when none did) and the answer's headers, which
+        name a fallback model."""
+        model = answered or prepared.model
+        if model is not prepared.resolved.model:
+            headers[FALLBACK_HEADER] = model.name
+        return Served(model, headers)
 
     def _blocked(self, prepared: Prepared) -> Outcome:
         """A guardrail blocked the model's response (2017): an answer with no text and
@@ -152,7 +166,7 @@ class ChatService:
             limit=limit,
             stops=stops,
             include_usage=request.include_usage,
-            served=Served(model, dict(resolved.headers())),
+            model=model,
             key=key,
             explicit=max_tokens,
             continuing=continuing,
@@ -215,37 +229,39 @@ class ChatService:
                     code="context_length_exceeded",
                 )
 
-    async def _admit(self, prepared: Prepared) -> None:
-        """Budgets: 429 when the total or the key's is spent; the fallback model when the model's is."""
-        headers, model_spent = await self.budgets.admit(prepared.key, prepared.called.name)
-        prepared.headers.update(headers)
-        if model_spent:
-            fallback = self.upstream.model_for(prepared.called)
-            if fallback is None:
-                self.metrics.method("budget", "refused_model")
-                raise QuotaExceeded(
-                    f"the daily neuron budget of `{prepared.called.name}` is spent; it resets at 00:00 UTC"
-                )
-            self.upstream.use(prepared, fallback, "budget")
+    async def _admit(self, prepared: Prepared, headers: dict[str, str]) -> Prepared:
+        """Budgets (their headers go to `headers`): 429 when the total or the key's is spent; the
+        request planned again for the fallback model when the model's is."""
+        admitted, model_spent = await self.budgets.admit(prepared.key, prepared.model.name)
+        headers.update(admitted)
+        if not model_spent:
+            return prepared
+        fallback = self.upstream.model_for(prepared.model)
+        if fallback is None:
+            self.metrics.method("budget", "refused_model")
+            raise QuotaExceeded(f"the daily neuron budget of `{prepared.model.name}` is spent; it resets at 00:00 UTC")
+        self.metrics.method("fallback", "budget")
+        return replace(prepared, model=fallback)
 
-    async def _cached(self, prepared: Prepared) -> Outcome | None:
-        """The cached answer of a deterministic request (`x-cache` says whether there was one)."""
+    async def _cached(self, prepared: Prepared, headers: dict[str, str]) -> Outcome | None:
+        """The cached answer of a deterministic request (`x-cache` in `headers` says whether there
+        was one)."""
         if prepared.cache_key is None or prepared.cache is None:
             return None
         entry = await self.cache.get(prepared.cache_key) if prepared.cache.lookup else None
         if entry is None:
             self.metrics.method("cache", "miss")
-            prepared.headers[CACHE_HEADER] = "MISS"
+            headers[CACHE_HEADER] = "MISS"
             return None
         self.metrics.method("cache", "hit")
-        prepared.headers[CACHE_HEADER] = "HIT"
+        headers[CACHE_HEADER] = "HIT"
         outcome = Outcome(entry["text"], entry["tool_calls"], entry["usage"], entry["finish"])
-        self.metrics.saved(prepared.called, outcome.usage["prompt_tokens"], outcome.usage["completion_tokens"])
+        self.metrics.saved(prepared.model, outcome.usage["prompt_tokens"], outcome.usage["completion_tokens"])
         return outcome
 
     async def _finished(self, prepared: Prepared, outcome: Outcome) -> None:
         usage = outcome.usage
-        model = prepared.called
+        model = outcome.model or prepared.model
         spent = outcome.spent or usage  # budgets pay for what the upstream generated
         await self.budgets.settle(prepared.key, model, spent["prompt_tokens"], spent["completion_tokens"])
         if prepared.cache_key is not None and prepared.cache is not None and prepared.cache.store:
