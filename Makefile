@@ -49,7 +49,7 @@ load: install
 # The gateway on an emulated aarch64 CPU (needs root; builds a Debian arm64 root filesystem
 # into .cache/arm64 once): SDK scenario tests against it, throughput beside native.
 arm64-check: install
-	$(PY) arm64/check.py
+	$(PY) deploy/arm64.py
 
 # The gateway's container image, amd64 and arm64 (under qemu), built and run, and the compose
 # stack up with Redis and Prometheus; starts dockerd (as root) where no engine runs. Figures in
@@ -67,7 +67,7 @@ test-unit: install
 	$(PYTEST) tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench load arm64 deploy conftest.py
+	$(VENV)/bin/ruff check src tests bench load deploy conftest.py
 	$(VENV)/bin/mypy
 
 emulator: install

@@ -23,9 +23,10 @@ import gevent  # noqa: E402
 import orjson  # noqa: E402
 import requests  # noqa: E402
 
+from workerprobe.catalogue import load as load_catalogue  # noqa: E402
 from workerprobe.procs import gateway_over_emulator  # noqa: E402
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 MESSAGES = [{"role": "user", "content": "Tell me about harbours"}]
 BODY = orjson.dumps({"model": MODEL, "messages": MESSAGES, "stream": True, "max_tokens": 64})
 KEY = "bench"

@@ -17,12 +17,13 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+from workerprobe.catalogue import load as load_catalogue
+
+MODEL = load_catalogue().default("text-generation").name
 MESSAGES = [{"role": "user", "content": "Tell me about harbours"}]
 BODY = orjson.dumps({"model": MODEL, "messages": MESSAGES, "temperature": 0})
 TEXT = "Harbours are sheltered bodies of water."
@@ -91,7 +92,6 @@ def thin_app() -> Any:
     import uvicorn
 
     uvicorn.run = lambda *args, **kwargs: None  # import the module without serving it
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import thin_passthrough as thin
 
     answer = orjson.dumps(

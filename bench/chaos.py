@@ -44,11 +44,12 @@ from typing import Any
 import httpx
 import psutil
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.procs import Server, free_port, gateway_env, serve, stop, wait_listening
 
 KEY = "sk-chaos"
 TOKEN = "chaos-token"
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 AUTH = {"Authorization": f"Bearer {KEY}"}
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,11 +22,12 @@ import time
 import aiohttp
 import orjson
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.loadgen import pin_self, throughput
 from workerprobe.procs import free_port, serve, wait_listening  # noqa: E402
 from workerprobe.sse import Decoder  # noqa: E402
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 PATH = f"/client/v4/accounts/bench/ai/run/{MODEL}"
 HEADERS = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
 SHORT = orjson.dumps({"messages": [{"role": "user", "content": "Tell me about harbours"}], "temperature": 0})

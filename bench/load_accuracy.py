@@ -19,8 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import OUT, busy_cores  # noqa: E402
+from loadgen import OUT, busy_cores  # bench/loadgen.py: a script's own folder is on its path
 
 
 def run(users: int, seconds: float) -> dict[str, Any]:

@@ -37,12 +37,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.procs import free_port, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench-loadgen"
 OUT = ROOT / "reports" / "bench"
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 TOKEN = "bench-loadgen-token"
 ACCOUNT = "bench"
 PINS = {"guidellm": "guidellm==0.8.1", "aiperf": "aiperf==0.13.0"}

@@ -22,10 +22,11 @@ from pathlib import Path
 import orjson
 import uvloop
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.loadgen import pin_self
 from workerprobe.procs import serve
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 BODY = orjson.dumps({"messages": [{"role": "user", "content": "Tell me about harbours"}], "temperature": 0})
 HEADERS = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
 CONCURRENCY = 16

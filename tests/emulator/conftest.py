@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.procs import serve
 from workerprobe.sse import Decoder, Event
 
 TOKEN = "emulator-test-token"
-TEXT_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+TEXT_MODEL = load_catalogue().default("text-generation").name
 
 
 class Emulator:

@@ -9,11 +9,12 @@ import httpx
 import openai
 import pytest
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.procs import gateway_env, serve
 
 KEY = "gateway-test-key"
 UPSTREAM_TOKEN = "upstream-test-token"
-CHAT_MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+CHAT_MODEL = load_catalogue().default("text-generation").name
 
 
 @dataclass

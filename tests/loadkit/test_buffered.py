@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.client import LLMClient
 from workerprobe.loadkit.timing import Sample, buffered
 from workerprobe.procs import serve
 from workerprobe.suite.budget import Budget
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 
 
 class _Fired:

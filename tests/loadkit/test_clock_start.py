@@ -17,10 +17,11 @@ import pytest
 import requests
 import trustme
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.client import LLMClient
 from workerprobe.suite.budget import Budget
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
 DONE = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
 

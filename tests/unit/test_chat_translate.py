@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.gateway.chat.generation import Caller, Generation
 from workerprobe.gateway.chat.protocol import ChatCompletionRequest
 from workerprobe.gateway.chat.translate import (
@@ -15,7 +16,7 @@ from workerprobe.gateway.chat.translate import (
 )
 from workerprobe.gateway.errors import BadRequest
 
-MODEL = "@cf/meta/llama-3.1-8b-instruct-fast"
+MODEL = load_catalogue().default("text-generation").name
 
 
 def workers_ai_body(request: ChatCompletionRequest, max_tokens: int | None) -> tuple[dict[str, object], list[str]]:

@@ -25,8 +25,8 @@ def _constants(path: Path) -> dict[str, object]:
 
 def test_the_image_and_the_arm64_check_share_distribution_and_python() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    check = _constants(ROOT / "arm64" / "check.py")
-    image = _constants(ROOT / "deploy" / "image.py")
+    check = _constants(ROOT / "deploy" / "arm64.py")
+    image = {**_constants(ROOT / "deploy" / "engine.py"), **_constants(ROOT / "deploy" / "image.py")}
     (default,) = re.findall(r"^ARG BASE=(\S+)", dockerfile, flags=re.MULTILINE)
     assert default == image["UPSTREAM_BASE"] == f"debian:{check['SUITE']}-slim" and image["SUITE"] == check["SUITE"]
     bases = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.MULTILINE)
@@ -39,7 +39,7 @@ def test_the_image_and_the_arm64_check_share_distribution_and_python() -> None:
     # Binary wheels only, in both, and the image's from the folder make image fills, no index.
     assert "--only-binary=:all:" in dockerfile and "--no-index" in dockerfile
     assert "COPY build/image/wheels/${TARGETARCH}/deps/" in dockerfile and "pip check" in dockerfile
-    assert "--only-binary=:all:" in (ROOT / "arm64" / "check.py").read_text()
+    assert "--only-binary=:all:" in (ROOT / "deploy" / "arm64.py").read_text()
 
 
 def test_the_build_context_is_the_wheels_only() -> None:

@@ -28,6 +28,7 @@ from workerprobe.catalogue import Catalogue, load
 from workerprobe.cloudflare import WorkersAI
 from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway import errors
+from workerprobe.gateway.assistants.execution import RunExecution
 from workerprobe.gateway.assistants.routes import routes as assistant_routes
 from workerprobe.gateway.assistants.runs import RunsService
 from workerprobe.gateway.assistants.service import AssistantsService, owner
@@ -94,7 +95,8 @@ class Parts:
     The selftest builds its defective gateways from these; production code never does."""
 
     decoder: Callable[[], Decoder] = Decoder  # how the upstream's SSE is decoded
-    runs: type[RunsService] = RunsService  # how runs are executed
+    runs: type[RunsService] = RunsService  # the runs service
+    execution: type[RunExecution] = RunExecution  # how a run is executed
     middleware: tuple[Middleware, ...] = ()  # outermost layers, before CORS and the edge
 
 
@@ -185,5 +187,5 @@ def create_app(
     )
     app.state.embeddings = EmbeddingsService(layers, models, metrics, budgets)
     app.state.assistants = assistants = AssistantsService(store, models)
-    app.state.runs = runs = parts.runs(assistants, chat, settings.run_heartbeat_s)
+    app.state.runs = runs = parts.runs(assistants, chat, settings.run_heartbeat_s, parts.execution)
     return app

@@ -9,7 +9,6 @@ request statistics (exact percentiles, their own names) and written to reports/l
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -18,19 +17,19 @@ from typing import Any
 
 import gevent
 import orjson
-import requests
 from locust import HttpUser, LoadTestShape, events, tag, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from workerprobe.catalogue import load as load_catalogue
+from workerprobe.loadkit import report
 from workerprobe.loadkit.causes import FATAL
 from workerprobe.loadkit.client import LLMClient, Result, json_or_none
 from workerprobe.loadkit.pacing import Pacer
 from workerprobe.loadkit.prompts import PROMPT_SETS
 from workerprobe.loadkit.shapes import PROFILES, Plan, plan
-from workerprobe.loadkit.summary import Collector, accuracy, generator_health
+from workerprobe.loadkit.summary import Collector
 from workerprobe.suite import operations
 from workerprobe.suite.budget import Budget, Exhausted
 
@@ -175,159 +174,9 @@ def _from_worker(client_id: str, data: dict[str, Any], **_: Any) -> None:
 def _report(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         return
-    options = _options_of(environment)
-    ended = time.time()
-    started = STATE.get("started") or ended
-    duration = max(ended - started, 1e-9)
-    COLLECTOR.cpu_s += time.process_time() - STATE.get("cpu_reported", STATE.get("cpu_started", 0.0))
-    processes = 1 + (options.expect_workers if getattr(options, "master", False) else 0)
-    summary = COLLECTOR.summary() | {
-        "stop_reason": STATE["stop_reason"],
-        "profile": options.load_profile,
-        "users": options.load_users,
-        "target": options.target_name or environment.host,
-        "version": _version(),
-        "started_at": _iso(started),
-        "ended_at": _iso(ended),
-        "duration_s": duration,
-        "generator": _generator(options, duration, processes),
-        "throughput": {
-            "requests_per_s": COLLECTOR.requests / duration,
-            "answered_per_s": (COLLECTOR.requests - sum(COLLECTOR.causes.values())) / duration,
-            "output_tokens_per_s": COLLECTOR.output_tokens / duration,
-        },
-    }
-    if options.emulator_trace:
-        summary["accuracy"] = _accuracy(options.emulator_trace)
-    breaches = _breaches(options, summary)
-    summary["thresholds_breached"] = breaches
-    out = Path(options.summary)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
-    from workerprobe.loadkit.plots import plot_all
-
-    plot_all(COLLECTOR, out.parent)
-    from workerprobe.loadkit.page import write_page
-
-    write_page(summary, out.parent)
-    ttft = summary["ttft_s"] or {}
-    print(_table(summary), flush=True)
-    print(
-        f"workerprobe load: {summary['requests']} LLM requests, error rate {summary['error_rate']:.3f}, "
-        f"p50/p95 TTFT {_ms(ttft)}, truncation rate "
-        f"{summary['truncation_rate']:.3f}, neurons ~{summary['neurons']:.2f}; summary in {out}",
-        flush=True,
-    )
-    if STATE["stop_reason"]:
-        print(f"workerprobe load: stopped early: {STATE['stop_reason']}", flush=True)
-    for breach in breaches:
-        print(f"workerprobe load: THRESHOLD BREACHED: {breach}", flush=True)
-    if summary["generator"]["bottleneck"]:
-        allowed = " (allowed by --allow-busy-generator)" if options.allow_busy_generator else ""
-        print(
-            f"workerprobe load: WARNING: the load generator was the bottleneck: {summary['generator']['bottleneck']}; "
-            f"its figures measure itself as much as the target; use fewer users or --workers{allowed}",
-            flush=True,
-        )
-    busy = summary["generator"]["bottleneck"] and not options.allow_busy_generator
-    if breaches or busy or STATE["stop_reason"] == "daily allocation spent":
-        environment.process_exit_code = 1
-    if STATE.get("unusable"):  # nothing could be measured: not a pass, not a finding
-        environment.process_exit_code = 2
-
-
-def _generator(options: Any, duration: float, processes: int) -> dict[str, Any]:
-    paced = options.load_profile == "free-plan"
-    return generator_health(
-        COLLECTOR.cpu_s,
-        duration,
-        processes,
-        COLLECTOR.schedule_delay,
-        options.requests_per_minute / 60.0 if paced else None,
-        COLLECTOR.requests,
-    )
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("workerprobe")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def _iso(when: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
-
-
-def _table(summary: dict[str, Any]) -> str:
-    """The run's end, as a person reads it."""
-    rate = summary["throughput"]
-    lines = [
-        f"workerprobe load: {summary['target']}, profile {summary['profile']}, {summary['duration_s']:.0f} s",
-        f"  {'throughput':<12} {rate['requests_per_s']:.1f} req/s, {rate['output_tokens_per_s']:.0f} output tokens/s",
-    ]
-    for name, key in (("TTFT", "ttft_s"), ("TPOT", "tpot_s"), ("ITL", "itl_s"), ("end to end", "e2e_s")):
-        figures = summary[key]
-        if figures:
-            lines.append(
-                f"  {name:<12} p50 {1000 * figures['p50']:8.1f} ms   p95 {1000 * figures['p95']:8.1f} ms   "
-                f"p99 {1000 * figures['p99']:8.1f} ms   (n={figures['n']})"
-            )
-        else:
-            lines.append(f"  {name:<12} n/a (nothing measured)")
-    own = summary.get("gateway_overhead_s")
-    if own:
-        lines.append(
-            f"  {'gateway own':<12} p50 {1000 * own['p50']:8.3f} ms   p95 {1000 * own['p95']:8.3f} ms   "
-            f"(x-workerprobe-overhead-ms, n={own['n']})"
-        )
-    lines.append(f"  {'truncation':<12} {summary['truncation_rate']:.3f} of answers cut at max_tokens")
-    failed = ", ".join(f"{c} {n}" for c, n in summary["failures"].items()) or "none"
-    lines.append(f"  {'errors':<12} {summary['error_rate']:.3f} of {summary['requests']} requests; {failed}")
-    lines.append(f"  {'neurons':<12} ~{summary['neurons']:.2f}")
-    gen = summary["generator"]
-    paced = ""
-    if gen["requested_rps"] is not None:
-        delay = gen["schedule_delay_s"]
-        late = f", schedule delay p50 {1000 * delay['p50']:.1f} ms p95 {1000 * delay['p95']:.1f} ms" if delay else ""
-        paced = f"; {gen['achieved_rps']:.2f} of {gen['requested_rps']:.2f} req/s asked{late}"
-    lines.append(f"  {'generator':<12} CPU {gen['cpu_s']:.1f} s ({gen['cpu_share']:.0%} of {gen['processes']}){paced}")
-    return "\n".join(lines)
-
-
-def _ms(figures: dict[str, Any]) -> str:
-    """p50/p95 in milliseconds, or n/a when nothing was measured."""
-    if not figures:
-        return "n/a"
-    return f"{1000 * figures['p50']:.1f}/{1000 * figures['p95']:.1f} ms"
-
-
-def _accuracy(emulator: str) -> dict[str, Any]:
-    """The measured timings against the emulator's trace of the same requests (its clock)."""
-    ids = [request_id for request_id, _, _ in COLLECTOR.timelines]
-    traces: dict[str, Any] = {}
-    for start in range(0, len(ids), 100):
-        batch = ",".join(ids[start : start + 100])
-        traces |= requests.get(f"{emulator}/__emulator/trace", params={"ids": batch}, timeout=30).json()
-    return accuracy(COLLECTOR.timelines, traces)
-
-
-def _breaches(options: Any, summary: dict[str, Any]) -> list[str]:
-    out = []
-    ttft = summary["ttft_s"]
-    if options.p95_ttft_ms > 0 and ttft and ttft["p95"] * 1000 > options.p95_ttft_ms:
-        out.append(f"p95 TTFT {ttft['p95'] * 1000:.1f} ms > {options.p95_ttft_ms:g} ms")
-    if options.max_error_rate >= 0 and summary["error_rate"] > options.max_error_rate:
-        out.append(f"error rate {summary['error_rate']:.3f} > {options.max_error_rate:g} ({summary['failures']})")
-    if options.max_truncation_rate >= 0 and summary["truncation_rate"] > options.max_truncation_rate:
-        out.append(f"truncation rate {summary['truncation_rate']:.3f} > {options.max_truncation_rate:g}")
-    if summary["neurons"] > options.max_neurons:
-        out.append(f"neurons {summary['neurons']:.2f} > {options.max_neurons:g}")
-    return out
+    code = report.conclude(_options_of(environment), COLLECTOR, STATE, environment.host)
+    if code is not None:
+        environment.process_exit_code = code
 
 
 class Shape(LoadTestShape):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from pydantic import BaseModel
 
 from workerprobe.gateway.assistants.protocol import RunCreate
 from workerprobe.gateway.assistants.service import new_id
 from workerprobe.gateway.protocol import declared
+from workerprobe.gateway.store import Store
 from workerprobe.gateway.store.base import Document
 
-__all__ = ["new_run"]
+__all__ = ["new_run", "set_fields"]
 
 
 def new_run(thread_id: str, assistant: Document, body: RunCreate, lifetime_s: int) -> Document:
@@ -63,3 +65,8 @@ def new_run(thread_id: str, assistant: Document, body: RunCreate, lifetime_s: in
         ),
         "parallel_tool_calls": body.parallel_tool_calls if body.parallel_tool_calls is not None else True,
     }
+
+
+async def set_fields(store: Store, thread_id: str, run_id: str, **fields: Any) -> Document | None:
+    """The run with these fields changed (None: it is gone)."""
+    return await store.update("run", run_id, lambda d: {**d, **fields}, parent=thread_id)

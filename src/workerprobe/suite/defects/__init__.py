@@ -5,10 +5,10 @@ knows of them.
 
 - most are imposed from outside by `DefectsMiddleware` (middleware.py);
 - `split_events_lose_tokens` is an SSE decoder that takes each read as whole events;
-- `run_instructions_dropped` is a runs service that never tells the model its instructions;
-- `run_tools_dropped` is a runs service that never gives the model the run's tools (as this
+- `run_instructions_dropped` is a run execution that never tells the model its instructions;
+- `run_tools_dropped` is a run execution that never gives the model the run's tools (as this
   gateway did before its runs knew tools: the run "completes" with made-up text);
-- `run_limits_ignored` is a runs service that sends the whole thread whatever the run's
+- `run_limits_ignored` is a run execution that sends the whole thread whatever the run's
   `truncation_strategy` and `max_prompt_tokens` say (as this gateway did before it read them).
 
 `python -m workerprobe.suite.defects --defects '["create_201"]' --host H --port P` serves such a
@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 
 from workerprobe.gateway.app import Parts
 from workerprobe.gateway.assistants.context import Limits
-from workerprobe.gateway.assistants.runs import RunsService
+from workerprobe.gateway.assistants.execution import RunExecution
 from workerprobe.gateway.chat.generation import Message
 from workerprobe.gateway.store.base import Document
 from workerprobe.sse import Decoder, Event
@@ -116,21 +116,21 @@ def _is_json(text: str) -> bool:
     return True
 
 
-class InstructionsDroppedRuns(RunsService):
+class InstructionsDroppedRuns(RunExecution):
     """`run_instructions_dropped`: the run's and the assistant's instructions never reach the model."""
 
     def instructions(self, run: Document) -> str:
         return ""
 
 
-class ToolsDroppedRuns(RunsService):
+class ToolsDroppedRuns(RunExecution):
     """`run_tools_dropped`: the run's tools, tool choice and response format never reach the model."""
 
     def tool_options(self, run: Document, answered: bool = False) -> dict[str, Any]:
         return {}
 
 
-class LimitsIgnoredRuns(RunsService):
+class LimitsIgnoredRuns(RunExecution):
     """`run_limits_ignored`: the whole thread goes to the model, whatever the run's limits say."""
 
     def fit(
@@ -158,9 +158,11 @@ def parts(defects: frozenset[str], api_key: str | None) -> Parts:
     from workerprobe.suite.defects.middleware import DefectsMiddleware
 
     chosen = tuple(cls for name, cls in _RUNS.items() if name in defects)
-    runs: type[RunsService] = type("DefectiveRuns", chosen, {}) if len(chosen) > 1 else (chosen or (RunsService,))[0]
+    execution: type[RunExecution] = (
+        type("DefectiveExecution", chosen, {}) if len(chosen) > 1 else (chosen or (RunExecution,))[0]
+    )
     return Parts(
         decoder=TrustingDecoder if "split_events_lose_tokens" in defects else Decoder,
-        runs=runs,
+        execution=execution,
         middleware=(Middleware(DefectsMiddleware, defects=outside, api_key=api_key),) if outside else (),
     )

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit.loadgen import throughput
 from workerprobe.procs import free_port, gateway_env, serve, stop, wait_listening
 from workerprobe.suite.cases import SCENARIOS
@@ -259,7 +260,7 @@ def emulated_gateway(env: dict[str, str]) -> Iterator[str]:
 def rps(url: str, key: str, seconds: float, concurrency: int) -> float:
     body = json.dumps(
         {
-            "model": "@cf/meta/llama-3.1-8b-instruct-fast",
+            "model": load_catalogue().default("text-generation").name,
             "messages": [{"role": "user", "content": "What is 3 * 10?"}],
             "max_tokens": 16,
         }

@@ -1,0 +1,91 @@
+"""The end of a run, in the controlling process: the test processes' evidence merged, the matrix,
+the verdict and the reports written, what the run cost, and what the terminal shows last."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workerprobe.suite import contract
+from workerprobe.suite.budget import Budget
+from workerprobe.suite.conformance import write_matrix
+from workerprobe.suite.findings import Findings, merge
+from workerprobe.suite.verdict import Outcome, Verdict, distinct, judge, write
+
+__all__ = ["conclude", "cost", "show"]
+
+
+def cost(budget_file: Path) -> dict[str, Any]:
+    """What the run spent on a deployed target ({} when nothing was real)."""
+    if not budget_file.exists():
+        return {}
+    budget = Budget(budget_file, 0)
+    spend = budget.spend()
+    return {
+        "max_neurons": spend.max_neurons,
+        "spent_neurons": round(spend.spent, 2),
+        "by_contract_cases": round(budget.spend("contract").spent, 2),
+        "by_scenarios": round(budget.spend("scenarios").spent, 2),
+        "of_which_worst_case": round(spend.worst_case, 2),
+        "still_held": round(spend.held, 2),
+        "calls": spend.calls,
+        "refused_for_budget": spend.refused,
+    }
+
+
+def conclude(
+    parts_dir: Path, reports: Path, header: dict[str, Any], outcomes: list[Outcome], errors: int
+) -> tuple[Verdict, Findings] | None:
+    """The verdict and the evidence of the run whose part files are in `parts_dir` (removed after),
+    its reports written to `reports`; None when no test of the suite ran."""
+    parts = sorted(parts_dir.glob("findings-*.json"))
+    spent = cost(parts_dir / "budget.sqlite3")
+    if not parts and not outcomes:
+        return None
+    findings = merge(parts)
+    operations = contract.operations()
+    write_matrix(
+        findings,
+        operations,
+        reports,
+        f"Target: {header['target']}; run {header['run_id']}, "
+        f"{header['started']} to {header['finished']}, workerprobe {header['version']}",
+    )
+    verdict = judge(findings, outcomes, spent, errors=errors, operations=operations)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    write(reports, header, verdict, findings)
+    return verdict, findings
+
+
+def show(terminal: pytest.TerminalReporter, verdict: Verdict, findings: Findings) -> None:
+    """The run's last lines: what was sent and found, what it cost, the readiness table, the verdict."""
+    line = terminal.write_line
+    line("")
+    line(
+        f"contract requests sent by generated cases: {findings.total_requests}; distinct findings: "
+        f"{distinct(list(findings.groups.values()))} (reports/findings.md, reports/conformance.md, reports/summary.md)"
+    )
+    if verdict.cost:
+        c = verdict.cost
+        line(
+            f"neurons spent on the deployed target: {c['spent_neurons']} of {c['max_neurons']:g} "
+            f"(contract cases {c['by_contract_cases']}, scenarios {c['by_scenarios']}; "
+            f"{c['of_which_worst_case']} of it charged at the worst case, no usage reported); "
+            f"calls not made for the budget: {c['refused_for_budget']}"
+        )
+    if findings.cleanup != (0, 0):
+        deleted, left = findings.cleanup
+        line(f"objects this run created on the target: {deleted} deleted, {left} left (workerprobe clean)")
+    width = max(len(f) for f in verdict.table)
+    line(f"{'family':{width}}  official Python SDK / official Node SDK")
+    for family, row in verdict.table.items():
+        line(f"{family:{width}}  {row['python']} / {row['node']}")
+    for g in verdict.top[:8]:
+        where = g["operations"][0] if len(g["operations"]) == 1 else f"{len(g['operations'])} operations"
+        line(f"  {g['level']} {g['rule']} x{g['count']} on {where}: {g['message'][:100]}")
+    line(
+        verdict.line, bold=True, red=verdict.exit_code == 1, yellow=verdict.exit_code == 2, green=verdict.exit_code == 0
+    )
