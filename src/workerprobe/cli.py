@@ -64,6 +64,16 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds above 0")
+    return value
+
+
 def _workers(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 64:
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to 64")
@@ -148,6 +158,7 @@ def _test(args: argparse.Namespace) -> int:
     import json
     import os
     import subprocess
+    import time
     from pathlib import Path
 
     from workerprobe.suite.cases import SUITE
@@ -158,7 +169,11 @@ def _test(args: argparse.Namespace) -> int:
     project = checkout / "tests" / "gateway"  # this repository's own tests, when run from a checkout
     env = _target_env(args)
     env["WORKERPROBE_CONTRACT_EXAMPLES"] = str(DEPTHS[args.depth])
-    os.environ.update({k: v for k, v in env.items() if k in ("CLOUDFLARE_WORKER_URL", "API_KEY")})
+    env["WORKERPROBE_RUN_DEADLINE"] = str(time.time() + args.deadline)
+    env["WORKERPROBE_REQUEST_DEADLINE_S"] = str(args.request_deadline)
+    env["WORKERPROBE_MAX_ANSWER_BYTES"] = str(args.max_answer_bytes)
+    bounded = ("CLOUDFLARE_WORKER_URL", "API_KEY", "WORKERPROBE_REQUEST_DEADLINE_S", "WORKERPROBE_MAX_ANSWER_BYTES")
+    os.environ.update({k: v for k, v in env.items() if k in bounded})
     from workerprobe.suite import preflight
     from workerprobe.suite.verdict import clear_reports
 
@@ -184,7 +199,13 @@ def _test(args: argparse.Namespace) -> int:
     pytest += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
     pytest += [f"--alluredir={reports}/allure-results", "--clean-alluredir", *args.pytest_args]
     cwd = checkout if own else Path.cwd()
-    code = subprocess.run([*pytest, *paths], cwd=cwd, env=env, check=False).returncode
+    code = _bounded_run([*pytest, *paths], cwd, env, args.deadline + _GRACE_S)
+    if code is None:
+        print(
+            f"workerprobe test: UNVERIFIED (the run did not end within its deadline of {args.deadline:g} s and "
+            f"{_GRACE_S:g} s of grace; reports in {reports} are partial or missing); exit 2"
+        )
+        return 2
     if own and code in (0, 1):
         load = [
             sys.executable,
@@ -200,6 +221,32 @@ def _test(args: argparse.Namespace) -> int:
         verdict = json.loads(summary.read_text())
         print(f"workerprobe test: {verdict['verdict']} ({verdict['reason']}); exit {code}")
     return code
+
+
+_GRACE_S = 120.0  # past the run's deadline: the tests under way end, the reports are written
+
+
+def _bounded_run(command: list[str], cwd: object, env: dict[str, str], timeout: float) -> int | None:
+    """Run the test process; past `timeout`, interrupt it (then kill it): None."""
+    import os
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)  # type: ignore[call-overload]
+    try:
+        return int(process.wait(timeout=timeout))
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return None
+    except KeyboardInterrupt:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait()
+        raise
 
 
 def _clean(args: argparse.Namespace) -> int:
@@ -343,6 +390,21 @@ reports: reports/summary.md, findings.md (a curl per finding), conformance.md; `
     test.add_argument("--processes", default="auto", help="test processes (pytest-xdist -n)")
     test.add_argument(
         "--project-tests", action="store_true", help="with the embedded default, also this repository's own tests"
+    )
+    test.add_argument(
+        "--deadline",
+        type=_positive,
+        default=1800.0,
+        help="seconds the whole run may take: past it no request is made, the run ends with its partial reports",
+    )
+    test.add_argument(
+        "--request-deadline",
+        type=_positive,
+        default=60.0,
+        help="seconds one exchange may take, from the request to the answer's last byte",
+    )
+    test.add_argument(
+        "--max-answer-bytes", type=int, default=16 * 1024 * 1024, help="the largest answer (body or stream) read"
     )
     test.set_defaults(func=_test)
     report = commands.add_parser(

@@ -9,9 +9,9 @@ HTTP protocol here adds, per connection:
   (or of the previous response, plus the keep-alive time);
 - a body deadline: the whole body within `body_timeout_s` of its headers;
 - a cap on open connections: past `max_connections` (never more than the file-descriptor limit
-  leaves room for), the oldest connection still sending its headers is closed, so that a flood of
-  half-sent requests can not shut out a client that sends its request at once (`/health` keeps
-  answering).
+  leaves room for), the oldest connection still sending its request (its headers, or its body) is
+  closed, so that a flood of half-sent requests, with a valid key or none, can not shut out a
+  client that sends its request at once (`/health` keeps answering).
 
 The figures are measured by `bench/chaos.py` (the slow-client attack).
 """
@@ -63,7 +63,8 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     bounds = Bounds()
     cap = 4096
-    # Connections still sending their request line and headers, oldest first (dicts keep order).
+    # Connections still sending a request (its line, headers or body), oldest first (dicts keep
+    # order): the ones a new connection past the cap closes.
     _reading: dict[GuardedHttpTools, None] = {}
     _open: set[GuardedHttpTools] = set()
     _sweeper: asyncio.Task[None] | None = None
@@ -105,11 +106,11 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def on_headers_complete(self) -> None:
-        GuardedHttpTools._reading.pop(self, None)
         self._deadline = self.loop.time() + self.bounds.body_timeout_s
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        GuardedHttpTools._reading.pop(self, None)
         self._deadline = float("inf")
         super().on_message_complete()
 

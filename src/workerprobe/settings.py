@@ -130,6 +130,16 @@ class GatewaySettings(BaseSettings):
         default=None, validation_alias=AliasChoices("CF_API_TOKEN", "CF_API_KEY", "cf_api_token")
     )
     upstream_timeout_s: float = 300.0
+    # What the upstream may send (past it the call fails as an upstream error, 502, and its
+    # connection is closed): a body read whole (the largest real one, 100 embeddings of 1,024
+    # dimensions, is about 2 MB), one event of a stream, a whole stream (a 4,096-token answer is
+    # under 1 MB of events). A response's head is held to 64 KB and 100 header lines.
+    upstream_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    upstream_max_event_bytes: int = Field(default=1024 * 1024, ge=4096)
+    upstream_max_stream_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024)
+    # The client of the upstream: the gateway's own (cloudflare/http1.py), or aiohttp's behind
+    # the same methods, a switch for a problem in the field (aiohttp honours HTTPS_PROXY).
+    upstream_client: Literal["own", "aiohttp"] = "own"
 
     @property
     def upstream_configured(self) -> bool:

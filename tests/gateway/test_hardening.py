@@ -389,3 +389,77 @@ def _deadlines_close(half: socket.socket, trickle: socket.socket) -> None:
     # would raise here instead).
     assert half.recv(1) == b""
     assert trickle.recv(65536) == b""  # the app saw the client go; nothing was stored
+
+
+def test_two_authorization_headers_are_a_400(http: httpx.Client) -> None:
+    port = http.base_url.port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+            + f"Authorization: Bearer {KEY}\r\n\r\n".encode()
+        )
+        answer = _answer(sock, body=True)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and json.loads(body)["error"]["param"] == "authorization"
+
+
+def test_a_refused_key_closes_the_connection_without_reading_the_body(http: httpx.Client) -> None:
+    """A wrong key with a 100 MB body declared: 401 at once, then the connection closes; the rest
+    of the body is never read (the gateway does not take 100 MB to refuse a key)."""
+    port = http.base_url.port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n" + b" " * 65536
+        )
+        head = _answer(sock)
+        assert head.startswith(b"HTTP/1.1 401") and b"connection: close" in head.lower()
+        rest = b""
+        while chunk := sock.recv(65536):  # EOF: closed (a kept connection would block until the 10 s timeout)
+            rest += chunk
+        assert len(rest) < 4096
+
+
+def test_a_request_id_is_passed_on_within_its_bound(http: httpx.Client) -> None:
+    mine = http.get("/v1/models", headers={"x-request-id": "req-123_abc"})
+    assert mine.headers["x-request-id"] == "req-123_abc"
+    for unusable in ("x" * 8192, "has space", "x" * 129):
+        answer = http.get("/v1/models", headers={"x-request-id": unusable})
+        assert answer.status_code == 200
+        assert answer.headers["x-request-id"] != unusable and 0 < len(answer.headers["x-request-id"]) <= 128
+
+
+def test_slow_bodies_with_a_valid_key_cannot_fill_the_connection_cap(emulator: Server, tmp_path: Path) -> None:
+    """Past the cap, the oldest connection still sending its request is closed, whether it is in its
+    headers or, with a valid key, in its body: a client that sends its request at once gets in."""
+    bounds = {"max_connections": "16", "body_timeout_s": "60", "database": str(tmp_path / "g.sqlite3")}
+    with _gateway(emulator, **bounds) as http:
+        port = http.base_url.port
+        assert port is not None
+        head = (
+            b"POST /v1/assistants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + KEY.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 4000000\r\n\r\n{"
+        )
+        slow = []
+        try:
+            for _ in range(40):  # well past the cap, each in its body phase
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                sock.sendall(head)
+                slow.append(sock)
+            for _ in range(5):
+                with httpx.Client(base_url=http.base_url, timeout=10) as fresh:
+                    assert fresh.get("/health").status_code == 200
+            closed = 0
+            for sock in slow:
+                sock.settimeout(0.5)
+                try:
+                    closed += sock.recv(1) == b""
+                except TimeoutError:
+                    pass
+            assert closed >= len(slow) - 16  # the oldest were closed to let the others in
+        finally:
+            for sock in slow:
+                sock.close()

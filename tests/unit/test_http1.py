@@ -5,6 +5,7 @@ buffers before it pauses the socket."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import socket
@@ -17,7 +18,11 @@ import pytest
 import trustme
 import uvloop
 
-from workerprobe.cloudflare.http1 import _HIGH_WATER, HTTPFailure, Origin
+from workerprobe import hostile as hostile_server
+from workerprobe.cloudflare.http1 import _HIGH_WATER, MAX_HEAD_BYTES, MAX_HEADERS, HTTPFailure, Origin
+from workerprobe.cloudflare.library import LibraryOrigin
+
+LIMIT = 64 * 1024 * 1024  # the most a test here reads of one answer
 
 Answer = Callable[[bytes], bytes | None]  # the request's bytes -> the answer (None: say nothing)
 MADE: list[Origin] = []
@@ -100,7 +105,7 @@ async def test_a_pooled_connection_serves_one_request_after_another(scripted) ->
     for _ in range(5):
         response = await origin.post("/a/run/%40cf%2Fm", b"{}", {"x-request-id": "r1"})
         assert (response.status, response.header("retry-after")) == (200, "7")
-        assert await response.read() == b'{"ok":true}'
+        assert await response.read(LIMIT) == b'{"ok":true}'
     assert script.connections == 1
     request = script.requests[0]
     assert request.startswith(b"POST /a/run/%40cf%2Fm HTTP/1.1\r\n")
@@ -114,7 +119,7 @@ async def test_concurrent_requests_use_a_connection_each_then_share_the_pool(scr
     origin = Tracked(url)
 
     async def one() -> bytes:
-        return await (await origin.post("/", b"")).read()
+        return await (await origin.post("/", b"")).read(LIMIT)
 
     assert await asyncio.gather(*(one() for _ in range(8))) == [b"x"] * 8
     assert script.connections == 8
@@ -127,14 +132,14 @@ async def test_chunked_and_until_close_bodies_are_read_whole(scripted) -> None:
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     script, url = await scripted(lambda _: chunked)
     origin = Tracked(url)
-    assert await (await origin.post("/", b"")).read() == b"hello world"
-    assert await (await origin.post("/", b"")).read() == b"hello world"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"hello world"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"hello world"
     assert script.connections == 1
     # No length and no chunks: the body ends when the server closes, and the connection is not reused.
     script, url = await scripted(lambda _: b"HTTP/1.1 200 OK\r\n\r\nuntil the end", close_after=True)
     origin = Tracked(url)
-    assert await (await origin.post("/", b"")).read() == b"until the end"
-    assert await (await origin.post("/", b"")).read() == b"until the end"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"until the end"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"until the end"
     assert script.connections == 2
 
 
@@ -143,12 +148,12 @@ async def test_connection_close_and_an_interim_answer(scripted) -> None:
     origin = Tracked(url)
     for _ in range(2):
         response = await origin.post("/", b"")
-        assert (response.status, await response.read()) == (503, b"busy")
+        assert (response.status, await response.read(LIMIT)) == (503, b"busy")
     assert script.connections == 2  # never reused after `Connection: close`
     interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal"
     script, url = await scripted(lambda _: interim)
     response = await Tracked(url).post("/", b"")
-    assert (response.status, await response.read()) == (200, b"real")
+    assert (response.status, await response.read(LIMIT)) == (200, b"real")
 
 
 async def test_a_stream_arrives_chunk_by_chunk(scripted) -> None:
@@ -169,7 +174,7 @@ async def test_a_stream_arrives_chunk_by_chunk(scripted) -> None:
     origin = Tracked(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
     response = await origin.post("/", b"")
     assert response.header("content-type") == "text/event-stream"
-    async for chunk in response.chunks():
+    async for chunk in response.chunks(LIMIT):
         seen.append(chunk)
         release.set()
     assert seen == [b"first\n", b"second\n"]
@@ -180,9 +185,9 @@ async def test_a_body_larger_than_the_buffer_pauses_reading_and_arrives_intact(s
     body = bytes(range(256)) * (4 * _HIGH_WATER // 256)
     script, url = await scripted(fixed(200, body))
     origin = Tracked(url, timeout_s=5)
-    assert await (await origin.post("/", b"")).read() == body
+    assert await (await origin.post("/", b"")).read(LIMIT) == body
     total = b""
-    async for chunk in (await origin.post("/", b"")).chunks():
+    async for chunk in (await origin.post("/", b"")).chunks(LIMIT):
         total += chunk
         await asyncio.sleep(0)  # a slow reader
     assert total == body
@@ -203,9 +208,9 @@ async def test_a_broken_answer_is_a_failure_and_its_connection_is_dropped(script
     script, url = await scripted(answer, close_after=True)
     origin = Tracked(url)
     with pytest.raises(HTTPFailure, match=message):
-        await (await origin.post("/", b"")).read()
+        await (await origin.post("/", b"")).read(LIMIT)
     with pytest.raises(HTTPFailure, match=message):
-        await (await origin.post("/", b"")).read()
+        await (await origin.post("/", b"")).read(LIMIT)
     assert script.connections == 2
 
 
@@ -220,7 +225,7 @@ async def test_the_deadline_covers_the_whole_answer_and_the_connection(scripted)
     origin = Tracked(url, timeout_s=0.2)
     response = await origin.post("/", b"")
     with pytest.raises(HTTPFailure, match="within 0.2 s"):
-        await response.read()
+        await response.read(LIMIT)
     # Nothing listening: a failure at once, not a hang.
     with pytest.raises(HTTPFailure, match="no connection"):
         await Tracked("http://127.0.0.1:9").post("/", b"")
@@ -229,17 +234,17 @@ async def test_the_deadline_covers_the_whole_answer_and_the_connection(scripted)
 async def test_an_idle_connection_the_server_closed_is_not_reused(scripted) -> None:
     script, url = await scripted(fixed(200, b"ok"))
     origin = Tracked(url)
-    assert await (await origin.post("/", b"")).read() == b"ok"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"ok"
     for writer in script.writers:  # the server closes its idle connections
         writer.close()
     await asyncio.sleep(0.05)
-    assert await (await origin.post("/", b"")).read() == b"ok"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"ok"
     assert script.connections == 2
     # And one idle past `idle_s` is not reused either, whether or not the server closed it.
     origin = Tracked(url, idle_s=0.05)
-    await (await origin.post("/", b"")).read()
+    await (await origin.post("/", b"")).read(LIMIT)
     await asyncio.sleep(0.1)
-    await (await origin.post("/", b"")).read()
+    await (await origin.post("/", b"")).read(LIMIT)
     assert script.connections == 4
 
 
@@ -267,11 +272,11 @@ def test_a_close_already_on_the_socket_is_read_before_the_connection_is_reused(r
 
     async def calls() -> None:
         origin = Origin(f"http://127.0.0.1:{listener.getsockname()[1]}")
-        assert await (await origin.post("/", b"")).read() == b"ok"
+        assert await (await origin.post("/", b"")).read(LIMIT) == b"ok"
         origin._idle[-1].idle_since -= 2  # idle for 2 s, as when a server's keep-alive time runs out
         accepted[0].shutdown(socket.SHUT_RDWR)
         time.sleep(0.1)  # the close arrives; the client's loop does not run meanwhile
-        assert await (await origin.post("/", b"")).read() == b"ok"
+        assert await (await origin.post("/", b"")).read(LIMIT) == b"ok"
         await origin.close()
 
     try:
@@ -287,7 +292,7 @@ async def test_a_reader_that_gives_up_does_not_return_the_connection(scripted) -
     response = await origin.post("/", b"")
     response.close()  # before the body ended: the rest would be read as the next answer
     script.answer = fixed(200, b"next")
-    assert await (await origin.post("/", b"")).read() == b"next"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"next"
     assert script.connections == 2
 
 
@@ -300,7 +305,7 @@ async def test_a_cancelled_call_drops_its_connection(scripted) -> None:
     with pytest.raises(asyncio.CancelledError):
         await call
     script.answer = fixed(200, b"fresh")
-    assert await (await origin.post("/", b"")).read() == b"fresh"
+    assert await (await origin.post("/", b"")).read(LIMIT) == b"fresh"
     assert script.connections == 2
 
 
@@ -330,7 +335,123 @@ async def test_https_with_the_host_name_checked(scripted) -> None:
     port = server.sockets[0].getsockname()[1]
     trusted = ssl.create_default_context()
     authority.configure_trust(trusted)
-    assert await (await Tracked(f"https://127.0.0.1:{port}", ssl_context=trusted).post("/", b"")).read() == b"secret"
+    assert (
+        await (await Tracked(f"https://127.0.0.1:{port}", ssl_context=trusted).post("/", b"")).read(LIMIT) == b"secret"
+    )
     with pytest.raises(HTTPFailure, match="no connection"):  # the system's store does not know this CA
         await Tracked(f"https://127.0.0.1:{port}").post("/", b"")
     server.close()
+
+
+# --- bounded against a hostile origin (workerprobe.hostile, in this test's event loop) ---------
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[Callable[[str], asyncio.Future[str]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(mode: str) -> str:
+        serve = hostile_server.handler(hostile_server.MODES[mode], argparse.Namespace(redirect_to=9))
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        server.close()
+    while MADE:
+        await MADE.pop().close()
+
+
+def _clients(url: str, **kwargs: object) -> list[Origin | LibraryOrigin]:
+    """The gateway's own client and aiohttp's behind the same methods (the setting's two choices)."""
+    return [Tracked(url, **kwargs), LibraryOrigin(url, **kwargs)]  # type: ignore[arg-type]
+
+
+async def test_an_endless_head_fails_within_its_bound(hostile) -> None:
+    url = await hostile("huge-headers")
+    origin = Tracked(url)
+    async with asyncio.timeout(30):  # a guard against a hang, not a figure
+        with pytest.raises(HTTPFailure, match=f"head is larger than {MAX_HEAD_BYTES}"):
+            await origin.post("/", b"")
+    assert not origin._busy and not origin._idle  # the connection is closed, not pooled
+
+
+async def test_too_many_header_lines_fail(scripted) -> None:
+    many = "".join(f"X-{i}: v\r\n" for i in range(MAX_HEADERS + 1))
+    _, url = await scripted(lambda _: f"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n{many}\r\nok".encode())
+    for origin in _clients(url):
+        with pytest.raises(HTTPFailure, match="header"):
+            await (await origin.post("/", b"")).read(LIMIT)
+        await origin.close()
+
+
+async def test_a_body_over_the_limit_fails_whether_declared_or_not(hostile) -> None:
+    declared, endless = await hostile("huge-body"), await hostile("endless-chunked")
+    async with asyncio.timeout(30):
+        for origin in _clients(declared):
+            with pytest.raises(HTTPFailure, match="declares 10000000000 bytes"):
+                await (await origin.post("/", b"")).read(1024 * 1024)
+            await origin.close()
+        for origin in _clients(endless):
+            with pytest.raises(HTTPFailure, match="larger than the 1048576 bytes"):
+                await (await origin.post("/", b"")).read(1024 * 1024)
+            if isinstance(origin, Origin):
+                assert not origin._busy and not origin._idle
+            await origin.close()
+
+
+async def test_an_endless_stream_fails_at_its_limit(hostile) -> None:
+    url = await hostile("endless-stream")
+    async with asyncio.timeout(30):
+        for origin in _clients(url):
+            received = 0
+            with pytest.raises(HTTPFailure, match="larger than the 1048576 bytes"):
+                async for chunk in (await origin.post("/", b"")).chunks(1024 * 1024):
+                    received += len(chunk)
+            assert received <= 1024 * 1024
+            await origin.close()
+
+
+async def test_a_drip_ends_at_the_exchange_deadline(hostile) -> None:
+    url = await hostile("drip")
+    for origin in _clients(url, timeout_s=0.5):
+        with pytest.raises(HTTPFailure) as raised:
+            await (await origin.post("/", b"")).read(LIMIT)
+        assert raised.value.timed_out
+        await origin.close()
+
+
+async def test_an_address_that_never_answers_gives_way_to_the_next(scripted, monkeypatch) -> None:
+    """Happy eyeballs: the name resolves first to an address whose connection never completes
+    (a listener whose backlog is full drops the SYN, as a broken IPv6 route does), then to one that
+    answers. The second is tried 250 ms later and answers, long before the 10 s connect deadline."""
+    _, url = await scripted(fixed(200, b"ok"))
+    port = int(url.rsplit(":", 1)[1])
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    filler = []
+    for _ in range(3):  # the backlog, full: later SYNs are dropped
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(blackhole.getsockname())
+        filler.append(sock)
+    await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    addresses = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", blackhole.getsockname()),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+    ]
+
+    async def resolve(*args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        return addresses
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    try:
+        origin = Tracked("http://workerprobe.invalid:1", connect_timeout_s=10)
+        async with asyncio.timeout(8):  # a guard: without the second attempt it waits 10 s
+            assert await (await origin.post("/", b"")).read(LIMIT) == b"ok"
+    finally:
+        for sock in (*filler, blackhole):
+            sock.close()

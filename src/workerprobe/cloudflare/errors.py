@@ -31,11 +31,15 @@ class UpstreamFailure(Exception):
 
 
 class CloudflareError(UpstreamFailure):
-    def __init__(self, status: int, code: int | None, message: str) -> None:
+    """`message`: the envelope's own (short, control characters out), or what the answer was when
+    it had no envelope, never its text; `raw`: the start of what came, for the log only."""
+
+    def __init__(self, status: int, code: int | None, message: str, raw: str = "") -> None:
         super().__init__(f"{status} / {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.raw = raw
         self.retry_after: float | None = None  # the upstream's Retry-After, in seconds
 
     # What an error means, by its code: the only place outside the catalogue that reads them.
@@ -92,7 +96,9 @@ class CloudflareError(UpstreamFailure):
 
 
 class UpstreamUnavailable(UpstreamFailure):
-    pass
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out  # no complete answer within the call's deadline
 
 
 class StreamBroken(UpstreamFailure):

@@ -7,7 +7,10 @@ as a stream. For that, aiohttp's client cost more CPU than all of the gateway's 
 one keeps what such a call needs and nothing more:
 
 - a pool of keep-alive connections to the origin (the most recently used first; one idle longer
-  than `idle_s`, or closed by the server, is never reused);
+  than `idle_s`, or whose socket shows a close or a stray byte, is never reused);
+- a new connection tries the host's IPv6 and IPv4 addresses in turn (happy eyeballs);
+- bounds on what the origin may send: a head of at most `MAX_HEAD_BYTES` and `MAX_HEADERS` lines,
+  a body read whole or as a stream up to the limit the caller gives;
 - the request line, headers and body written with one system call;
 - the response parsed by httptools (the parser uvicorn serves with): Content-Length, chunked, or
   read until the server closes;
@@ -26,17 +29,21 @@ timed out, or was given up before its response ended is closed, never pooled.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
 
+import aiohappyeyeballs
 import httptools
 
 __all__ = ["HTTPFailure", "Origin", "Response"]
 
 _HIGH_WATER = 256 * 1024  # body bytes waiting for the reader before the socket's reading pauses
 _MAX_IDLE = 512  # idle connections kept per origin; more are closed when they come back
+MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers (Node's default is 16 KB)
+MAX_HEADERS = 100  # header lines of a response (http.client's limit)
 
 
 class HTTPFailure(Exception):
@@ -46,6 +53,10 @@ class HTTPFailure(Exception):
     def __init__(self, message: str, *, timed_out: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop parsing an answer already failed."""
 
 
 class _Connection(asyncio.Protocol):
@@ -62,6 +73,7 @@ class _Connection(asyncio.Protocol):
 
     def _clear(self) -> None:
         self.status = 0
+        self.head_bytes = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -78,10 +90,17 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.error is not None:  # given up: nothing more is parsed or kept
+            return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except httptools.HttpParserError as exc:  # a callback's refusal is the first error, kept
             self.fail(HTTPFailure(f"malformed response: {exc}"))
+            return
+        if not self.status:  # the head is not complete: what it has taken so far is bounded
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self.fail(HTTPFailure(f"the response's head is larger than {MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool:
         self.closed = True  # never reused; a body that ends with the connection ends in connection_lost
@@ -102,6 +121,9 @@ class _Connection(asyncio.Protocol):
     # httptools
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= MAX_HEADERS:
+            self.fail(HTTPFailure(f"the response has more than {MAX_HEADERS} header lines"))
+            raise _Refused  # stops the parser: nothing more of this response is kept
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
@@ -169,6 +191,24 @@ class _Connection(asyncio.Protocol):
     def expire(self, seconds: float) -> None:
         self.fail(HTTPFailure(f"no complete answer within {seconds:g} s", timed_out=True))
 
+    def quiet_socket(self) -> bool:
+        """Whether the idle connection's socket has nothing to read: no close, no stray byte."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        raw = self.transport.get_extra_info("socket")
+        if raw is None:
+            return True
+        peek = socket.socket(fileno=raw.fileno())  # the same socket, asked without reading it
+        try:
+            peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # b"" (a close) or a stray byte
+            return False
+        except BlockingIOError:  # nothing to read: quiet
+            return True
+        except OSError:
+            return False
+        finally:
+            peek.detach()
+
     def close(self) -> None:
         """Close after what is written went out (an answer read to its end)."""
         self.closed = True
@@ -203,29 +243,50 @@ class Response:
                 return value.decode("latin-1")
         return None
 
-    async def read(self) -> bytes:
-        """The whole body."""
+    def _declared_over(self, limit: int) -> None:
+        length = self.header("content-length")
+        if length is not None and length.strip().isdigit() and int(length) > limit:
+            raise HTTPFailure(f"the answer declares {int(length)} bytes, more than the {limit} allowed")
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body (HTTPFailure past `limit` bytes, the connection closed)."""
         connection = self._connection
         parts: list[bytes] = []
+        size = 0
         try:
+            self._declared_over(limit)
             while not connection.complete:
                 if connection.paused:  # a large body: the reader keeps the socket reading
                     parts.append(connection.take())
+                    size += len(parts[-1])
+                if size + connection.buffered > limit:
+                    raise HTTPFailure(f"the answer is larger than the {limit} bytes allowed")
                 await connection.wait()
             if not parts:
-                return connection.take()
-            parts.append(connection.take())
-            return b"".join(parts)
+                body = connection.take()
+            else:
+                parts.append(connection.take())
+                body = b"".join(parts)
+            if len(body) > limit:
+                raise HTTPFailure(f"the answer is larger than the {limit} bytes allowed")
+            return body
         finally:
             self.close()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, in the pieces the socket delivered."""
+    async def chunks(self, limit: int) -> AsyncIterator[bytes]:
+        """The body as it arrives, in the pieces the socket delivered (HTTPFailure past `limit`
+        bytes in all, the connection closed)."""
         connection = self._connection
+        size = 0
         try:
+            self._declared_over(limit)
             while True:
                 if connection.chunks:
-                    yield connection.take()
+                    chunk = connection.take()
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPFailure(f"the answer is larger than the {limit} bytes allowed")
+                    yield chunk
                 elif connection.complete:
                     return
                 else:
@@ -309,21 +370,20 @@ class Origin:
         while idle:
             connection = idle.pop()
             quiet = loop.time() - connection.idle_since
-            if quiet > 1.0 and not connection.closed:
-                # Idle a while: the server may have closed it a moment ago. Two turns of the event
-                # loop read a close that already arrived (`eof_received`): asyncio's loop runs a
-                # task woken in one turn before the socket events polled in it.
-                await asyncio.sleep(0)
-                await asyncio.sleep(0)
-            if not connection.closed and quiet < self.idle_s:
+            # The server may have closed it a moment ago, its close not yet read by the loop: the
+            # socket is asked (a close, or any byte, on an idle connection: it is not reused).
+            if not connection.closed and quiet < self.idle_s and connection.quiet_socket():
                 return connection
             connection.abort()
         try:
             async with asyncio.timeout(self.connect_timeout_s):
+                # IPv6 and IPv4 addresses tried in turn, 250 ms apart (happy eyeballs, RFC 8305),
+                # by aiohttp's library: uvloop's create_connection has no such option.
+                infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+                sock = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=0.25, interleave=1)
                 _, protocol = await loop.create_connection(
                     lambda: _Connection(loop),
-                    self.host,
-                    self.port,
+                    sock=sock,
                     ssl=self.ssl,
                     server_hostname=self.host if self.ssl else None,
                 )

@@ -26,6 +26,7 @@ from starlette.routing import Match, Route
 
 from workerprobe.catalogue import Catalogue, load
 from workerprobe.cloudflare import WorkersAI
+from workerprobe.cloudflare.client import Limits
 from workerprobe.cloudflare.errors import UpstreamFailure
 from workerprobe.gateway import errors
 from workerprobe.gateway.assistants.execution import RunExecution
@@ -112,6 +113,8 @@ def create_app(
         settings.cf_api_token or "local",
         settings.upstream_timeout_s,
         parts.decoder,
+        Limits(settings.upstream_max_body_bytes, settings.upstream_max_event_bytes, settings.upstream_max_stream_bytes),
+        settings.upstream_client,
     )
     models = ModelRouter(catalogue, settings)
     store = open_store(settings.database, settings.redis_url, settings.redis_prefix, settings.store_busy_timeout_s)

@@ -10,6 +10,7 @@ gateway benchmark (bench/gateway_bench.py) counts every microsecond at 16 concur
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from workerprobe.gateway import overhead
 from workerprobe.gateway.auth import Identity, KeyRing
-from workerprobe.gateway.errors import GatewayError, RateLimited, Unauthorized, from_exception
+from workerprobe.gateway.errors import BadRequest, GatewayError, RateLimited, Unauthorized, from_exception
 from workerprobe.gateway.freeplan.budget import KeyRateLimiter
 from workerprobe.gateway.metrics import Metrics
 from workerprobe.ids import unique_hex
@@ -49,6 +50,9 @@ def client_project(scope: Scope) -> str:
     return project
 
 
+# A client's x-request-id is passed on (upstream too, and back) when it is up to 128 printable
+# ASCII characters; any other is replaced by the gateway's own.
+_REQUEST_ID_FORM = re.compile(rb"[\x21-\x7e]{1,128}")
 _NO_KEY = "You didn't provide an API key. Send it as a bearer token: `Authorization: Bearer YOUR_KEY`."
 
 
@@ -129,12 +133,20 @@ class EdgeMiddleware:
         start = time.perf_counter()
         request_id: bytes | None = None
         authorization = ""
+        keys = 0
+        has_body = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 request_id = value
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
-        request_id = request_id or unique_hex().encode()
+                keys += 1
+            elif name == b"content-length":
+                has_body = value != b"0"
+            elif name == b"transfer-encoding":
+                has_body = True
+        if request_id is None or not _REQUEST_ID_FORM.fullmatch(request_id):
+            request_id = unique_hex().encode()  # none, or not one the gateway passes on: its own
         scope[_REQUEST_ID] = request_id
         metrics = self.metrics
         started = False
@@ -158,9 +170,15 @@ class EdgeMiddleware:
 
         try:
             if scope["path"].startswith("/v1") and scope["method"] != "OPTIONS":
-                refused = await self._authenticate(scope, authorization)
+                refused = (
+                    BadRequest("Send one Authorization header, not several.", param="authorization")
+                    if keys > 1
+                    else await self._authenticate(scope, authorization)
+                )
                 if refused is not None:
                     metrics.error(refused.code or refused.type)
+                    if has_body:  # its body is never read: the connection closes after the answer
+                        refused.headers["connection"] = "close"
                     await refused(scope, receive, edge_send)
                     return
             handler = self.hot.get(scope["path"]) if scope["method"] == "POST" else None

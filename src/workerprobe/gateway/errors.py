@@ -183,7 +183,11 @@ def from_upstream(exc: UpstreamFailure, model: str | None = None) -> GatewayErro
 def _from_upstream(exc: UpstreamFailure, model: str | None) -> GatewayError:
     if not isinstance(exc, CloudflareError):  # no answer: what failed goes to the log, not to the client
         log.warning("Workers AI did not answer: %s", exc)
-        return BadGateway("Workers AI did not answer (the connection failed or was cut).")
+        if getattr(exc, "timed_out", False):
+            return GatewayTimeout("Workers AI did not answer within the gateway's upstream timeout.")
+        return BadGateway("Workers AI did not answer (the connection failed or was cut, or its answer was too large).")
+    if exc.raw:  # an answer without Workers AI's envelope (a proxy's page): logged, never passed on
+        log.warning("Workers AI answered HTTP %s without its envelope: %s", exc.status, exc.raw)
     message = f"Workers AI: {exc.message}"
     if exc.credits_exhausted:
         return QuotaExceeded(f"{message} (the account's prepaid credits are spent)")

@@ -24,6 +24,7 @@ Cause = Literal[
     "malformed",
     "timeout_total",
     "timeout_stall",
+    "too_large",
     "auth",
     "connection",
     "client_error",

@@ -46,6 +46,9 @@ class Result:
 # started at the call (bench/loadgen.py measured 1.3 ms of TTFT error at 2 streams with it, 0.8
 # without; AIPerf 0.7).
 _SENT = threading.local()
+# The largest answer read: past it the request fails as `too_large` (a real one is far smaller:
+# 100 embeddings of 1,024 dimensions are about 2 MB, a 4,096-token stream under 1 MB).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 # What the spec says of the two operations the profiles call: their caps and where usage is.
 CHAT = operations.load().by_label["POST /v1/chat/completions"]
 EMBEDDINGS = operations.load().by_label["POST /v1/embeddings"]
@@ -181,6 +184,9 @@ class LLMClient:
                     if now - start > self.total_timeout:
                         cut = "timeout_total"
                         break
+                    if len(raw) > MAX_ANSWER_BYTES:
+                        cut = "too_large"
+                        break
             except Exception as exc:
                 cut = "timeout_stall" if "timed out" in repr(exc).lower() else "cut_stream"
         end = time.perf_counter()
@@ -220,16 +226,37 @@ class LLMClient:
         start = time.perf_counter()
         try:
             response = self.http.post(
-                f"{self.host}/v1/embeddings", data=orjson.dumps(body), headers=self.headers, timeout=self.total_timeout
+                f"{self.host}/v1/embeddings",
+                data=orjson.dumps(body),
+                headers=self.headers,
+                timeout=(10, self.stall_timeout),
+                stream=True,
             )
         except Exception as exc:
             self.budget.release(hold)
             return self._failed(name, start, "connection", repr(exc), retry_after=1.0)
-        payload = json_or_none(response.content)
+        raw = bytearray()
+        with response:
+            try:
+                for chunk in response.iter_content(chunk_size=None):
+                    raw += chunk
+                    cut: Cause | None = None
+                    if time.perf_counter() - start > self.total_timeout:
+                        cut = "timeout_total"
+                    elif len(raw) > MAX_ANSWER_BYTES:
+                        cut = "too_large"
+                    if cut is not None:
+                        self.budget.settle(hold, str(body["model"]), 200, None)
+                        return self._failed(name, start, cut, f"after {len(raw)} bytes")
+            except Exception as exc:
+                self.budget.settle(hold, str(body["model"]), 200, None)
+                cause: Cause = "timeout_stall" if "timed out" in repr(exc).lower() else "cut_stream"
+                return self._failed(name, start, cause, repr(exc))
+        payload = json_or_none(bytes(raw))
         if response.status_code != 200:
             self.budget.release(hold)
             retry = float(response.headers.get("retry-after") or 0)
-            return self._failed(name, start, classify(response.status_code, payload), response.text, retry)
+            return self._failed(name, start, classify(response.status_code, payload), str(payload)[:200], retry)
         assert EMBEDDINGS.usage is not None
         self.budget.settle(hold, str(body["model"]), 200, EMBEDDINGS.usage.tokens(payload) or (0, 0))
         self._fire(name, start, len(response.content), None, {})

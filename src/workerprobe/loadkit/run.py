@@ -345,11 +345,23 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for _ in range(args.workers)
             ]
-            code = master.wait(timeout=args.seconds + 120)
+            try:
+                code = master.wait(timeout=args.seconds + 120)
+            except subprocess.TimeoutExpired:
+                print(f"workerprobe load: the run did not end within {args.seconds + 120:g} s; exit 2", flush=True)
+                master.kill()
+                code = 2
             for worker in workers:
-                worker.wait(timeout=30)
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
         else:
-            code = subprocess.run([*common, *run], env=env, check=False).returncode
+            try:  # bounded as the master is: the run's time, its grace, the report's
+                code = subprocess.run([*common, *run], env=env, check=False, timeout=args.seconds + 120).returncode
+            except subprocess.TimeoutExpired:
+                print(f"workerprobe load: the run did not end within {args.seconds + 120:g} s; exit 2", flush=True)
+                code = 2
         if emulator_url is not None:
             _upstream_count(emulator_url, out / "summary.json")
         return code

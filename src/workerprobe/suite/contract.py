@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import requests
 import schemathesis
 from schemathesis.core.failures import FailureGroup
 
+from workerprobe.suite import bounds
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
-from workerprobe.suite.findings import Findings, Group, curl
+from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group, curl
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.operations import SPEC
 from workerprobe.suite.operations import load as operations_facts
 from workerprobe.suite.operations import of as operation_of
 from workerprobe.suite.registry import RULES, Finding, positive
+from workerprobe.suite.rules import ANSWER_BOUNDED
 from workerprobe.suite.target import Target, chat_model
 
 __all__ = [
@@ -137,22 +141,38 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
     """Send one case and check its answer; failures are recorded, never raised."""
     headers = {"Authorization": f"Bearer {target.api_key}"}
     hold = None
+    label = case.operation.label
+    if STOP.reason is not None:
+        FINDINGS.not_made(label, STOP.reason)
+        return
+    try:
+        deadline = bounds.request_deadline()
+    except bounds.RunOver:
+        FINDINGS.not_made(label, RUN_OVER)
+        return
     if budget is not None:
         try:
             hold = hold_for(case, budget)
         except Exhausted:
-            FINDINGS.not_run[case.operation.label] += 1
+            FINDINGS.not_made(label, BUDGET)
             return
     if ledger is not None:
         tag(case, run_id)
     learn_missing_route(target)
-    transport = {"base_url": target.root, "headers": headers, "timeout": 60}
+    transport = {"base_url": target.root, "headers": headers, "timeout": deadline, "session": session()}
     try:
         response = case.call(**transport)
+    except (bounds.UnboundedRequests, requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+        if hold is not None and budget is not None:
+            budget.charge(hold, hold.neurons, worst_case=hold.neurons)  # it may have generated
+        if not unbounded(case, exc, target, deadline):
+            raise
+        return
     except Exception:
         if hold is not None and budget is not None:
             budget.release(hold)
         raise
+    STOP.in_a_row = 0
     if hold is not None and budget is not None:
         settle(case, budget, hold, response)
     if ledger is not None:
@@ -161,6 +181,48 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
         case.validate_response(response, headers=headers, transport_kwargs=transport)
     except FailureGroup:
         pass  # every failure is in FINDINGS already (after_validate)
+    except (bounds.UnboundedRequests, bounds.RunOver, requests.exceptions.RequestException):
+        pass  # a check's own request (the same without a key, say) past its bounds: what was seen stands
+
+
+@dataclass
+class _Stop:
+    """This process stops sending when the target answered past its bounds too often in a row."""
+
+    in_a_row: int = 0
+    reason: str | None = None
+
+
+STOP = _Stop()
+STOP_AFTER = 3  # answers past their bounds in a row before the rest are not sent
+
+
+def unbounded(case: Any, exc: Exception, target: Target, deadline: float) -> bool:
+    """Record an answer past its bounds as a finding of the operation (False: `exc` is some other
+    failure, a refused connection, not this)."""
+    if isinstance(exc, requests.exceptions.ConnectionError) and "timed out" not in str(exc).lower():
+        return False
+    problem = (
+        str(exc) if isinstance(exc, bounds.UnboundedRequests) else f"the answer was not complete within {deadline:g} s"
+    )
+    label = case.operation.label
+    FINDINGS.sent(label, 0, valid=False, evidence=False)
+    repro = case.as_curl_command(headers={"Authorization": "Bearer $API_KEY"}, base_url=target.root)
+    FINDINGS.failed(label, phase_of(case), ANSWER_BOUNDED, Finding(ANSWER_BOUNDED, problem, operation=label), repro, 0)
+    STOP.in_a_row += 1
+    if STOP.in_a_row >= STOP_AFTER:
+        STOP.reason = f"the target answered {STOP_AFTER} requests in a row past the suite's bounds ({problem})"
+    return True
+
+
+_SESSIONS: list[requests.Session] = []
+
+
+def session() -> requests.Session:
+    """This process's bounded session (suite/bounds.py), made once."""
+    if not _SESSIONS:
+        _SESSIONS.append(bounds.session())
+    return _SESSIONS[0]
 
 
 def created(case: Any, ledger: Ledger, response: Any) -> None:
@@ -189,9 +251,10 @@ def learn_missing_route(target: Target) -> None:
         return
     try:
         url = httpx.URL(f"{target.root}{_NO_ROUTE}")
-        answer = httpx.post(url, headers={"Authorization": f"Bearer {target.api_key}"}, json={}, timeout=15)
+        with bounds.client(15) as client:
+            answer = client.post(url, headers={"Authorization": f"Bearer {target.api_key}"}, json={})
         _ROUTE_404["body"] = _signature(answer.text, url.path) if answer.status_code == 404 else None
-    except httpx.HTTPError:
+    except (httpx.HTTPError, bounds.RunOver):
         _ROUTE_404["body"] = None
 
 
@@ -213,7 +276,8 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
     operation = case.operation.label if sent == case.operation.method.upper() else f"{sent} {case.operation.path}"
     phase, status = phase_of(case), int(response.status_code)
     FINDINGS.sent(operation, status, valid=positive(case, response), evidence=_evidence(case, response))
-    ran = {result.name for result in results}
+    # Every answer that reached validation came within the bounds of the suite's transport.
+    ran = {result.name for result in results} | {ANSWER_BOUNDED.check}
     broken: set[str] = set()
     for result in results:
         failure = result.failure

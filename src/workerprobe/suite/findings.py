@@ -18,9 +18,12 @@ from typing import Any
 
 from workerprobe.suite.registry import RULES, Finding, Rule
 
-__all__ = ["Findings", "Group", "curl", "merge"]
+__all__ = ["BUDGET", "RUN_OVER", "Findings", "Group", "curl", "merge"]
 
 AUTH_REJECTED = (401, 403)
+# Why calls were not made (`Findings.reasons`), besides a target past its bounds.
+BUDGET = "the neuron budget (--max-neurons) was spent or held"
+RUN_OVER = "the run's deadline (--deadline) passed"
 _SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "cf-aig-authorization"}
 _SKIP_HEADERS = {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}
 
@@ -93,7 +96,8 @@ class Findings:
     valid_statuses: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     cells: dict[str, dict[str, _Cell]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(_Cell)))
     groups: dict[str, Group] = field(default_factory=dict)
-    not_run: Counter[str] = field(default_factory=Counter)  # per operation: calls the budget refused
+    not_run: Counter[str] = field(default_factory=Counter)  # per operation: calls not made
+    reasons: Counter[str] = field(default_factory=Counter)  # why calls were not made, and how many
     cleanup: tuple[int, int] = (0, 0)  # objects created on the target: deleted, left behind
 
     def sent(self, operation: str, status: int, valid: bool, evidence: bool = True) -> None:
@@ -108,6 +112,11 @@ class Findings:
         self.sdk_requests[operation] += 1
         if 200 <= status < 300:
             self.valid_statuses[operation][status] += 1
+
+    def not_made(self, operation: str, reason: str) -> None:
+        """A call the suite did not make (the budget, the run's deadline, a target past its bounds)."""
+        self.not_run[operation] += 1
+        self.reasons[reason] += 1
 
     def checked(self, operation: str, rule: Rule) -> None:
         self.cells[operation][rule.name].checked += 1
@@ -145,6 +154,7 @@ class Findings:
             "cells": {op: {n: [c.checked, c.failed] for n, c in cells.items()} for op, cells in self.cells.items()},
             "groups": [g.__dict__ for g in self.groups.values()],
             "not_run": dict(self.not_run),
+            "reasons": dict(self.reasons),
             "cleanup": list(self.cleanup),
         }
         path.write_text(json.dumps(data))
@@ -172,6 +182,7 @@ class Findings:
             if len(group.repro) < len(mine.repro):
                 mine.repro, mine.status = group.repro, group.status
         self.not_run.update(data.get("not_run", {}))
+        self.reasons.update(data.get("reasons", {}))
         deleted, left = data.get("cleanup", [0, 0])
         self.cleanup = (self.cleanup[0] + deleted, self.cleanup[1] + left)
 

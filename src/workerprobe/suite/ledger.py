@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from workerprobe.paths import state_dir
-from workerprobe.suite import operations
+from workerprobe.suite import bounds, operations
 from workerprobe.suite.operations import Operation
 
 __all__ = ["Ledger", "clean"]
@@ -80,7 +80,7 @@ def _delete(path: Path, root: str, api_key: str) -> tuple[int, int]:
     entries = list(_entries(path))
     keep, deleted = [], 0
     headers = {"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"}
-    with httpx.Client(base_url=root, headers=headers, timeout=30) as client:
+    with bounds.client(30, base_url=root, headers=headers) as client:
         for entry in entries:
             try:
                 status = client.delete(_delete_path(entry)).status_code
@@ -137,7 +137,7 @@ def clean(root: str, api_key: str) -> tuple[int, int]:
         done, kept = _delete(ledger, root, api_key)
         deleted, left = deleted + done, left + kept
     headers = {"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"}
-    with httpx.Client(base_url=root, headers=headers, timeout=30) as client:
+    with bounds.client(30, base_url=root, headers=headers) as client:
         for delete, listing in _listable().items():
             for object_id in list(_tagged(client, listing)):
                 status = client.delete(delete.replace("{id}", object_id)).status_code

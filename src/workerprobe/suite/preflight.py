@@ -16,6 +16,7 @@ import httpx
 from dotenv import dotenv_values
 
 from workerprobe.settings import EmulatorSettings, GatewaySettings
+from workerprobe.suite import bounds
 from workerprobe.suite.target import Target
 
 __all__ = ["KNOWN_NAMES", "Result", "check", "env_warnings"]
@@ -88,13 +89,14 @@ def _same(answer: httpx.Response, nowhere: httpx.Response) -> bool:
 
 
 def check(target: Target, timeout: float = 15.0) -> Result:
-    """URL, host, key: the first that fails is the answer."""
+    """URL, host, key: the first that fails is the answer (each answer bounded: `timeout` seconds
+    for the whole exchange, at most `bounds.MAX_ANSWER_BYTES`)."""
     url = httpx.URL(target.v1)
     if url.scheme not in ("http", "https") or not url.host:
         return Result(False, f"pre-flight: CLOUDFLARE_WORKER_URL {target.v1!r} is not an http(s) URL")
     wrong = "sk-workerprobe-preflight-wrong-key"
     try:
-        with httpx.Client(timeout=timeout) as client:
+        with bounds.client(timeout) as client:
             models = _get(client, "GET", f"{target.v1}/models", target.api_key)
             if models.status_code in (401, 403):
                 return Result(
@@ -109,6 +111,8 @@ def check(target: Target, timeout: float = 15.0) -> Result:
             mine = _get(client, "POST", probe, target.api_key, {})
             theirs = _get(client, "POST", probe, wrong, {})
             nowhere = _get(client, "POST", f"{target.v1}/workerprobe-no-such-route", target.api_key, {})
+    except bounds.Unbounded as exc:
+        return Result(False, f"pre-flight: {target.v1} did not give a usable answer: {exc}; is it an OpenAI API?")
     except httpx.HTTPError as exc:
         reason = type(exc).__name__.replace("Error", " error").replace("Connect ", "connection ").lower()
         return Result(False, f"pre-flight: {target.v1} does not answer ({reason}); is the Worker deployed?")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from workerprobe.suite import bounds
 from workerprobe.suite.findings import curl
 
 __all__ = ["CATEGORIES", "Exchanges", "write_allure_metadata"]
@@ -62,7 +63,8 @@ class Exchanges:
             self.on_response(response)
 
     def client(self, **kwargs: object) -> httpx.Client:
-        return httpx.Client(event_hooks={"response": [self.hook]}, **kwargs)  # type: ignore[arg-type]
+        bounded = bounds.transport()  # every answer bounded in size and time
+        return httpx.Client(event_hooks={"response": [self.hook]}, transport=bounded, **kwargs)  # type: ignore[arg-type]
 
     def async_client(self, **kwargs: object) -> httpx.AsyncClient:
         async def hook(response: httpx.Response) -> None:
@@ -70,7 +72,8 @@ class Exchanges:
                 await response.aread()  # the sync hook reads JSON bodies; an async body must be read here
             self.hook(response)
 
-        return httpx.AsyncClient(event_hooks={"response": [hook]}, **kwargs)  # type: ignore[arg-type]
+        bounded = bounds.async_transport()
+        return httpx.AsyncClient(event_hooks={"response": [hook]}, transport=bounded, **kwargs)  # type: ignore[arg-type]
 
     @staticmethod
     def curl(request: httpx.Request) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from workerprobe.suite import registry as r
 
 __all__ = [
+    "ANSWER_BOUNDED",
     "ERROR_ENVELOPE",
     "ERROR_FIELDS",
     "ERROR_TYPE",
@@ -28,6 +29,14 @@ __all__ = [
     "USAGE_ARITHMETIC",
 ]
 
+ANSWER_BOUNDED = r.rule(
+    "openai_answer_bounded",
+    "MUST",
+    "transport",  # held by the suite's bounded transports (suite/bounds.py), on every answer
+    "an answer larger than the suite's cap (16 MB) or not complete within its deadline (60 s): the SDKs read a "
+    "whole body and time out only between bytes, so a client runs out of memory or waits for ever",
+    r.always,
+)
 ERROR_ENVELOPE = r.rule(
     "openai_error_envelope",
     "MUST",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workerprobe.suite.conformance import implementation
-from workerprobe.suite.findings import Findings, Group
+from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group
 from workerprobe.suite.operations import load as load_operations
 
 __all__ = ["CLIENTS", "Outcome", "Verdict", "families", "family_of", "judge", "write"]
@@ -134,6 +134,15 @@ def distinct(groups: list[Group]) -> int:
     return len({(g.operation, g.rule, g.cause) for g in groups})
 
 
+def _cut_short(findings: Findings, outcomes: list[Outcome]) -> str:
+    """What the run's deadline or a target past its bounds left undone ("" when nothing)."""
+    parts = [f"{n} call(s) not made: {reason}" for reason, n in findings.reasons.items() if reason != BUDGET]
+    late = [o for o in outcomes if o.outcome == "skipped" and RUN_OVER in o.message]
+    if late:
+        parts.append(f"{len(late)} scenario(s) not run: {RUN_OVER}")
+    return "; ".join(parts)
+
+
 def judge(
     findings: Findings,
     outcomes: list[Outcome],
@@ -167,6 +176,9 @@ def judge(
         )
     elif errors:
         verdict.exit_code, verdict.word, verdict.reason = 2, "UNVERIFIED", f"{errors} test(s) could not run"
+    elif stopped := _cut_short(findings, outcomes):
+        # Nothing unchecked is a pass: the run's deadline, or a target past its bounds, cut it short.
+        verdict.exit_code, verdict.word, verdict.reason = 2, "UNVERIFIED", stopped
     should = distinct([g for g in groups if g.level == "SHOULD"])
     if verdict.exit_code == 0 and should:
         verdict.reason += f"; {should} distinct SHOULD findings"

@@ -29,7 +29,7 @@ async def create_chat_completion(request: Request) -> Response:
             cache_control = value.decode("latin-1")
         elif name == _SPLIT and split is None:
             split = value.decode("latin-1")
-    caller = Caller(client_key(request.scope), request_id(request.scope)[:128], cache_control, split)
+    caller = Caller(client_key(request.scope), request_id(request.scope), cache_control, split)
     result = await service.create(generation_of(body, caller))
     if isinstance(result, Streamed):
         return StreamingResponse(

@@ -8,18 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.core.failures import FailureGroup
 
-from workerprobe.suite import contract
+from workerprobe.suite import bounds, contract
 from workerprobe.suite.budget import Budget, Exhausted
+from workerprobe.suite.findings import BUDGET, RUN_OVER
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.target import Target
 
 
-class _BudgetSpent(Exception):
-    """The budget cannot pay for the next generating step: the walk ends here."""
+class _WalkOver(Exception):
+    """The walk ends here: the budget cannot pay for the next step, the run's deadline passed, or
+    the target answered past the suite's bounds."""
 
 
 def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
@@ -30,15 +33,32 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
     class Machine(base):  # type: ignore[misc, valid-type]
         def call(self, case: Any, **kwargs: Any) -> Any:
             hold = None
+            label = case.operation.label
+            if contract.STOP.reason is not None:
+                contract.FINDINGS.not_made(label, contract.STOP.reason)
+                raise _WalkOver(contract.STOP.reason)
+            try:
+                deadline = bounds.request_deadline()
+            except bounds.RunOver:
+                contract.FINDINGS.not_made(label, RUN_OVER)
+                raise _WalkOver(RUN_OVER) from None
             if budget is not None:
                 try:
                     hold = contract.hold_for(case, budget)
                 except Exhausted as exc:
-                    contract.FINDINGS.not_run[case.operation.label] += 1
-                    raise _BudgetSpent(str(exc)) from None
+                    contract.FINDINGS.not_made(label, BUDGET)
+                    raise _WalkOver(str(exc)) from None
             if ledger is not None:
                 contract.tag(case, run_id)
-            response = super().call(case, **kwargs)
+            kwargs |= {"session": contract.session(), "timeout": deadline}
+            try:
+                response = super().call(case, **kwargs)
+            except (bounds.UnboundedRequests, requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
+                if hold is not None and budget is not None:
+                    budget.charge(hold, hold.neurons, worst_case=hold.neurons)
+                if contract.unbounded(case, exc, target, deadline):
+                    raise _WalkOver(str(exc)) from None
+                raise
             if hold is not None and budget is not None:
                 contract.settle(case, budget, hold, response)
             if ledger is not None:
@@ -50,6 +70,8 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
                 super().validate_response(response, case, additional_checks, **kwargs)
             except FailureGroup:
                 pass  # recorded by the after_validate hook
+            except (bounds.RunOver, requests.exceptions.RequestException):
+                pass  # a check's own request past its bounds: what was seen stands
 
     try:
         Machine.run(
@@ -62,7 +84,7 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
                 database=None,
             )
         )
-    except _BudgetSpent as exc:
+    except _WalkOver as exc:
         print(f"stateful phase ended early: {exc}")
     except FlakyStrategyDefinition:
         # Hypothesis replays a prefix of steps and finds that the target now answers differently

@@ -14,7 +14,9 @@ import httpx
 import openai
 import pytest
 
+from workerprobe.suite import bounds
 from workerprobe.suite.budget import Budget, Exhausted, Hold
+from workerprobe.suite.findings import RUN_OVER
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.reporting import Exchanges
 from workerprobe.suite.spend import ScenarioSpend
@@ -29,7 +31,10 @@ SCENARIO_HOLD = 15.0
 
 
 def hold_or_skip(budget: Budget | None, neurons: float) -> Hold | None:
-    """Hold a scenario's worst case in the scenarios' share of the budget, or skip it (not run)."""
+    """Hold a scenario's worst case in the scenarios' share of the budget, or skip it (not run);
+    no scenario starts once the run's deadline passed."""
+    if bounds.remaining() <= 0:
+        pytest.skip(f"not run: {RUN_OVER}")
     if budget is None:
         return None
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from workerprobe.paths import cache_dir
+from workerprobe.suite import bounds
 from workerprobe.suite.budget import Budget
 from workerprobe.suite.cases.scenarios.conftest import CHAT_MODEL, EMBEDDING_MODEL, hold_or_skip
 from workerprobe.suite.target import Target
@@ -60,9 +61,15 @@ def node_results(target: Target, budget: Budget | None, run_id: str) -> dict[str
         "WORKERPROBE_RUN": run_id,
     }
     try:
-        done = subprocess.run(
-            ["node", "check.mjs", *FAMILIES], cwd=home, env=env, capture_output=True, text=True, timeout=600
-        )
+        # Bounded as every answer of the suite: a whole-run wall clock, and the memory node may take.
+        env["NODE_OPTIONS"] = f"{env.get('NODE_OPTIONS', '')} --max-old-space-size=512".strip()
+        limit = min(600.0, max(bounds.remaining(), 1.0))
+        try:
+            done = subprocess.run(
+                ["node", "check.mjs", *FAMILIES], cwd=home, env=env, capture_output=True, text=True, timeout=limit
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the Node SDK script did not end within {limit:g} s (the target's answers never ended?)")
     finally:
         if budget is not None and hold is not None:
             budget.charge(hold, NODE_NEURONS, worst_case=NODE_NEURONS)

@@ -1,0 +1,232 @@
+"""Every answer the suite reads is bounded, whatever the target sends: in size (`MAX_ANSWER_BYTES`,
+the whole body or stream; headers are bounded by the HTTP libraries themselves: h11 16 KB,
+http.client 100 lines of 64 KB), and in time (a deadline on the whole exchange, from the request
+until the answer's last byte, not only between bytes), and the run as a whole has a deadline.
+
+- `transport()` / `async_transport()`: httpx transports for the SDK scenarios, the pre-flight and
+  the ledger's deletes;
+- `session()`: a requests session for the generated contract cases (schemathesis sends through it);
+- `run_deadline()` / `remaining()`: the run's own deadline (`WORKERPROBE_RUN_DEADLINE`, set by
+  `workerprobe test --deadline`), after which no further request is made.
+
+An answer past a bound raises `Unbounded` (for httpx, a transport error: the SDK raises
+APIConnectionError); the contract tests record it as a finding and stop sending to a target that
+answered past its bounds several times in a row.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import requests
+from requests.adapters import HTTPAdapter
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "REQUEST_DEADLINE_S",
+    "RunOver",
+    "Unbounded",
+    "UnboundedRequests",
+    "async_transport",
+    "client",
+    "default_deadline",
+    "max_answer_bytes",
+    "remaining",
+    "request_deadline",
+    "run_deadline",
+    "session",
+    "transport",
+]
+
+# The largest answer read: a real one is far smaller (a model list of every Workers AI model is
+# about 60 KB, 100 embeddings of 1,024 dimensions about 2 MB, a 16-token stream a few KB).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+# The longest a whole exchange may take (the SDKs wait far longer, between bytes only).
+REQUEST_DEADLINE_S = 60.0
+_CHUNK = 64 * 1024
+
+
+def max_answer_bytes() -> int:
+    """The largest answer read (`WORKERPROBE_MAX_ANSWER_BYTES`, set by `workerprobe test`)."""
+    return int(os.environ.get("WORKERPROBE_MAX_ANSWER_BYTES") or MAX_ANSWER_BYTES)
+
+
+def default_deadline() -> float:
+    """One exchange's deadline (`WORKERPROBE_REQUEST_DEADLINE_S`, set by `workerprobe test`)."""
+    return float(os.environ.get("WORKERPROBE_REQUEST_DEADLINE_S") or REQUEST_DEADLINE_S)
+
+
+class RunOver(Exception):
+    """The run's deadline passed: no further request is made."""
+
+
+def run_deadline() -> float | None:
+    """The run's deadline, as wall-clock seconds since the epoch (None: none was set)."""
+    value = os.environ.get("WORKERPROBE_RUN_DEADLINE")
+    return float(value) if value else None
+
+
+def remaining() -> float:
+    """Seconds left before the run's deadline (infinite when none was set)."""
+    deadline = run_deadline()
+    return float("inf") if deadline is None else deadline - time.time()
+
+
+def request_deadline(own: float | None = None) -> float:
+    """The deadline of the next exchange, in seconds: the request's own (`own`, else
+    REQUEST_DEADLINE_S), or what the run has left (RunOver when it has nothing left)."""
+    left = remaining()
+    if left <= 0:
+        raise RunOver("the run's deadline passed")
+    return min(own or default_deadline(), left)
+
+
+def _over(read: int, started: float, deadline: float) -> str | None:
+    cap = max_answer_bytes()
+    if read > cap:
+        return f"the answer was larger than {cap} bytes"
+    if time.monotonic() - started > deadline:
+        return f"the answer was not complete within {deadline:g} s"
+    return None
+
+
+class Unbounded(httpx.TransportError):
+    """An answer larger than the cap, or not complete within its deadline (httpx's side)."""
+
+
+class UnboundedRequests(requests.exceptions.RequestException):
+    """The same, for requests (the contract cases)."""
+
+
+class _Bounded(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, request: httpx.Request, started: float, deadline: float) -> None:
+        self.inner, self.request, self.started, self.deadline = inner, request, started, deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = 0
+        for chunk in self.inner:
+            read += len(chunk)
+            problem = _over(read, self.started, self.deadline)
+            if problem is not None:
+                raise Unbounded(problem, request=self.request)
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncBounded(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request, started: float, deadline: float) -> None:
+        self.inner, self.request, self.started, self.deadline = inner, request, started, deadline
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        read = 0
+        async for chunk in self.inner:
+            read += len(chunk)
+            problem = _over(read, self.started, self.deadline)
+            if problem is not None:
+                raise Unbounded(problem, request=self.request)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class BoundedTransport(httpx.HTTPTransport):
+    """httpx's transport, every answer bounded in size and in time (the time between bytes too:
+    the read timeout is the whole deadline)."""
+
+    def __init__(self, deadline: float | None = None) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = request_deadline(self.deadline)
+        request.extensions["timeout"] = httpx.Timeout(deadline).as_dict()
+        started = time.monotonic()
+        response = super().handle_request(request)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _Bounded(response.stream, request, started, deadline)
+        return response
+
+
+class AsyncBoundedTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, deadline: float | None = None) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        deadline = request_deadline(self.deadline)
+        request.extensions["timeout"] = httpx.Timeout(deadline).as_dict()
+        started = time.monotonic()
+        response = await super().handle_async_request(request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _AsyncBounded(response.stream, request, started, deadline)
+        return response
+
+
+def transport(deadline: float | None = None) -> httpx.HTTPTransport:
+    """`deadline`: each exchange's, in seconds (default REQUEST_DEADLINE_S)."""
+    return BoundedTransport(deadline)
+
+
+def async_transport(deadline: float | None = None) -> httpx.AsyncHTTPTransport:
+    return AsyncBoundedTransport(deadline)
+
+
+def client(deadline: float | None = None, **kwargs: Any) -> httpx.Client:
+    """An httpx client whose every answer is bounded."""
+    return httpx.Client(transport=transport(deadline), **kwargs)
+
+
+class _BoundedRaw:
+    """urllib3's response, its body read within the bounds (requests reads through `stream`)."""
+
+    def __init__(self, raw: Any, started: float, deadline: float) -> None:
+        self._raw, self._started, self._deadline = raw, started, deadline
+        self._read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def _counted(self, chunk: bytes) -> bytes:
+        self._read += len(chunk)
+        problem = _over(self._read, self._started, self._deadline)
+        if problem is not None:
+            self._raw.close()
+            raise UnboundedRequests(problem)
+        return chunk
+
+    def stream(self, amt: int = _CHUNK, decode_content: bool | None = None) -> Iterator[bytes]:
+        for chunk in self._raw.stream(amt, decode_content=decode_content):
+            yield self._counted(chunk)
+
+    def read1(self, amt: int = _CHUNK, **kwargs: Any) -> bytes:
+        """What arrived (an event stream is read this way, as it comes)."""
+        return self._counted(self._raw.read1(amt, **kwargs))
+
+    def read(self, amt: int | None = None, **kwargs: Any) -> bytes:
+        return b"".join(self.stream(amt or _CHUNK, kwargs.get("decode_content")))
+
+
+class _BoundedAdapter(HTTPAdapter):
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        deadline = request_deadline()
+        kwargs["timeout"] = deadline
+        started = time.monotonic()
+        response = super().send(request, **{**kwargs, "stream": True})
+        response.raw = _BoundedRaw(response.raw, started, deadline)
+        return response
+
+
+def session() -> requests.Session:
+    """A requests session whose every answer is bounded (the contract cases go through it)."""
+    bounded = requests.Session()
+    adapter = _BoundedAdapter()
+    bounded.mount("http://", adapter)
+    bounded.mount("https://", adapter)
+    return bounded
