@@ -404,7 +404,7 @@ reports: reports/summary.md, findings.md (a curl per finding), conformance.md; `
         help="seconds one exchange may take, from the request to the answer's last byte",
     )
     test.add_argument(
-        "--max-answer-bytes", type=int, default=16 * 1024 * 1024, help="the largest answer (body or stream) read"
+        "--max-answer-bytes", type=int, default=64 * 1024 * 1024, help="the largest answer (body or stream) read"
     )
     test.set_defaults(func=_test)
     report = commands.add_parser(

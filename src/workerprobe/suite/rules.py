@@ -33,7 +33,7 @@ ANSWER_BOUNDED = r.rule(
     "openai_answer_bounded",
     "MUST",
     "transport",  # held by the suite's bounded transports (suite/bounds.py), on every answer
-    "an answer larger than the suite's cap (16 MB) or not complete within its deadline (60 s): the SDKs read a "
+    "an answer larger than the suite's cap (64 MB) or not complete within its deadline (60 s): the SDKs read a "
     "whole body and time out only between bytes, so a client runs out of memory or waits for ever",
     r.always,
 )
