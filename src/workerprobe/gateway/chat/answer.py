@@ -6,6 +6,7 @@ service settles the outcome."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -219,21 +220,31 @@ class AnswerLoop:
     async def with_keepalive(
         self, events: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None
     ) -> AsyncGenerator[dict[str, Any] | None]:
-        """Upstream events, with None whenever `keepalive_s` passes without one."""
+        """Upstream events, with None whenever `keepalive_s` passes without one. Closed while it
+        waits (the client left during a keep-alive), the wait for the next event is cancelled, so
+        that the upstream stream is closed at once, not at its next event."""
         if first is None:
             return
         yield first
-        while True:
-            step = asyncio.ensure_future(anext(events, None))
+        step: asyncio.Future[dict[str, Any] | None] | None = None
+        try:
             while True:
-                done, _ = await asyncio.wait({step}, timeout=self.settings.keepalive_s)
-                if done:
-                    break
-                yield None
-            item = step.result()
-            if item is None:
-                return
-            yield item
+                step = asyncio.ensure_future(anext(events, None))
+                while True:
+                    done, _ = await asyncio.wait({step}, timeout=self.settings.keepalive_s)
+                    if done:
+                        break
+                    yield None
+                item = step.result()
+                step = None
+                if item is None:
+                    return
+                yield item
+        finally:
+            if step is not None and not step.done():
+                step.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):  # closing: what it raised is moot
+                    await step
 
 
 def _outcome(text: str, calls: list[dict[str, Any]], parts: _Parts, stopped: bool, model: Model) -> Outcome:
