@@ -14,6 +14,7 @@ import argparse
 import json
 import secrets
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -46,12 +47,12 @@ def fill(http: httpx.Client, messages: int) -> str:
     return thread
 
 
-def walk(http: httpx.Client, thread: str) -> list[tuple[float, float]]:
-    """(gateway ms, client ms) of each page, first to last."""
+def walk(http: httpx.Client, thread: str, order: str) -> list[tuple[float, float]]:
+    """(gateway ms, client ms) of each page, first to last, in `order` (asc or desc)."""
     pages: list[tuple[float, float]] = []
     after: str | None = None
     while True:
-        params = {"limit": 20, **({"after": after} if after else {})}
+        params = {"limit": 20, "order": order, **({"after": after} if after else {})}
         started = time.perf_counter()
         answer = http.get(f"/threads/{thread}/messages", params=params)
         client_ms = (time.perf_counter() - started) * 1000
@@ -63,6 +64,23 @@ def walk(http: httpx.Client, thread: str) -> list[tuple[float, float]]:
         after = page["data"][-1]["id"]
 
 
+def _row(walks: list[list[tuple[float, float]]], filled_s: float) -> dict[str, object]:
+    pages = len(walks[0])
+    per_page = [statistics.median(w[i][0] for w in walks) for i in range(pages)]
+    client = [statistics.median(w[i][1] for w in walks) for i in range(pages)]
+    tenth = max(pages // 10, 1)
+    first, last = per_page[:tenth], per_page[-tenth:]
+    return {
+        "pages": pages,
+        "fill_s": round(filled_s, 1),
+        "first_tenth_gateway_ms_median": round(statistics.median(first), 3),
+        "last_tenth_gateway_ms_median": round(statistics.median(last), 3),
+        "last_over_first": round(statistics.median(last) / statistics.median(first), 2),
+        "first_tenth_client_ms_median": round(statistics.median(client[:tenth]), 3),
+        "last_tenth_client_ms_median": round(statistics.median(client[-tenth:]), 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=10_000)
@@ -70,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--walks", type=int, default=3, help="walks of the whole list (the median page is kept)")
     args = parser.parse_args(argv)
     results: dict[str, object] = {"messages": args.messages}
-    import tempfile
-
     for store in args.stores:
         with tempfile.TemporaryDirectory() as scratch, gateway(store, Path(scratch)) as where:
             url, key = where.split("|")
@@ -79,23 +95,10 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.monotonic()
                 thread = fill(http, args.messages)
                 filled_s = time.monotonic() - started
-                walks = [walk(http, thread) for _ in range(args.walks)]
-        pages = len(walks[0])
-        per_page = [statistics.median(w[i][0] for w in walks) for i in range(pages)]
-        client = [statistics.median(w[i][1] for w in walks) for i in range(pages)]
-        tenth = max(pages // 10, 1)
-        first, last = per_page[:tenth], per_page[-tenth:]
-        row = {
-            "pages": pages,
-            "fill_s": round(filled_s, 1),
-            "first_tenth_gateway_ms_median": round(statistics.median(first), 3),
-            "last_tenth_gateway_ms_median": round(statistics.median(last), 3),
-            "last_over_first": round(statistics.median(last) / statistics.median(first), 2),
-            "first_tenth_client_ms_median": round(statistics.median(client[:tenth]), 3),
-            "last_tenth_client_ms_median": round(statistics.median(client[-tenth:]), 3),
-        }
-        results[store] = row
-        print(json.dumps({store: row}), flush=True)
+                walked = {order: [walk(http, thread, order) for _ in range(args.walks)] for order in ("desc", "asc")}
+        for order, walks in walked.items():
+            results[f"{store}-{order}"] = _row(walks, filled_s)
+            print(json.dumps({f"{store}-{order}": results[f"{store}-{order}"]}), flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2))
     return 0
