@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DONE", "Decoder", "Event", "comment", "encode", "encode_json"]
+__all__ = ["DONE", "Decoder", "Event", "EventTooLarge", "comment", "encode", "encode_json"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -57,10 +57,18 @@ def comment(text: str = "ping") -> bytes:
     return f": {text}\n\n".encode()
 
 
-class Decoder:
-    """Incremental event-stream decoder: feed it bytes as they arrive, get complete events."""
+class EventTooLarge(ValueError):
+    """An event (or a line) grew past the decoder's `max_event` characters without ending."""
 
-    def __init__(self) -> None:
+
+class Decoder:
+    """Incremental event-stream decoder: feed it bytes as they arrive, get complete events.
+    `max_event`: the most characters one event may take before it ends (EventTooLarge past it:
+    what a reader of a stream from someone else needs, a line that never ends included)."""
+
+    def __init__(self, max_event: int | None = None) -> None:
+        self.max_event = max_event
+        self._held = 0  # characters of the event under way (its data lines, and the open line)
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""
         self._first = True
@@ -77,7 +85,10 @@ class Decoder:
             self._first = False
             if text.startswith("\ufeff"):
                 text = text[1:]
-        return self._lines(text)
+        events = self._lines(text)
+        if self.max_event is not None and len(self._buffer) + self._held > self.max_event:
+            raise EventTooLarge(f"an event of more than {self.max_event} characters")
+        return events
 
     def close(self) -> list[Event]:
         """End of stream: flush a dangling line; an event not ended by a blank line is dropped."""
@@ -125,6 +136,7 @@ class Decoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._held += len(value) + 1
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -136,6 +148,7 @@ class Decoder:
         return None
 
     def _dispatch(self) -> Event | None:
+        self._held = 0
         if not self._data:
             self._event = ""
             return None

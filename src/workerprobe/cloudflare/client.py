@@ -14,7 +14,7 @@ from yarl import URL
 
 from workerprobe import __version__
 from workerprobe.cloudflare.errors import CloudflareError, StreamBroken, UpstreamUnavailable
-from workerprobe.cloudflare.http1 import HTTPFailure, Origin, Response
+from workerprobe.cloudflare.http1 import HTTPFailure, Origin, Response, release_memory
 from workerprobe.cloudflare.library import LibraryOrigin, LibraryResponse
 from workerprobe.sse import Decoder
 
@@ -101,7 +101,7 @@ class WorkersAI:
             response = await origin.post(self._run_path(model), orjson.dumps(body), headers)
             raw = await response.read(self.limits.body_bytes)
         except HTTPFailure as exc:
-            raise UpstreamUnavailable(f"Workers AI did not answer: {exc}", timed_out=exc.timed_out) from None
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc}", deadline_passed=exc.timed_out) from None
         envelope = _parse(raw, response.status, response.header("retry-after"), response.header("content-type"))
         return envelope.get("result")
 
@@ -113,7 +113,7 @@ class WorkersAI:
         try:
             response = await origin.post(self._run_path(model), orjson.dumps({**body, "stream": True}), headers)
         except HTTPFailure as exc:
-            raise UpstreamUnavailable(f"Workers AI did not answer: {exc}", timed_out=exc.timed_out) from None
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc}", deadline_passed=exc.timed_out) from None
         return self._events(response)
 
     async def _events(self, response: Response | LibraryResponse) -> AsyncGenerator[dict[str, Any]]:
@@ -132,6 +132,7 @@ class WorkersAI:
                 events = decoder.feed(chunk)
                 pending = len(chunk) if events else pending + len(chunk)
                 if pending > limits.event_bytes:
+                    release_memory()
                     raise StreamBroken(f"an event of the Workers AI stream is larger than {limits.event_bytes} bytes")
                 for event in events:
                     if event.data == "[DONE]":
@@ -143,7 +144,7 @@ class WorkersAI:
                     if isinstance(data, dict):
                         yield data
         except HTTPFailure as exc:
-            raise StreamBroken(f"the Workers AI stream broke: {exc}") from None
+            raise StreamBroken(f"the Workers AI stream broke: {exc}", deadline_passed=exc.timed_out) from None
         finally:
             response.close()
         raise StreamBroken("the Workers AI stream ended without [DONE]")

@@ -29,6 +29,10 @@ BLOCKED_CODES = frozenset({PROMPT_BLOCKED_CODE, RESPONSE_BLOCKED_CODE})
 class UpstreamFailure(Exception):
     retried = False  # set by a retrying layer that gave up: the caller should not retry again
 
+    def __init__(self, message: str = "", *, deadline_passed: bool = False) -> None:
+        super().__init__(message)
+        self.deadline_passed = deadline_passed  # no complete answer within the call's deadline
+
 
 class CloudflareError(UpstreamFailure):
     """`message`: the envelope's own (short, control characters out), or what the answer was when
@@ -96,9 +100,7 @@ class CloudflareError(UpstreamFailure):
 
 
 class UpstreamUnavailable(UpstreamFailure):
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out  # no complete answer within the call's deadline
+    pass
 
 
 class StreamBroken(UpstreamFailure):

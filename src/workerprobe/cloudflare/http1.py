@@ -29,6 +29,8 @@ timed out, or was given up before its response ended is closed, never pooled.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import socket
 import ssl
 from collections import deque
@@ -38,12 +40,31 @@ from urllib.parse import urlsplit
 import aiohappyeyeballs
 import httptools
 
-__all__ = ["HTTPFailure", "Origin", "Response"]
+__all__ = ["HTTPFailure", "Origin", "Response", "release_memory"]
 
 _HIGH_WATER = 256 * 1024  # body bytes waiting for the reader before the socket's reading pauses
 _MAX_IDLE = 512  # idle connections kept per origin; more are closed when they come back
 MAX_HEAD_BYTES = 64 * 1024  # a response's status line and headers (Node's default is 16 KB)
 MAX_HEADERS = 100  # header lines of a response (http.client's limit)
+
+
+_TRIM: dict[str, asyncio.TimerHandle] = {}
+_LIBC = ctypes.util.find_library("c")
+
+
+def release_memory(delay_s: float = 0.5) -> None:
+    """Soon (once, however many ask meanwhile), give the heap's free memory back to the system: a
+    hostile answer read up to a limit leaves its buffers freed but scattered, and glibc keeps them
+    until `malloc_trim` (measured by bench/chaos_hostile.py: the gateway's RSS stays up without)."""
+    if _LIBC is None or "trim" in _TRIM:
+        return
+    loop = asyncio.get_running_loop()
+
+    def trim() -> None:
+        _TRIM.pop("trim", None)
+        ctypes.CDLL(_LIBC).malloc_trim(0)
+
+    _TRIM["trim"] = loop.call_later(delay_s, trim)
 
 
 class HTTPFailure(Exception):
@@ -101,6 +122,7 @@ class _Connection(asyncio.Protocol):
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD_BYTES:
                 self.fail(HTTPFailure(f"the response's head is larger than {MAX_HEAD_BYTES} bytes"))
+                release_memory()
 
     def eof_received(self) -> bool:
         self.closed = True  # never reused; a body that ends with the connection ends in connection_lost
@@ -249,7 +271,8 @@ class Response:
             raise HTTPFailure(f"the answer declares {int(length)} bytes, more than the {limit} allowed")
 
     async def read(self, limit: int) -> bytes:
-        """The whole body (HTTPFailure past `limit` bytes, the connection closed)."""
+        """The whole body (HTTPFailure past `limit` bytes, the connection closed and what was read
+        of it given back to the system)."""
         connection = self._connection
         parts: list[bytes] = []
         size = 0
@@ -260,6 +283,10 @@ class Response:
                     parts.append(connection.take())
                     size += len(parts[-1])
                 if size + connection.buffered > limit:
+                    parts.clear()
+                    connection.abort()
+                    connection.chunks.clear()
+                    release_memory()
                     raise HTTPFailure(f"the answer is larger than the {limit} bytes allowed")
                 await connection.wait()
             if not parts:
@@ -285,6 +312,8 @@ class Response:
                     chunk = connection.take()
                     size += len(chunk)
                     if size > limit:
+                        connection.abort()
+                        release_memory()
                         raise HTTPFailure(f"the answer is larger than the {limit} bytes allowed")
                     yield chunk
                 elif connection.complete:

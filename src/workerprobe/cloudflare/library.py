@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 from yarl import URL
 
-from workerprobe.cloudflare.http1 import MAX_HEAD_BYTES, MAX_HEADERS, HTTPFailure
+from workerprobe.cloudflare.http1 import MAX_HEAD_BYTES, MAX_HEADERS, HTTPFailure, release_memory
 
 __all__ = ["LibraryOrigin", "LibraryResponse"]
 
@@ -54,6 +54,7 @@ class LibraryResponse:
             async for chunk in self._response.content.iter_any():
                 size += len(chunk)
                 if size > limit:
+                    release_memory()
                     raise HTTPFailure(f"the answer is larger than the {limit} bytes allowed")
                 yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:

@@ -183,7 +183,7 @@ def from_upstream(exc: UpstreamFailure, model: str | None = None) -> GatewayErro
 def _from_upstream(exc: UpstreamFailure, model: str | None) -> GatewayError:
     if not isinstance(exc, CloudflareError):  # no answer: what failed goes to the log, not to the client
         log.warning("Workers AI did not answer: %s", exc)
-        if getattr(exc, "timed_out", False):
+        if exc.deadline_passed:
             return GatewayTimeout("Workers AI did not answer within the gateway's upstream timeout.")
         return BadGateway("Workers AI did not answer (the connection failed or was cut, or its answer was too large).")
     if exc.raw:  # an answer without Workers AI's envelope (a proxy's page): logged, never passed on

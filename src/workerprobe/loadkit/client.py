@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from workerprobe import sse
 from workerprobe.loadkit.causes import Cause, classify
 from workerprobe.loadkit.timing import Sample, StreamMeter, buffered
 from workerprobe.suite import operations
@@ -177,16 +178,21 @@ class LLMClient:
             raw = bytearray()
             cut: Cause | None = None
             try:
-                for chunk in response.iter_content(chunk_size=None):
+                for chunk in response.iter_content(chunk_size=_piece(response)):
                     now = time.perf_counter()
                     raw += chunk
-                    meter.feed(chunk, now)
-                    if now - start > self.total_timeout:
-                        cut = "timeout_total"
-                        break
                     if len(raw) > MAX_ANSWER_BYTES:
                         cut = "too_large"
                         break
+                    if stream:
+                        meter.feed(chunk, now)
+                    elif meter.first_byte is None:  # a whole answer: only its first byte is timed
+                        meter.first_byte = now
+                    if now - start > self.total_timeout:
+                        cut = "timeout_total"
+                        break
+            except sse.EventTooLarge:
+                cut = "too_large"
             except Exception as exc:
                 cut = "timeout_stall" if "timed out" in repr(exc).lower() else "cut_stream"
         end = time.perf_counter()
@@ -238,7 +244,7 @@ class LLMClient:
         raw = bytearray()
         with response:
             try:
-                for chunk in response.iter_content(chunk_size=None):
+                for chunk in response.iter_content(chunk_size=_piece(response)):
                     raw += chunk
                     cut: Cause | None = None
                     if time.perf_counter() - start > self.total_timeout:
@@ -276,6 +282,13 @@ def json_or_none(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
+
+
+def _piece(response: requests.Response) -> int | None:
+    """How much to read at a time: what arrives, for a body of unknown length (a stream, chunked);
+    64 KB reads for one with a Content-Length (urllib3 reads such a body whole when asked for
+    what arrives: 10 GB for a server that says so)."""
+    return 65536 if "content-length" in response.headers else None
 
 
 def _plain_sample(meter: StreamMeter, content: bytes, start: float, end: float) -> Sample:

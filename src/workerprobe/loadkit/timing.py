@@ -64,12 +64,16 @@ def buffered(sample: Sample) -> bool:
     return waited >= BUFFERED_MIN_WAIT_S and times[-1] - times[0] <= BUFFERED_SPREAD * waited
 
 
+# The most characters one event may take (a real chunk is under a few KB): a stream past it is cut.
+MAX_EVENT = 1024 * 1024
+
+
 class StreamMeter:
     """Feed it the body's bytes with their arrival time; it times every event."""
 
     def __init__(self, start: float) -> None:
         self.start = start
-        self.decoder = sse.Decoder()
+        self.decoder = sse.Decoder(max_event=MAX_EVENT)
         self.first_byte: float | None = None
         self.first_content: float | None = None
         self.last_content: float | None = None

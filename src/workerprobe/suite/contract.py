@@ -292,6 +292,7 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
     for rule in RULES.values():
         if rule.name in broken or (rule.check in ran and rule.applies(case, response)):
             FINDINGS.checked(operation, rule)
+    bounds.release_memory()  # large answers leave the heap scattered: given back as it grows
 
 
 def verdict_of(groups: list[Group], strict: bool) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 import workerprobe
-from workerprobe.suite import contract, ending, fixtures, preflight
+from workerprobe.suite import bounds, contract, ending, fixtures, preflight
 from workerprobe.suite.cases import CASES, CONTRACT, SCENARIOS
 from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.runstate import ACTIVE, RUN, Run, active, is_worker, parts_dir, reports_dir, run_of
@@ -218,6 +218,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and isinstance(longrepr, tuple) and "told to run no test cases" in str(longrepr[2]):
         report.longrepr = (longrepr[0], longrepr[1], "Skipped: the spec gives no examples for this operation")
     return report
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """The memory a test's answers took goes back to the system after it (a target's large answers,
+    parsed and validated, leave the heap scattered: the next test would start from its high water)."""
+    if active(item.config):
+        bounds.release_memory()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -13,8 +13,10 @@ from typing import Any, Protocol
 
 from workerprobe import tokens
 from workerprobe.catalogue import Model
+from workerprobe.cloudflare.http1 import release_memory
 from workerprobe.gateway.chat.plan import Outcome, Prepared
 from workerprobe.gateway.chat.translate import counted_usage, cut_at_stop, event_parts, finish_reason, normalise
+from workerprobe.gateway.errors import BadGateway
 from workerprobe.gateway.upstream import Answered, Call, Opened
 from workerprobe.settings import GatewaySettings
 
@@ -174,11 +176,20 @@ class AnswerLoop:
             part: list[str] = []
             events, model = opened.events, opened.model
             relayed = self.with_keepalive(events, opened.first)
+            most = _most_events(call)
+            seen = 0
             try:
                 async for item in relayed:
                     if item is None:
                         yield None
                         continue
+                    seen += 1
+                    if seen > most:
+                        release_memory()
+                        raise BadGateway(
+                            f"Workers AI sent more than {most} events for the "
+                            f"{call.body.get('max_tokens') or call.model.max_tokens_applied} tokens asked for."
+                        )
                     piece, new_calls, event_usage, finish = event_parts(item)
                     calls.extend(new_calls)
                     usage = event_usage or usage
@@ -245,6 +256,13 @@ class AnswerLoop:
                 step.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # closing: what it raised is moot
                     await step
+
+
+def _most_events(call: Call) -> int:
+    """The most events one upstream stream may send: a token an event at most, with room for
+    events that carry none (a role, usage, tool calls) and for models that split tokens."""
+    asked = call.body.get("max_tokens") or call.model.max_tokens_applied
+    return max(int(asked) * 8, 4096)
 
 
 def _outcome(text: str, calls: list[dict[str, Any]], parts: _Parts, stopped: bool, model: Model) -> Outcome:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 import requests
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import FlakyStrategyDefinition
+from schemathesis.core import NOT_SET
 from schemathesis.core.failures import FailureGroup
 
 from workerprobe.suite import bounds, contract
@@ -23,6 +25,23 @@ from workerprobe.suite.target import Target
 class _WalkOver(Exception):
     """The walk ends here: the budget cannot pay for the next step, the run's deadline passed, or
     the target answered past the suite's bounds."""
+
+
+_KEPT_BYTES = 64 * 1024
+
+
+def _slim(response: Any) -> None:
+    """A large answer, once checked, keeps only its top-level scalars (the ids the spec's links
+    read): the walk keeps every step's answer to its end, and a target's 1 MB answers would add up."""
+    if response.content_size <= _KEPT_BYTES:
+        return
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    kept = {k: v for k, v in body.items() if isinstance(v, str | int | float | bool)} if isinstance(body, dict) else {}
+    response.content = orjson.dumps(kept)
+    response._deserialized = NOT_SET
 
 
 def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
@@ -72,6 +91,7 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
                 pass  # recorded by the after_validate hook
             except (bounds.RunOver, requests.exceptions.RequestException):
                 pass  # a check's own request past its bounds: what was seen stands
+            _slim(response)
 
     try:
         Machine.run(
