@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = load_catalogue().default("text-generation").name
 KEY = "sk-hostile"
 GUARD_S = 600.0  # a run of a command past this is killed (and reported as such)
+LIMITS = {"guard_s": GUARD_S}
 GUARD_MB = 6000.0  # a process tree past this is killed (and reported as such)
 STREAMING = ("endless-stream", "drip-stream")
 
@@ -183,9 +184,9 @@ def _command(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     started = time.monotonic()
     guard = ""
     try:
-        output, _ = process.communicate(timeout=GUARD_S)
+        output, _ = process.communicate(timeout=LIMITS["guard_s"])
     except subprocess.TimeoutExpired:
-        guard = f"killed by the bench after {GUARD_S:g} s"
+        guard = f"killed by the bench after {LIMITS['guard_s']:g} s"
         os.killpg(process.pid, 9)
         output, _ = process.communicate()
     wall = time.monotonic() - started
@@ -282,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=120.0, help="workerprobe test --deadline")
     parser.add_argument("--load-seconds", type=float, default=10.0)
     parser.add_argument("--out", default=str(ROOT / "reports" / "chaos-hostile.json"))
+    parser.add_argument("--guard-s", type=float, default=GUARD_S, help="a command running longer is killed")
     args = parser.parse_args(argv)
+    LIMITS["guard_s"] = args.guard_s
     tree = Path(args.tree).resolve()
     import tempfile
 

@@ -12,6 +12,8 @@ nobody controls may send. Every request, whatever its path, gets the behaviour o
     redirect          307 to another port (`--redirect-to`)
     html-error        502 with an HTML page (a proxy's, not the upstream's envelope)
     many-models       200 a model list of 10,000 entries (a real JSON answer, only large)
+    endless-chat      a small model list on /v1/models (a pre-flight passes), and an endless event
+                      stream on every other path
 
     python -m workerprobe.hostile --mode drip --host 127.0.0.1 --port 9999
 
@@ -114,6 +116,14 @@ async def many_models(writer: Writer, args: argparse.Namespace) -> None:
     await _whole(writer, "200 OK", "application/json", orjson.dumps({"object": "list", "data": data}))
 
 
+async def endless_chat(writer: Writer, args: argparse.Namespace) -> None:
+    if args.path.endswith("/models"):
+        data = [{"id": "m", "object": "model", "created": 1, "owned_by": "hostile"}]
+        await _whole(writer, "200 OK", "application/json", orjson.dumps({"object": "list", "data": data}))
+        return
+    await endless_stream(writer, args)
+
+
 MODES: dict[str, Mode] = {
     "huge-body": huge_body,
     "endless-chunked": endless_chunked,
@@ -126,15 +136,17 @@ MODES: dict[str, Mode] = {
     "redirect": redirect,
     "html-error": html_error,
     "many-models": many_models,
+    "endless-chat": endless_chat,
 }
 
 
-async def _request(reader: asyncio.StreamReader) -> bool:
-    """Read one request (its head, and its body by Content-Length); False when there is none."""
+async def _request(reader: asyncio.StreamReader) -> str | None:
+    """Read one request (its head, and its body by Content-Length): its path (None: none came)."""
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-        return False
+        return None
+    path = head.split(b" ", 2)[1].decode("latin-1") if head.count(b" ") >= 2 else "/"
     length = 0
     for line in head.split(b"\r\n"):
         name, _, value = line.partition(b":")
@@ -143,16 +155,17 @@ async def _request(reader: asyncio.StreamReader) -> bool:
     while length > 0:
         piece = await reader.read(min(length, 65536))
         if not piece:
-            return False
+            return None
         length -= len(piece)
-    return True
+    return path.split("?", 1)[0]
 
 
 def handler(mode: Mode, args: argparse.Namespace) -> Callable[[asyncio.StreamReader, Writer], Awaitable[None]]:
     async def handle(reader: asyncio.StreamReader, writer: Writer) -> None:
         try:
-            if await _request(reader):
-                await mode(writer, args)
+            path = await _request(reader)
+            if path is not None:
+                await mode(writer, argparse.Namespace(**{**vars(args), "path": path}))
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:

@@ -172,7 +172,7 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
         if hold is not None and budget is not None:
             budget.release(hold)
         raise
-    STOP.in_a_row = 0
+    STOP.within(response)
     if hold is not None and budget is not None:
         settle(case, budget, hold, response)
     if ledger is not None:
@@ -185,6 +185,9 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
         pass  # a check's own request (the same without a key, say) past its bounds: what was seen stands
 
 
+STOP_AFTER = 3  # answers past their bounds in a row before the rest are not sent
+
+
 @dataclass
 class _Stop:
     """This process stops sending when the target answered past its bounds too often in a row."""
@@ -192,9 +195,17 @@ class _Stop:
     in_a_row: int = 0
     reason: str | None = None
 
+    def past(self, problem: str) -> None:
+        self.in_a_row += 1
+        if self.in_a_row >= STOP_AFTER:
+            self.reason = f"the target answered {STOP_AFTER} requests in a row past the suite's bounds ({problem})"
+
+    def within(self, response: Any) -> None:
+        if not getattr(response, "stream_cut_short", False):
+            self.in_a_row = 0
+
 
 STOP = _Stop()
-STOP_AFTER = 3  # answers past their bounds in a row before the rest are not sent
 
 
 def unbounded(case: Any, exc: Exception, target: Target, deadline: float) -> bool:
@@ -210,9 +221,7 @@ def unbounded(case: Any, exc: Exception, target: Target, deadline: float) -> boo
     repro = case.as_curl_command(headers={"Authorization": "-"}, base_url=target.root)
     repro = repro.replace("'Authorization: [Filtered]'", '"Authorization: Bearer $API_KEY"')
     FINDINGS.failed(label, phase_of(case), ANSWER_BOUNDED, Finding(ANSWER_BOUNDED, problem, operation=label), repro, 0)
-    STOP.in_a_row += 1
-    if STOP.in_a_row >= STOP_AFTER:
-        STOP.reason = f"the target answered {STOP_AFTER} requests in a row past the suite's bounds ({problem})"
+    STOP.past(problem)
     return True
 
 
@@ -277,6 +286,11 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
     operation = case.operation.label if sent == case.operation.method.upper() else f"{sent} {case.operation.path}"
     phase, status = phase_of(case), int(response.status_code)
     FINDINGS.sent(operation, status, valid=positive(case, response), evidence=_evidence(case, response))
+    if getattr(response, "stream_cut_short", False):  # read until the request's deadline: it never ended
+        problem = "the event stream did not end within the request's deadline"
+        cut = Finding(ANSWER_BOUNDED, problem, operation)
+        FINDINGS.failed(operation, phase, ANSWER_BOUNDED, cut, _repro(response), status, source=case.operation.label)
+        STOP.past(problem)
     # Every answer that reached validation came within the bounds of the suite's transport.
     ran = {result.name for result in results} | {ANSWER_BOUNDED.check}
     broken: set[str] = set()

@@ -96,7 +96,7 @@ def check(target: Target, timeout: float = 15.0) -> Result:
         return Result(False, f"pre-flight: CLOUDFLARE_WORKER_URL {target.v1!r} is not an http(s) URL")
     wrong = "sk-workerprobe-preflight-wrong-key"
     try:
-        with bounds.client(timeout) as client:
+        with bounds.client(min(timeout, bounds.default_deadline())) as client:
             models = _get(client, "GET", f"{target.v1}/models", target.api_key)
             if models.status_code in (401, 403):
                 return Result(
