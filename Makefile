@@ -80,8 +80,10 @@ gateway: install
 bench: install
 	$(PY) bench/emulator_bench.py
 
-# Chaos and attacks on the gateway, loopback only (kill -9 under writers, Redis outage, two
-# replicas and a poller, a held SQLite lock, slow clients, chunked uploads, a malformed corpus).
+# Chaos and attacks, loopback only: on the gateway (kill -9 under writers, Redis outage, two
+# replicas and a poller, a held SQLite lock, slow clients and bodies, chunked uploads, a malformed
+# corpus), and hostile servers (workerprobe.hostile) in front of the gateway and as the target of
+# `workerprobe test` and `workerprobe load` (bench/chaos_hostile.py). chaos-short: CI's subset.
 chaos: install
 	$(PY) bench/chaos.py
 

@@ -161,8 +161,14 @@ def hostile_upstream(tree: Path, mode: str, folder: Path, requests: int = 16) ->
             wall = time.monotonic() - started
             time.sleep(2.0)  # what the gateway holds once the answers are done
             after = watch.stop()
-            health = http.get("/health").status_code
-        rss_after = proc.memory_info().rss / 1e6
+            try:
+                health: int | str = http.get("/health").status_code
+            except httpx.HTTPError:
+                health = "no answer: the gateway is gone"
+        try:
+            rss_after = proc.memory_info().rss / 1e6
+        except psutil.Error:
+            rss_after = 0.0
     return {
         "mode": mode,
         "requests": requests,
@@ -191,7 +197,7 @@ def _command(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
         output, _ = process.communicate()
     wall = time.monotonic() - started
     watch.stop()
-    lines = [line for line in output.decode(errors="replace").splitlines() if line.strip()]
+    lines = [line for line in output.decode(errors="replace").splitlines() if line.startswith("workerprobe")]
     return {
         "exit": process.returncode,
         "wall_s": round(wall, 1),

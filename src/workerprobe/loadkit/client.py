@@ -173,6 +173,7 @@ class LLMClient:
             self.budget.release(hold)
             return self._failed(name, start, "connection", repr(exc), retry_after=1.0)
         start = _sent_since(start)  # the clock of TTFT and end to end starts when the request went out
+        most_events = max(8 * int(limit or 4096), 4096)  # a token an event, with room to spare
         with response:
             meter = StreamMeter(start)
             raw = bytearray()
@@ -186,6 +187,9 @@ class LLMClient:
                         break
                     if stream:
                         meter.feed(chunk, now)
+                        if len(meter.content_times) > most_events:  # far more than the tokens asked
+                            cut = "too_large"
+                            break
                     elif meter.first_byte is None:  # a whole answer: only its first byte is timed
                         meter.first_byte = now
                     if now - start > self.total_timeout:

@@ -76,7 +76,11 @@ def conclude(options: Any, collector: Collector, state: dict[str, Any], host: st
     answered = collector.requests - sum(collector.causes.values())
     if state.get("unusable") or answered <= 0:  # nothing could be measured: not a pass, not a finding
         failed = ", ".join(f"{n} {cause}" for cause, n in summary["failures"].items())
-        why = f"all {collector.requests} failed ({failed})" if collector.requests else "none was made"
+        why = (
+            f"all {collector.requests} failed ({failed})"
+            if collector.requests
+            else "none ended within the run (the target never finished an answer in time)"
+        )
         print(f"workerprobe load: nothing could be measured: no request completed; {why}", flush=True)
         return 2
     if breaches or busy or state["stop_reason"] == "daily allocation spent":
