@@ -19,8 +19,9 @@ import trustme
 import uvloop
 
 from workerprobe import hostile as hostile_server
-from workerprobe.cloudflare.http1 import _HIGH_WATER, MAX_HEAD_BYTES, MAX_HEADERS, HTTPFailure, Origin
+from workerprobe.cloudflare.http1 import Origin
 from workerprobe.cloudflare.library import LibraryOrigin
+from workerprobe.cloudflare.wire import _HIGH_WATER, MAX_HEAD_BYTES, MAX_HEADERS, HTTPFailure
 
 LIMIT = 64 * 1024 * 1024  # the most a test here reads of one answer
 

@@ -14,8 +14,9 @@ from yarl import URL
 
 from workerprobe import __version__
 from workerprobe.cloudflare.errors import CloudflareError, StreamBroken, UpstreamUnavailable
-from workerprobe.cloudflare.http1 import HTTPFailure, Origin, Response, release_memory
+from workerprobe.cloudflare.http1 import Origin, Response
 from workerprobe.cloudflare.library import LibraryOrigin, LibraryResponse
+from workerprobe.cloudflare.wire import HTTPFailure, release_memory
 from workerprobe.sse import Decoder
 
 __all__ = ["Limits", "WorkersAI"]

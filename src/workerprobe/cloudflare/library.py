@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 import aiohttp
 from yarl import URL
 
-from workerprobe.cloudflare.http1 import MAX_HEAD_BYTES, MAX_HEADERS, HTTPFailure, release_memory
+from workerprobe.cloudflare.wire import MAX_HEAD_BYTES, MAX_HEADERS, HTTPFailure, release_memory
 
 __all__ = ["LibraryOrigin", "LibraryResponse"]
 

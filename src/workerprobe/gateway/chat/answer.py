@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from workerprobe import tokens
 from workerprobe.catalogue import Model
-from workerprobe.cloudflare.http1 import release_memory
+from workerprobe.cloudflare.wire import release_memory
 from workerprobe.gateway.chat.plan import Outcome, Prepared
 from workerprobe.gateway.chat.translate import counted_usage, cut_at_stop, event_parts, finish_reason, normalise
 from workerprobe.gateway.errors import BadGateway
