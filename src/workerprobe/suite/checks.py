@@ -54,12 +54,13 @@ __all__ = [
 
 Violation = tuple[Rule, str]
 
-# Error `type` values a client expects for each status (OpenAI's reference behaviour).
+# Error `type` values OpenAI's API answers with, by status: it uses invalid_request_error for 401
+# and 404 too (not Anthropic's authentication_error or not_found_error).
 _TYPES_BY_STATUS: dict[int, set[str]] = {
     400: {"invalid_request_error"},
-    401: {"invalid_request_error", "authentication_error"},
+    401: {"invalid_request_error"},
     403: {"invalid_request_error", "permission_error"},
-    404: {"invalid_request_error", "not_found_error"},
+    404: {"invalid_request_error"},
     405: {"invalid_request_error"},
     409: {"invalid_request_error", "conflict_error"},
     413: {"invalid_request_error"},

@@ -39,6 +39,7 @@ class Rule:
     why: str  # the client behaviour that justifies the level
     applies: Applies
     only: tuple[str, ...] | None = None  # the operations it can apply to (None: any)
+    openai: str = ""  # what OpenAI's API does, and where that is documented
 
 
 class Finding(Failure):
@@ -67,11 +68,21 @@ class Finding(Failure):
 RULES: dict[str, Rule] = {}
 
 
-def rule(name: str, level: Level, check: str, why: str, applies: Applies, only: tuple[str, ...] | None = None) -> Rule:
-    """Register a rule (once: a second registration of a name is a programming error)."""
+def rule(
+    name: str,
+    level: Level,
+    check: str,
+    why: str,
+    applies: Applies,
+    only: tuple[str, ...] | None = None,
+    *,
+    openai: str,
+) -> Rule:
+    """Register a rule (once: a second registration of a name is a programming error). `openai`: the
+    behaviour of OpenAI's API the rule holds the target to, and where it is documented."""
     if name in RULES:
         raise ValueError(f"rule {name!r} registered twice")
-    RULES[name] = Rule(name, level, check, why, applies, only)
+    RULES[name] = Rule(name, level, check, why, applies, only, openai)
     return RULES[name]
 
 
@@ -223,14 +234,6 @@ def missing_header_case(case: Any, response: Any) -> bool:
     return scenario == "missing_parameter" and parameter is not None and parameter.lower() == "authorization"
 
 
-def undeclared_method(case: Any, response: Any) -> bool:
-    return _scenario(case)[0] == "unspecified_http_method"
-
-
-def options_request(case: Any, response: Any) -> bool:
-    return str(getattr(response.request, "method", "")).upper() == "OPTIONS"
-
-
 def secured_success(case: Any, response: Any) -> bool:
     return is_success(case, response)
 
@@ -249,6 +252,8 @@ BUILTIN: tuple[Rule, ...] = (
         "a 5xx makes the SDK raise InternalServerError (and retry it twice) where the request deserved a "
         "4xx class or an answer",
         always,
+        openai="a request it cannot serve is a 4xx in the error envelope; a 5xx only for its own failures "
+        "(API reference, Error codes)",
     ),
     rule(
         "response_schema_conformance",
@@ -256,6 +261,7 @@ BUILTIN: tuple[Rule, ...] = (
         "response_schema_conformance",
         "the SDK builds its objects without validation: a missing or mistyped field is silently None or wrong",
         schema_declared,
+        openai="objects as the API reference defines them (openai/openai-openapi)",
     ),
     rule(
         "content_type_conformance",
@@ -263,6 +269,7 @@ BUILTIN: tuple[Rule, ...] = (
         "content_type_conformance",
         "the SDK parses by Content-Type: a JSON body sent as text/plain comes back as a str, not an object",
         has_body,
+        openai="JSON answers are application/json, streams text/event-stream (API reference, Streaming)",
     ),
     rule(
         "positive_data_acceptance",
@@ -270,6 +277,7 @@ BUILTIN: tuple[Rule, ...] = (
         "positive_data_acceptance",
         "a request valid under the OpenAI API is refused: the SDK raises BadRequestError for a correct call",
         positive_within_window,
+        openai="a request valid under the API reference is served (openai/openai-openapi)",
     ),
     rule(
         "ignored_auth",
@@ -277,6 +285,7 @@ BUILTIN: tuple[Rule, ...] = (
         "ignored_auth",
         "a request without a valid key is answered: the SDK never raises AuthenticationError for a wrong key",
         secured_success,
+        openai="every call needs Authorization: Bearer; without a valid key 401 (API reference, Authentication)",
     ),
     rule(
         "ensure_resource_availability",
@@ -285,6 +294,7 @@ BUILTIN: tuple[Rule, ...] = (
         "an object just created is not found: the SDK raises NotFoundError for an id it was given",
         stateful_read,
         STATEFUL_READS,
+        openai="an object a create returned is retrievable by its id at once (API reference, Assistants)",
     ),
     rule(
         "use_after_free",
@@ -293,6 +303,7 @@ BUILTIN: tuple[Rule, ...] = (
         "a deleted object is still served: the SDK silently returns data that no longer exists",
         stateful_read,
         STATEFUL_READS,
+        openai="a deleted object answers 404 (API reference, Assistants: deleted: true)",
     ),
     rule(
         "status_code_conformance",
@@ -300,6 +311,7 @@ BUILTIN: tuple[Rule, ...] = (
         "status_code_conformance",
         "a status the API does not document; the SDK still raises an APIStatusError subclass",
         always,
+        openai="statuses as documented: 200, and the 4xx/5xx of Error codes (API reference)",
     ),
     rule(
         "response_headers_conformance",
@@ -307,6 +319,7 @@ BUILTIN: tuple[Rule, ...] = (
         "response_headers_conformance",
         "a documented header is missing or malformed; the SDK reads none of them for correctness",
         headers_declared,
+        openai="documented headers in their documented form (Retry-After on 429: rate-limit guide)",
     ),
     rule(
         "negative_data_rejection",
@@ -314,6 +327,7 @@ BUILTIN: tuple[Rule, ...] = (
         "negative_data_rejection",
         "an invalid request is accepted; the SDK sends only valid ones, other clients get no error",
         negative,
+        openai="an invalid request is 400 invalid_request_error naming the param (API reference, Error codes)",
     ),
     rule(
         "missing_required_header",
@@ -321,19 +335,6 @@ BUILTIN: tuple[Rule, ...] = (
         "missing_required_header",
         "a request without Authorization is not a 401; the SDK always sends the header",
         missing_header_case,
-    ),
-    rule(
-        "unsupported_method",
-        "SHOULD",
-        "unsupported_method",
-        "a method the API does not have is not a 405 with Allow; no SDK sends one",
-        undeclared_method,
-    ),
-    rule(
-        "allow_header_conformance",
-        "SHOULD",
-        "allow_header_conformance",
-        "OPTIONS advertises other methods than the API has; no SDK sends OPTIONS",
-        options_request,
+        openai='no key: 401 invalid_request_error, "You didn\'t provide an API key" (API reference, Authentication)',
     ),
 )

@@ -36,6 +36,8 @@ ANSWER_BOUNDED = r.rule(
     "an answer larger than the suite's cap (64 MB) or not complete within its deadline (60 s): the SDKs read a "
     "whole body and time out only between bytes, so a client runs out of memory or waits for ever",
     r.always,
+    openai="answers are finite: a stream ends with [DONE] (API reference, Streaming); the SDK's default timeout "
+    "is 600 s between bytes",
 )
 ERROR_ENVELOPE = r.rule(
     "openai_error_envelope",
@@ -44,6 +46,8 @@ ERROR_ENVELOPE = r.rule(
     "without {'error': {'message': ...}} the SDK's exception has no message, type or code (e.code is None), "
     "so a client cannot tell a quota error from a rate limit or a bad parameter",
     r.is_error,
+    openai='{"error": {"message", "type", "param", "code"}} on every error (API reference, Error codes; '
+    "openai-python reads the body's error)",
 )
 ERROR_FIELDS = r.rule(
     "openai_error_fields",
@@ -51,6 +55,7 @@ ERROR_FIELDS = r.rule(
     "openai_errors",
     "the envelope lacks type, param or code; the SDK still raises the class its status maps to",
     r.is_error,
+    openai="type, param and code on every error, null where they do not apply (openai/openai-openapi ErrorResponse)",
 )
 ERROR_TYPE = r.rule(
     "openai_error_type",
@@ -58,6 +63,8 @@ ERROR_TYPE = r.rule(
     "openai_errors",
     "the error type disagrees with the status; the SDK picks the class by status, not by type",
     r.is_error,
+    openai="400, 401 and 404 are invalid_request_error, 429 requests, tokens or insufficient_quota, 5xx "
+    "server_error (API reference, Error codes)",
 )
 QUOTA_CODE = r.rule(
     "openai_quota_code",
@@ -66,6 +73,8 @@ QUOTA_CODE = r.rule(
     "a daily-quota 429 without code 'insufficient_quota' is retried by clients as a rate limit, "
     "for as long as the quota lasts",
     r.quota_error,
+    openai="a spent quota is 429 insufficient_quota, which the SDKs do not retry as a rate limit (API "
+    "reference, Error codes)",
 )
 SUCCESS_NOT_ERROR = r.rule(
     "openai_success_is_not_an_error",
@@ -73,6 +82,7 @@ SUCCESS_NOT_ERROR = r.rule(
     "openai_success",
     "a 2xx whose body is an error object: the SDK returns an empty object and raises nothing",
     r.is_success,
+    openai="a 2xx carries the object asked for, never an error (API reference)",
 )
 STREAM_DONE = r.rule(
     "openai_stream_done",
@@ -81,6 +91,7 @@ STREAM_DONE = r.rule(
     "a stream must end with one data: [DONE]; clients that wait for it hang, a second one is read as a chunk",
     r.chat_stream,
     r.CHAT,
+    openai="a chat stream ends with data: [DONE] (API reference, Streaming)",
 )
 STREAM_JSON = r.rule(
     "openai_stream_json",
@@ -89,6 +100,7 @@ STREAM_JSON = r.rule(
     "every data line but [DONE] is a JSON object; the SDK raises on the first one that is not",
     r.chat_stream,
     r.CHAT,
+    openai="every data line of a chat stream but [DONE] is a chat.completion.chunk object (API reference, Streaming)",
 )
 STREAM_ERROR_LAST = r.rule(
     "openai_stream_error_last",
@@ -97,6 +109,7 @@ STREAM_ERROR_LAST = r.rule(
     "the SDK raises at an error event: chunks after it are lost",
     r.chat_stream,
     r.CHAT,
+    openai="an error during a stream is its last event (openai-python raises at it)",
 )
 STREAM_ROLE = r.rule(
     "openai_stream_role",
@@ -105,6 +118,7 @@ STREAM_ROLE = r.rule(
     "the first delta carries role 'assistant'; the SDK's accumulator falls back to it",
     r.chat_stream,
     r.CHAT,
+    openai="the first chunk's delta has role assistant (API reference, chat.completion.chunk)",
 )
 STREAM_CHUNK_FIELDS = r.rule(
     "openai_stream_chunk_fields",
@@ -114,6 +128,7 @@ STREAM_CHUNK_FIELDS = r.rule(
     "without validation, stricter clients (AIPerf, Spring AI, Pydantic AI) drop or reject them",
     r.chat_stream,
     r.CHAT,
+    openai="every chunk has id, object, created, model (API reference, chat.completion.chunk)",
 )
 STOP_HONOURED = r.rule(
     "openai_stop_honoured",
@@ -123,6 +138,7 @@ STOP_HONOURED = r.rule(
     "where it asked generation to stop",
     r.chat_with_stop,
     r.CHAT,
+    openai="generation stops before any stop sequence, which is not returned (API reference, Chat: stop)",
 )
 STREAM_ID = r.rule(
     "openai_stream_one_id",
@@ -131,6 +147,7 @@ STREAM_ID = r.rule(
     "one id for the whole stream; accumulators keyed by id split the answer",
     r.chat_stream,
     r.CHAT,
+    openai="every chunk of a stream has the same id (API reference, chat.completion.chunk: id)",
 )
 STREAM_FINISH = r.rule(
     "openai_stream_finish_reason",
@@ -140,6 +157,7 @@ STREAM_FINISH = r.rule(
     "from a whole one (the stream helper's final completion says None)",
     r.chat_stream,
     r.CHAT,
+    openai="each choice's last chunk carries its finish_reason (API reference, chat.completion.chunk)",
 )
 STREAM_USAGE = r.rule(
     "openai_stream_usage",
@@ -149,6 +167,7 @@ STREAM_USAGE = r.rule(
     "SDK's stream.usage is silently None",
     r.wants_usage,
     r.CHAT,
+    openai="with include_usage, a last chunk with usage and choices: [] (API reference, Chat: stream_options)",
 )
 USAGE_ARITHMETIC = r.rule(
     "openai_usage_arithmetic",
@@ -157,6 +176,7 @@ USAGE_ARITHMETIC = r.rule(
     "total_tokens = prompt_tokens + completion_tokens; clients that bill by total get it wrong",
     r.chat_any,
     r.CHAT,
+    openai="total_tokens = prompt_tokens + completion_tokens (API reference, usage)",
 )
 N_HONOURED = r.rule(
     "openai_n_honoured",
@@ -165,6 +185,7 @@ N_HONOURED = r.rule(
     "n choices for n > 1; the SDK silently returns fewer answers than asked",
     r.chat_with_n,
     r.CHAT,
+    openai="n choices for n (API reference, Chat: n)",
 )
 MAX_TOKENS = r.rule(
     "openai_max_tokens_honoured",
@@ -173,6 +194,7 @@ MAX_TOKENS = r.rule(
     "no more completion tokens than max_tokens; the client is billed and shown more than it allowed",
     r.chat_with_limit,
     r.CHAT,
+    openai="no more completion tokens than max_tokens or max_completion_tokens (API reference, Chat)",
 )
 SILENT_TRUNCATION = r.rule(
     "openai_silent_truncation",
@@ -182,6 +204,7 @@ SILENT_TRUNCATION = r.rule(
     "for a whole one",
     r.chat_with_limit,
     r.CHAT,
+    openai="an answer cut at its token limit has finish_reason length (API reference, Chat: finish_reason)",
 )
 RUN_STREAM = r.rule(
     "openai_run_stream",
@@ -191,6 +214,8 @@ RUN_STREAM = r.rule(
     "event: done; the SDK's AssistantEventHandler raises or never returns otherwise",
     r.run_stream,
     r.RUNS,
+    openai="thread.run.created first, JSON events, a terminal status, then event: done (API reference, "
+    "Assistants streaming)",
 )
 LIST_LIMIT = r.rule(
     "openai_list_limit",
@@ -199,4 +224,5 @@ LIST_LIMIT = r.rule(
     "a page holds at most `limit` objects (20 by default); a paginating client's cursor skips the rest",
     r.list_page,
     r.LISTS,
+    openai="a page holds at most limit objects, 20 by default (API reference, list endpoints)",
 )
