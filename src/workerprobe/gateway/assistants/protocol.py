@@ -55,6 +55,10 @@ class AssistantCreate(_WithMetadata):
 
 
 class AssistantModify(_WithMetadata):
+    # Not nullable in OpenAI's API (an assistant always has a model and a list of tools): a null
+    # would be stored and read back as null, where an SDK iterates `assistant.tools`.
+    NOT_NULL = frozenset({"model", "tools"})
+
     model: str | None = Field(default=None, min_length=1)
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=512)
