@@ -136,19 +136,19 @@ def run(name: str, out: Path, depth: str) -> dict[str, object]:
     where = out / name
     where.mkdir(parents=True, exist_ok=True)
     (where / "output.txt").write_text(done.stdout + done.stderr)
-    for report in ("summary.json", "summary.md", "findings.md", "conformance.md", "conformance.json"):
+    for report in ("summary.json", "summary.md", "findings.md", "findings.json", "conformance.md", "conformance.json"):
         if (ROOT / "reports" / report).exists():
             shutil.copy(ROOT / "reports" / report, where / report)
     summary = json.loads((where / "summary.json").read_text()) if (where / "summary.json").exists() else {}
-    top = summary.get("top_findings", [])
+    totals = summary.get("causes_total", {})
     return {
         "target": name,
         "exit": done.returncode,
         "verdict": summary.get("verdict", "-"),
         "requests": summary.get("requests", 0),
         "distinct": summary.get("distinct_findings", 0),
-        "causes": summary.get("distinct_causes", 0),
-        "must": sum(1 for t in top if t["level"] == "MUST"),
+        "causes": sum(totals.values()),
+        "must": totals.get("MUST", 0),
         "scenarios": summary.get("scenarios", {}),
         "wall_s": round(wall, 1),
         "spent": summary.get("cost", {}).get("spent_neurons"),

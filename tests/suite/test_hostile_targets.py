@@ -61,8 +61,8 @@ def test_answers_that_never_end_are_a_must_finding_and_the_run_ends(hostile: str
     assert done.returncode == 1, done.stdout[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["verdict"] == "FAIL"
-    bounded = [t for t in summary["top_findings"] if t["rule"] == "openai_answer_bounded"]
-    assert bounded and "POST /v1/chat/completions" in bounded[0]["operations"], summary["top_findings"]
+    bounded = [c for c in summary["causes"] if c["rule"] == "openai_answer_bounded"]
+    assert bounded and "POST /v1/chat/completions" in bounded[0]["operations"], summary["causes"]
 
 
 @pytest.mark.parametrize("hostile", ["endless-stream", "huge-body", "drip"], indirect=True)

@@ -75,7 +75,7 @@ def test_verdicts() -> None:
     _fail(good, "openai_stream_done", "the stream does not end with data: [DONE]", "curl")
     bad = judge(good, [])
     assert bad.word == "FAIL" and bad.exit_code == 1 and bad.table["chat"]["python"].startswith("NOT READY")
-    assert bad.top[0]["rule"] == "openai_stream_done"  # MUST first
+    assert bad.causes[0].rule == "openai_stream_done"  # MUST first
     assert bad.table["chat"]["node"].startswith("NOT RUN")
 
 

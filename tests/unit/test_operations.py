@@ -18,7 +18,7 @@ _OPS = [
     for method, raw in item.items()
     if method in ("get", "post", "put", "patch", "delete")
 ]
-_KNOWN = {"family", "core", "generates", "usage", "creates", "lists", "stream"}
+_KNOWN = {"family", "core", "generates", "usage", "creates", "lists", "stream", "sdk", "retired"}
 
 
 @pytest.mark.parametrize(("method", "path", "raw"), _OPS, ids=[f"{m} {p}" for m, p, _ in _OPS])

@@ -45,7 +45,7 @@ def test(args: argparse.Namespace) -> int:
     bounded = ("CLOUDFLARE_WORKER_URL", "API_KEY", "WORKERPROBE_REQUEST_DEADLINE_S", "WORKERPROBE_MAX_ANSWER_BYTES")
     os.environ.update({k: v for k, v in env.items() if k in bounded})
     from workerprobe.suite import preflight
-    from workerprobe.suite.verdict import clear_reports
+    from workerprobe.suite.reports import clear_reports
 
     clear_reports(reports)
     for warning in preflight.env_warnings(Path(".env"), env):

@@ -2,7 +2,8 @@
 
 - An operation is *implemented* when a valid request got a 2xx, *not implemented* when valid
   requests got only 404, 405 or 501 (a 404 for a generated id does not count: that object does not
-  exist), and *unknown* otherwise.
+  exist), or every request got the target's answer for a path that does not exist, and *unknown*
+  otherwise.
 - A cell is *pass (n)* when the rule was checked on n responses it applies to and held on all of
   them, *FAIL (f/n)* when it broke on f of them, *not seen* when no response it applies to came
   back, and *n/a* when it cannot apply to the operation.
@@ -29,6 +30,10 @@ def implementation(findings: Findings, operation: str) -> str:
     if any(200 <= s < 300 for s in valid):
         return "implemented"
     if valid and set(valid) <= _NOT_IMPLEMENTED:
+        return "not implemented"
+    # Every answer was the target's answer for a path it has no route for (Cloudflare's API: a 400
+    # "No route for that URI").
+    if findings.no_route.get(operation) and findings.no_route[operation] >= sum(findings.statuses[operation].values()):
         return "not implemented"
     return "unknown"
 

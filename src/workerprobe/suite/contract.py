@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import requests
 import schemathesis
 from schemathesis.core.failures import FailureGroup
@@ -247,8 +248,9 @@ def _repro(response: Any) -> str:
 
 
 _NO_ROUTE = "/v1/workerprobe-no-such-route"
-# What this target answers for a path it has no route for (learnt once per process).
-_ROUTE_404: dict[str, str | None] = {}
+# How this target answers a path it has no route for: (status, body signature), learnt once per
+# process; None when it could not be learnt.
+_NO_ROUTE_ANSWER: dict[str, tuple[int, str] | None] = {}
 
 
 def _signature(text: str, path: str) -> str:
@@ -256,16 +258,28 @@ def _signature(text: str, path: str) -> str:
 
 
 def learn_missing_route(target: Target) -> None:
-    """Ask once for a path no server has: its 404 is how this target says "no such route"."""
-    if "body" in _ROUTE_404:
+    """Ask once for a path no server has: its answer (a 404, or a 400 "No route for that URI" from
+    Cloudflare's API) is how this target says "no such route"."""
+    if "answer" in _NO_ROUTE_ANSWER:
         return
     try:
         url = httpx.URL(f"{target.root}{_NO_ROUTE}")
         with bounds.client(15) as client:
             answer = client.post(url, headers={"Authorization": f"Bearer {target.api_key}"}, json={})
-        _ROUTE_404["body"] = _signature(answer.text, url.path) if answer.status_code == 404 else None
+        known = (answer.status_code, _signature(answer.text, url.path))
+        _NO_ROUTE_ANSWER["answer"] = known if 400 <= answer.status_code < 500 else None
+        if _NO_ROUTE_ANSWER["answer"] is not None:
+            FINDINGS.no_route_said = explanation(answer) or f"HTTP {answer.status_code}"
     except (httpx.HTTPError, bounds.RunOver):
-        _ROUTE_404["body"] = None
+        _NO_ROUTE_ANSWER["answer"] = None
+
+
+def no_route(response: Any) -> bool:
+    """Whether the answer is this target's answer for a path it has no route for."""
+    known = _NO_ROUTE_ANSWER.get("answer")
+    if known is None or response.status_code != known[0]:
+        return False
+    return _signature(response.text, httpx.URL(str(response.request.url)).path) == known[1]
 
 
 def _evidence(case: Any, response: Any) -> bool:
@@ -274,8 +288,7 @@ def _evidence(case: Any, response: Any) -> bool:
     object, a model or a referenced assistant does not exist)."""
     if response.status_code != 404:
         return True
-    known = _ROUTE_404.get("body")
-    return known is not None and _signature(response.text, httpx.URL(str(response.request.url)).path) == known
+    return no_route(response)
 
 
 @schemathesis.hook
@@ -285,7 +298,10 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
     sent = str(getattr(response.request, "method", case.operation.method)).upper()
     operation = case.operation.label if sent == case.operation.method.upper() else f"{sent} {case.operation.path}"
     phase, status = phase_of(case), int(response.status_code)
-    FINDINGS.sent(operation, status, valid=positive(case, response), evidence=_evidence(case, response))
+    unrouted = no_route(response)
+    FINDINGS.sent(
+        operation, status, valid=positive(case, response), evidence=_evidence(case, response), no_route=unrouted
+    )
     if getattr(response, "stream_cut_short", False):  # read until the request's deadline: it never ended
         problem = "the event stream did not end within the request's deadline"
         cut = Finding(ANSWER_BOUNDED, problem, operation)
@@ -294,19 +310,55 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
     # Every answer that reached validation came within the bounds of the suite's transport.
     ran = {result.name for result in results} | {ANSWER_BOUNDED.check}
     broken: set[str] = set()
+    said = explanation(response) if status >= 400 else None
     for result in results:
         failure = result.failure
         if failure is None:
             continue
         rule = RULES.get(failure.rule) if isinstance(failure, Finding) else RULES.get(result.name)
-        if rule is None:
-            continue
+        if rule is None or (rule.check == "response_schema_conformance" and status >= 400):
+            continue  # an error answer's shape is the envelope rules' (one finding for one fact)
+        FINDINGS.failed(
+            operation,
+            phase,
+            rule,
+            failure,
+            _repro(response),
+            status,
+            source=case.operation.label,
+            said=None if isinstance(failure, Finding) else said,
+            cell=rule.name not in broken,
+        )
         broken.add(rule.name)
-        FINDINGS.failed(operation, phase, rule, failure, _repro(response), status, source=case.operation.label)
     for rule in RULES.values():
         if rule.name in broken or (rule.check in ran and rule.applies(case, response)):
             FINDINGS.checked(operation, rule)
     bounds.release_memory()  # large answers leave the heap scattered: given back as it grows
+
+
+def explanation(response: Any) -> str | None:
+    """What an error answer says of itself: its envelope's message (OpenAI's, Cloudflare's, a
+    framework's `detail`), else its first line of text; None when it says nothing readable."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    found: Any = None
+    if isinstance(body, dict):
+        error, errors = body.get("error"), body.get("errors")
+        if isinstance(error, dict):
+            found = error.get("message")
+        elif isinstance(error, str):
+            found = error
+        elif isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            found = errors[0].get("message")
+        if found is None:
+            detail = body.get("detail", body.get("message"))
+            found = detail if isinstance(detail, str) else (str(detail)[:160] if detail else None)
+    elif body is None and response.content and b"<html" not in response.content[:512].lower():
+        found = response.content[:160].decode(errors="replace").splitlines()[0]
+    text = " ".join(str(found).split()) if found else ""
+    return "".join(c for c in text if c.isprintable())[:160] or None
 
 
 def verdict_of(groups: list[Group], strict: bool) -> str | None:

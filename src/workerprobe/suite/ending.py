@@ -13,7 +13,8 @@ from workerprobe.suite import contract
 from workerprobe.suite.budget import Budget
 from workerprobe.suite.conformance import write_matrix
 from workerprobe.suite.findings import Findings, merge
-from workerprobe.suite.verdict import Outcome, Verdict, distinct, judge, write
+from workerprobe.suite.reports import FIRST_SCREEN, write
+from workerprobe.suite.verdict import Outcome, Verdict, distinct, judge
 
 __all__ = ["conclude", "cost", "show"]
 
@@ -60,13 +61,14 @@ def conclude(
     return verdict, findings
 
 
-def show(terminal: pytest.TerminalReporter, verdict: Verdict, findings: Findings) -> None:
-    """The run's last lines: what was sent and found, what it cost, the readiness table, the verdict."""
+def show(terminal: pytest.TerminalReporter, verdict: Verdict, findings: Findings, reports: Path) -> None:
+    """The run's last lines: what was sent and found, what it cost, the readiness table, the causes
+    to fix first, the verdict."""
     line = terminal.write_line
     line("")
     line(
         f"contract requests sent by generated cases: {findings.total_requests}; distinct findings: "
-        f"{distinct(list(findings.groups.values()))} (reports/findings.md, reports/conformance.md, reports/summary.md)"
+        f"{distinct(list(findings.groups.values()))} ({reports / 'summary.md'}, {reports / 'findings.md'})"
     )
     if verdict.cost:
         c = verdict.cost
@@ -83,9 +85,11 @@ def show(terminal: pytest.TerminalReporter, verdict: Verdict, findings: Findings
     line(f"{'family':{width}}  official Python SDK / official Node SDK")
     for family, row in verdict.table.items():
         line(f"{family:{width}}  {row['python']} / {row['node']}")
-    for g in verdict.top[:8]:
-        where = g["operations"][0] if len(g["operations"]) == 1 else f"{len(g['operations'])} operations"
-        line(f"  {g['level']} {g['rule']} x{g['count']} on {where}: {g['message'][:100]}")
+    for n, cause in enumerate(verdict.causes[:FIRST_SCREEN], 1):
+        where = f"{len(cause.operations)} operation(s), {cause.responses} response(s)" if cause.operations else ""
+        if cause.scenarios:
+            where = ", ".join(p for p in (where, f"{len(cause.scenarios)} scenario(s)") if p)
+        line(f"  {n}. {cause.level} {' '.join(cause.what.split())[:110]} ({where})")
     line(
         verdict.line, bold=True, red=verdict.exit_code == 1, yellow=verdict.exit_code == 2, green=verdict.exit_code == 0
     )

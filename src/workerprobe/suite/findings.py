@@ -18,7 +18,7 @@ from typing import Any
 
 from workerprobe.suite.registry import RULES, Finding, Rule
 
-__all__ = ["BUDGET", "RUN_OVER", "Findings", "Group", "curl", "merge"]
+__all__ = ["BUDGET", "RUN_OVER", "Findings", "Group", "curl", "merge", "shell_quote"]
 
 AUTH_REJECTED = (401, 403)
 # Why calls were not made (`Findings.reasons`), besides a target past its bounds.
@@ -28,9 +28,43 @@ _SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "cf-aig-au
 _SKIP_HEADERS = {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}
 
 
+REPRO_BODY_BYTES = 4096  # a reproduction's body is cut past this, and the cut said
+
+
+def _encoded(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate, as JSON can carry one
+        return text.encode("utf-8", "surrogatepass")
+
+
+def shell_quote(value: str | bytes) -> str:
+    """One shell word for any bytes: plain `'...'` when every character is printable, else bash's
+    `$'...'` with each other byte escaped, so a reproduction is plain text that pastes exactly."""
+    raw = value if isinstance(value, bytes) else _encoded(value)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.isprintable():
+        return shlex.quote(text)
+    out = []
+    for char in raw.decode("utf-8", "surrogateescape"):
+        if char in "\\'":
+            out.append("\\" + char)
+        elif "\udc80" <= char <= "\udcff":  # a byte that is not UTF-8
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif char.isprintable():
+            out.append(char)
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in char.encode("utf-8")))
+    return "$'" + "".join(out) + "'"
+
+
 def curl(method: str, url: str, headers: dict[str, str], body: bytes | str | None) -> str:
-    """A curl command that can be pasted: credentials come from `$API_KEY`, nothing else is hidden."""
-    parts = ["curl", "-sS", "-X", method, shlex.quote(url)]
+    """A curl command that can be pasted: credentials come from `$API_KEY`, nothing else is hidden;
+    every byte is escaped, and a body over 4 KB is cut, with the cut said."""
+    parts = ["curl", "-sS", "-X", shell_quote(method), shell_quote(url)]
     for name, value in headers.items():
         lower = name.lower()
         if lower in _SKIP_HEADERS:
@@ -39,11 +73,25 @@ def curl(method: str, url: str, headers: dict[str, str], body: bytes | str | Non
             scheme = value.split(" ", 1)[0] + " " if " " in value else ""
             parts += ["-H", f'"{name}: {scheme}$API_KEY"']
             continue
-        parts += ["-H", shlex.quote(f"{name}: {value}")]
-    if body:
-        text = body.decode(errors="replace") if isinstance(body, bytes) else body
-        parts += ["--data-binary", shlex.quote(text)]
-    return " ".join(parts)
+        parts += ["-H", shell_quote(f"{name}: {value}")]
+    if not body:
+        return " ".join(parts)
+    raw = body if isinstance(body, bytes) else _encoded(body)
+    if len(raw) <= REPRO_BODY_BYTES:
+        return " ".join([*parts, "--data-binary", _body(raw)])
+    note = f"# the body was {len(raw)} bytes: its first {REPRO_BODY_BYTES} follow, the rest is cut\n"
+    return note + " ".join([*parts, "--data-binary", _body(raw[:REPRO_BODY_BYTES])])
+
+
+def _body(raw: bytes) -> str:
+    """The body as curl's argument; one with a NUL byte, which no argument can hold, from printf."""
+    if b"\x00" not in raw:
+        return shell_quote(raw)
+    escaped = "".join(
+        "%%" if b == 0x25 else "\\\\" if b == 0x5C else chr(b) if 0x20 <= b < 0x7F and b != 0x27 else f"\\x{b:02x}"
+        for b in raw
+    )
+    return f"@<(printf '{escaped}')"
 
 
 def _cause(rule: str, failure: Any) -> str:
@@ -53,6 +101,13 @@ def _cause(rule: str, failure: Any) -> str:
         return re.sub(r"\d+", "N", failure.message.split(": ", 1)[0])
     key = getattr(failure, "_unique_key", "") or ""
     return f"{type(failure).__name__}: {failure.title}{' | ' + key if key and key != failure.title else ''}"
+
+
+def _normalised(text: str) -> str:
+    """What an answer says, its numbers, ids and quoted values out (the same failure of two
+    requests says the same)."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    return re.sub(r"\b(?:[a-z]+_)?[0-9a-f]{8,}\b|\d+", "N", text)[:160]
 
 
 def _summary(failure: Any) -> str:
@@ -99,13 +154,18 @@ class Findings:
     not_run: Counter[str] = field(default_factory=Counter)  # per operation: calls not made
     reasons: Counter[str] = field(default_factory=Counter)  # why calls were not made, and how many
     cleanup: tuple[int, int] = (0, 0)  # objects created on the target: deleted, left behind
+    no_route: Counter[str] = field(default_factory=Counter)  # per operation: answered as a path with no route
+    no_route_said: str = ""  # what the target says for a path it has no route for
 
-    def sent(self, operation: str, status: int, valid: bool, evidence: bool = True) -> None:
-        """One request and its answer; `evidence`: it may prove the operation is (not) implemented."""
+    def sent(self, operation: str, status: int, valid: bool, evidence: bool = True, no_route: bool = False) -> None:
+        """One request and its answer; `evidence`: it may prove the operation is (not) implemented;
+        `no_route`: the answer is the target's answer for a path it has no route for."""
         self.requests[operation] += 1
         self.statuses[operation][status] += 1
         if valid and evidence:
             self.valid_statuses[operation][status] += 1
+        if no_route:
+            self.no_route[operation] += 1
 
     def seen_by_sdk(self, operation: str, status: int) -> None:
         """An official SDK's exchange in a scenario: its 2xx proves the operation is implemented."""
@@ -122,18 +182,27 @@ class Findings:
         self.cells[operation][rule.name].checked += 1
 
     def failed(
-        self, operation: str, phase: str, rule: Rule, failure: Any, repro: str, status: int, source: str = ""
+        self,
+        operation: str,
+        phase: str,
+        rule: Rule,
+        failure: Any,
+        repro: str,
+        status: int,
+        source: str = "",
+        said: str | None = None,
+        cell: bool = True,
     ) -> Group:
-        self.cells[operation][rule.name].failed += 1
-        group = Group(
-            operation,
-            phase,
-            rule.name,
-            rule.level,
-            _cause(rule.name, failure),
-            _summary(failure),
-            source=source or operation,
-        )
+        """One broken rule in one response. `said`: what the answer's own body says (an error's
+        message): two answers that say different things are two causes. `cell`: count the response
+        in the matrix (once per rule and response, however many failures it has)."""
+        if cell:
+            self.cells[operation][rule.name].failed += 1
+        cause, message = _cause(rule.name, failure), _summary(failure)
+        if said:
+            cause = f"{cause} | HTTP {status}: {_normalised(said)}"
+            message = f'{getattr(failure, "title", message)}: HTTP {status}, "{said}"'
+        group = Group(operation, phase, rule.name, rule.level, cause, message, source=source or operation)
         group = self.groups.setdefault(group.key, group)
         group.count += 1
         if not group.repro or len(repro) < len(group.repro):
@@ -155,6 +224,8 @@ class Findings:
             "groups": [g.__dict__ for g in self.groups.values()],
             "not_run": dict(self.not_run),
             "reasons": dict(self.reasons),
+            "no_route": dict(self.no_route),
+            "no_route_said": self.no_route_said,
             "cleanup": list(self.cleanup),
         }
         path.write_text(json.dumps(data))
@@ -183,6 +254,8 @@ class Findings:
                 mine.repro, mine.status = group.repro, group.status
         self.not_run.update(data.get("not_run", {}))
         self.reasons.update(data.get("reasons", {}))
+        self.no_route.update(data.get("no_route", {}))
+        self.no_route_said = self.no_route_said or data.get("no_route_said", "")
         deleted, left = data.get("cleanup", [0, 0])
         self.cleanup = (self.cleanup[0] + deleted, self.cleanup[1] + left)
 

@@ -14,6 +14,10 @@ the operation (vendor extensions):
                              parent), whether its metadata carries the run's id
     x-workerprobe-lists      the kind of object a list page holds (the `limit` rule)
     x-workerprobe-stream     the stream format its 2xx may take (chat, assistant)
+    x-workerprobe-sdk        the official SDK's call for it (client.chat.completions.create): what a
+                             finding on it breaks, in the words of the people who call it
+    x-workerprobe-retired    the day OpenAI shut the operation down (the Assistants API, 2026-08-26):
+                             a Worker's emulation of it is still checked, its findings come after
 
 Fail-closed: a POST without `x-workerprobe-generates` is taken as generating at the worst case
 (the dearest model, no cap the suite knows, its usage unread), so a forgotten fact costs a failing
@@ -93,6 +97,8 @@ class Operation:
     creates: Creates | None = None
     lists: str | None = None
     stream: str | None = None
+    sdk: str | None = None  # the official Python SDK's call
+    retired: str | None = None  # the day OpenAI shut it down
     linked_read: bool = False  # a GET some link of the spec leads to
 
     @property
@@ -128,6 +134,8 @@ def _operation(method: str, path: str, raw: dict[str, Any], linked: set[str]) ->
         creates=Creates(**creates) if isinstance(creates, dict) else None,
         lists=raw.get(f"{PREFIX}lists"),
         stream=raw.get(f"{PREFIX}stream"),
+        sdk=raw.get(f"{PREFIX}sdk"),
+        retired=str(raw[f"{PREFIX}retired"]) if raw.get(f"{PREFIX}retired") else None,
         linked_read=method == "GET" and raw.get("operationId") in linked,
     )
 

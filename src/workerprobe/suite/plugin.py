@@ -33,9 +33,10 @@ import workerprobe
 from workerprobe.suite import bounds, contract, ending, fixtures, preflight
 from workerprobe.suite.cases import CASES, CONTRACT, SCENARIOS
 from workerprobe.suite.reporting import write_allure_metadata
+from workerprobe.suite.reports import clear_reports
 from workerprobe.suite.runstate import ACTIVE, RUN, Run, active, is_worker, parts_dir, reports_dir, run_of
 from workerprobe.suite.target import configured
-from workerprobe.suite.verdict import Outcome, clear_reports
+from workerprobe.suite.verdict import Outcome
 
 
 def _in(path: Path, folder: Path) -> bool:
@@ -351,4 +352,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         )
     verdict, findings = run_of(config).verdict, run_of(config).findings
     if verdict is not None and findings is not None:
-        ending.show(terminalreporter, verdict, findings)
+        ending.show(terminalreporter, verdict, findings, reports_dir(config))

@@ -1,23 +1,21 @@
 """The verdict people act on: per endpoint family and official SDK, READY, READY WITH LIMITATIONS or
-NOT READY (or UNVERIFIED, NOT RUN), the top findings with their counts, what the run cost, and
-the exit code: 0 every MUST holds, 1 a MUST fails, 2 the run could not verify.
+NOT READY (or UNVERIFIED, NOT RUN), what the run cost, the causes to fix first, and the exit code:
+0 every MUST holds, 1 a MUST fails, 2 the run could not verify.
 
-Written to `reports/summary.{md,json}`; every group of findings with its reproduction goes to
-`reports/findings.md`.
+Written to the reports by `reports.py`, with the causes of `causes.py`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from workerprobe.suite.causes import Cause, causes
 from workerprobe.suite.conformance import implementation
 from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group
 from workerprobe.suite.operations import load as load_operations
 
-__all__ = ["CLIENTS", "Outcome", "Verdict", "families", "family_of", "judge", "write"]
+__all__ = ["CLIENTS", "Outcome", "Verdict", "distinct", "families", "family_of", "judge"]
 
 CLIENTS = ("python", "node")
 # Most answers refused for the key: nothing was really tested.
@@ -51,10 +49,10 @@ class Verdict:
     word: str  # PASS | FAIL | UNVERIFIED
     reason: str
     table: dict[str, dict[str, str]] = field(default_factory=dict)
-    top: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     cost: dict[str, Any] = field(default_factory=dict)
     scenarios: dict[str, int] = field(default_factory=dict)
+    causes: list[Cause] = field(default_factory=list)  # the one to fix first first
 
     @property
     def line(self) -> str:
@@ -113,22 +111,6 @@ def _family_state(
     return "READY"
 
 
-def top_findings(groups: list[Group]) -> list[dict[str, Any]]:
-    """Findings by rule and cause across operations and phases, MUST first, the most seen first."""
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
-    for g in groups:
-        entry = merged.setdefault(
-            (g.rule, g.cause),
-            {"level": g.level, "rule": g.rule, "count": 0, "operations": set(), "message": g.message, "repro": g.repro},
-        )
-        entry["count"] += g.count
-        entry["operations"].add(g.operation)
-        if len(g.repro) < len(entry["repro"]):
-            entry["repro"] = g.repro
-    found = sorted(merged.values(), key=lambda e: (e["level"] != "MUST", -e["count"]))
-    return [{**e, "operations": sorted(e["operations"])} for e in found]
-
-
 def distinct(groups: list[Group]) -> int:
     """Distinct findings: an operation, a rule and a cause (whatever the phases that met it)."""
     return len({(g.operation, g.rule, g.cause) for g in groups})
@@ -155,14 +137,13 @@ def judge(
     groups = list(findings.groups.values())
     total = findings.total_requests
     refused = findings.auth_rejected
-    top = top_findings(groups)[:10]
     table = {f: {c: _family_state(f, c, findings, groups, outcomes, operations) for c in CLIENTS} for f in families()}
     must_groups = [g for g in groups if g.level == "MUST"]
     scenarios: dict[str, int] = {}
     for o in outcomes:
         scenarios[o.outcome] = scenarios.get(o.outcome, 0) + 1
     must_scenarios = [o for o in outcomes if o.outcome == "failed" and o.level == "MUST"]
-    verdict = Verdict(0, "PASS", "every MUST holds", table, top, total, cost or {}, scenarios)
+    verdict = Verdict(0, "PASS", "every MUST holds", table, total, cost or {}, scenarios, causes(findings, outcomes))
     if total and refused / total > UNVERIFIED_AUTH_SHARE:
         verdict.exit_code, verdict.word = 2, "UNVERIFIED"
         verdict.reason = f"{refused} of {total} answers were 401/403: the key was not accepted"
@@ -183,73 +164,3 @@ def judge(
     if verdict.exit_code == 0 and should:
         verdict.reason += f"; {should} distinct SHOULD findings"
     return verdict
-
-
-def _md_table(verdict: Verdict) -> list[str]:
-    lines = ["| family | official Python SDK | official Node SDK |", "|---|---|---|"]
-    lines += [f"| {f} | {row['python']} | {row['node']} |" for f, row in verdict.table.items()]
-    return lines
-
-
-def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Findings) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = {
-        **header,
-        "verdict": verdict.word,
-        "exit_code": verdict.exit_code,
-        "reason": verdict.reason,
-        "requests": verdict.requests,
-        "families": verdict.table,
-        "top_findings": verdict.top,
-        "cost": verdict.cost,
-        "distinct_findings": distinct(list(findings.groups.values())),
-        "distinct_causes": len({(g.rule, g.cause) for g in findings.groups.values()}),
-        "scenarios": verdict.scenarios,
-    }
-    (out_dir / "summary.json").write_text(json.dumps(data, indent=2))
-    lines = [
-        "# workerprobe summary",
-        "",
-        f"Target: {header['target']}  ",
-        f"Run: {header['run_id']}, {header['started']} to {header['finished']}, workerprobe {header['version']}",
-        "",
-        f"**{verdict.word}**: {verdict.reason} (exit {verdict.exit_code}). "
-        f"{verdict.requests} generated contract requests.",
-        "",
-        *_md_table(verdict),
-        "",
-        "## Top findings",
-        "",
-    ]
-    lines += [
-        f"- {g['level']} `{g['rule']}` x{g['count']} on {len(g['operations'])} operation(s) "
-        f"({', '.join(g['operations'][:3])}{', ...' if len(g['operations']) > 3 else ''}): {g['message'][:200]}"
-        for g in verdict.top
-    ] or ["none"]
-    if verdict.cost:
-        lines += ["", "## Cost", "", ", ".join(f"{k}: {v}" for k, v in verdict.cost.items())]
-    (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
-    details = ["# Findings", "", f"Target: {header['target']}; run {header['run_id']}", ""]
-    for g in sorted(findings.groups.values(), key=lambda g: (g.operation, g.level != "MUST", -g.count)):
-        details += [
-            f"## {g.level} `{g.rule}` on `{g.operation}` ({g.phase}): {g.count} response(s)",
-            "",
-            g.message,
-            "",
-            f"Shortest reproduction (answered HTTP {g.status}):",
-            "",
-            "```sh",
-            g.repro,
-            "```",
-            "",
-        ]
-    (out_dir / "findings.md").write_text("\n".join(details) + "\n")
-
-
-REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md")
-
-
-def clear_reports(reports: Path) -> None:
-    """The previous run's reports go before a new run starts: none can be taken for this one's."""
-    for name in REPORTS:
-        (reports / name).unlink(missing_ok=True)

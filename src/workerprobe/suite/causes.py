@@ -1,0 +1,137 @@
+"""From what a run saw to what a Worker's author fixes first: findings grouped into causes.
+
+A cause is one behaviour of the target ("error bodies lack `param`", "a request without `messages`
+answers 500: Cannot read properties of undefined"), whatever operations and phases met it: the
+contract findings of one rule and one cause across operations, and the SDK scenarios that failed
+with the same error. Causes are ranked by what they break for a client: MUST before SHOULD, then
+the official SDK calls they break (a scenario that failed, and every operation's call), then how
+many operations, then how many responses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from workerprobe.suite import operations
+from workerprobe.suite.conformance import implementation
+from workerprobe.suite.findings import Findings
+from workerprobe.suite.registry import RULES
+
+__all__ = ["Cause", "causes"]
+
+
+@dataclass
+class Cause:
+    level: str
+    rule: str
+    what: str  # the behaviour, as the first response that showed it says it
+    operations: Counter[str] = field(default_factory=Counter)  # responses per operation
+    scenarios: list[str] = field(default_factory=list)  # SDK scenarios that failed on it
+    repro: str = ""
+    status: int = 0
+    family: str = ""  # the family of a cause met by scenarios, or by operations not implemented
+
+    @property
+    def responses(self) -> int:
+        return sum(self.operations.values())
+
+    @property
+    def calls(self) -> list[str]:
+        """The official SDK calls it breaks: those of its operations."""
+        found = [operations.load().get(op) for op in self.operations]
+        return sorted({op.sdk for op in found if op is not None and op.sdk})
+
+    @property
+    def openai(self) -> str:
+        rule = RULES.get(self.rule)
+        return rule.openai if rule is not None else ""
+
+    @property
+    def retired(self) -> bool:
+        """Every operation it concerns is one OpenAI shut down (the Assistants API)."""
+        ops = operations.load()
+        found = [ops.get(op) for op in self.operations] or [ops.get(op) for op in ops.labels(family=self.family)]
+        return bool(found) and all(op is not None and op.retired for op in found)
+
+    def rank(self) -> tuple[int, int, int, int, int]:
+        breaks = len(self.calls) + len(self.scenarios)
+        return (self.level != "MUST", self.retired, -breaks, -len(self.operations), -self.responses)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "rule": self.rule,
+            "what": self.what,
+            "breaks": self.calls,
+            "operations": dict(self.operations.most_common()),
+            "responses": self.responses,
+            "scenarios": self.scenarios,
+            "openai": self.openai,
+            "reproduction": self.repro,
+            "status": self.status,
+        }
+
+
+def _scenario_cause(message: str) -> str:
+    """What makes two failed scenarios one cause: the error they end on, its numbers and ids out."""
+    first = (message or "failed").strip().splitlines()[0]
+    return re.sub(r"\b(?:[a-z]+_)?[0-9a-f]{8,}\b|\d+", "N", first)[:160]
+
+
+def _missing(findings: Findings) -> dict[str, Cause]:
+    """One cause per family for its operations that are not implemented (what else they showed
+    follows from that), MUST when the family cannot do without one of them."""
+    ops = operations.load()
+    found: dict[str, Cause] = {}
+    for label in sorted(findings.requests):
+        if implementation(findings, label) != "not implemented":
+            continue
+        family = ops.family_of(label)
+        cause = found.get(family)
+        if cause is None:
+            said = findings.no_route_said or "404, 405 or 501"
+            what = f"The {family} operations are not implemented: each answers as a path that does not exist ({said})"
+            cause = found[family] = Cause("SHOULD", "not_implemented", what, family=family)
+        cause.operations[label] += findings.requests[label]
+        if label in ops.core(family):
+            cause.level = "MUST"
+    for group in findings.groups.values():
+        cause = found.get(ops.family_of(group.operation))
+        if cause is not None and group.operation in cause.operations and group.repro:
+            if not cause.repro or len(group.repro) < len(cause.repro):
+                cause.repro, cause.status = group.repro, group.status
+    return found
+
+
+def causes(findings: Findings, outcomes: list[Any]) -> list[Cause]:
+    """Every cause of the run, the one to fix first first."""
+    missing = _missing(findings)
+    merged: dict[tuple[str, str], Cause] = {("not_implemented", f): c for f, c in missing.items()}
+    for group in findings.groups.values():
+        if any(group.operation in c.operations for c in missing.values()):
+            continue
+        cause = merged.setdefault(
+            (group.rule, group.cause), Cause(group.level, group.rule, group.message, repro=group.repro)
+        )
+        cause.operations[group.operation] += group.count
+        if not cause.repro or (group.repro and len(group.repro) < len(cause.repro)):
+            cause.repro, cause.status = group.repro, group.status
+        if group.level == "MUST":
+            cause.level = "MUST"
+    for outcome in outcomes:
+        if outcome.outcome != "failed":
+            continue
+        if outcome.family in missing:  # what a family that is not there does to its scenarios
+            missing[outcome.family].scenarios.append(f"{outcome.nodeid.rsplit('::', 1)[-1]} ({outcome.client} SDK)")
+            continue
+        name = f"{outcome.nodeid.rsplit('::', 1)[-1]} ({outcome.client} SDK)"
+        key = (f"scenario:{outcome.family}", _scenario_cause(outcome.message))
+        what = f"{outcome.family}: {(outcome.message or 'failed').strip()[:300]}"
+        cause = merged.setdefault(key, Cause(outcome.level, "scenario", what, family=outcome.family))
+        cause.scenarios.append(name)
+        if outcome.level == "MUST":
+            cause.level = "MUST"
+    return sorted(merged.values(), key=Cause.rank)

@@ -1,0 +1,164 @@
+"""The run's reports, for the Worker's author: causes first.
+
+- `summary.md`: the verdict, then the causes to fix first (one line each: what breaks, where, how
+  often), the readiness table, what was not checked and why, the cost; its top fits one screen;
+- `findings.md`: every cause in the same order, MUST then SHOULD, once, with the OpenAI behaviour
+  it departs from, its operations and scenarios, and one shortest reproduction to paste (bodies
+  over 4 KB cut, with the cut said; every byte escaped, so the file is plain UTF-8 text);
+- `findings.json` and `summary.json`: the same, for machines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from workerprobe.suite import operations
+from workerprobe.suite.causes import Cause
+from workerprobe.suite.findings import Findings
+from workerprobe.suite.verdict import Verdict, distinct
+
+__all__ = ["FIRST_SCREEN", "REPORTS", "clear_reports", "write"]
+
+REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md", "findings.json")
+FIRST_SCREEN = 8  # causes listed at the top of summary.md
+
+
+def clear_reports(reports: Path) -> None:
+    """The previous run's reports go before a new run starts: none can be taken for this one's."""
+    for name in REPORTS:
+        (reports / name).unlink(missing_ok=True)
+
+
+def _where(cause: Cause) -> str:
+    ops = [op for op, _ in cause.operations.most_common()]
+    shown = ", ".join(f"`{op}`" for op in ops[:2]) + (f" and {len(ops) - 2} more" if len(ops) > 2 else "")
+    parts = []
+    if ops:
+        parts.append(f"{cause.responses} response(s) on {len(ops)} operation(s): {shown}")
+    if cause.scenarios:
+        parts.append(f"{len(cause.scenarios)} SDK scenario(s) failed")
+    return "; ".join(parts)
+
+
+def _breaks(cause: Cause) -> str:
+    calls = [c for c in cause.calls if c.startswith("client.")]
+    if not calls:
+        return ""
+    return (
+        " Breaks " + ", ".join(f"`{c}`" for c in calls[:3]) + (f" and {len(calls) - 3} more" if len(calls) > 3 else "")
+    )
+
+
+def _line(n: int, cause: Cause) -> str:
+    what = " ".join(cause.what.split())[:160]
+    return f"{n}. **{cause.level}** {what} ({_where(cause)}).{_breaks(cause)} [details](findings.md#cause-{n})"
+
+
+def _table(verdict: Verdict) -> list[str]:
+    lines = ["| family | official Python SDK | official Node SDK |", "|---|---|---|"]
+    lines += [f"| {f} | {row['python']} | {row['node']} |" for f, row in verdict.table.items()]
+    return lines
+
+
+def _retired(verdict: Verdict) -> list[str]:
+    """What the rows of an API OpenAI shut down mean now."""
+    ops = operations.load()
+    retired = sorted({op.retired for op in ops if op.retired})
+    families = [f for f in verdict.table if all(op.retired for op in ops if op.family == f)]
+    if not retired or not families:
+        return []
+    return [
+        "",
+        f"OpenAI shut the Assistants API down on {retired[0]}: the {', '.join(families)} rows check the Worker's "
+        "own emulation of it (still served by Workers that keep it). Current clients call the Responses and "
+        "Conversations APIs.",
+    ]
+
+
+def _not_checked(findings: Findings, verdict: Verdict) -> list[str]:
+    lines = [f"- {n} call(s) not made: {reason}" for reason, n in findings.reasons.most_common()]
+    skipped = verdict.scenarios.get("skipped", 0)
+    if skipped:
+        lines.append(f"- {skipped} scenario(s) not run (their reasons: the test report, or findings.json)")
+    return lines or ["- nothing: every generated case and scenario ran"]
+
+
+def _summary(header: dict[str, Any], verdict: Verdict, findings: Findings, causes: list[Cause]) -> str:
+    must = sum(1 for c in causes if c.level == "MUST")
+    lines = [
+        f"# workerprobe: {verdict.word} (exit {verdict.exit_code})",
+        "",
+        f"{verdict.reason}. Target: {header['target']}. {verdict.requests} generated requests, "
+        f"{sum(verdict.scenarios.values())} SDK scenarios; {must} MUST and {len(causes) - must} SHOULD causes.",
+        "",
+        "## Fix first",
+        "",
+    ]
+    lines += [_line(i, c) for i, c in enumerate(causes[:FIRST_SCREEN], 1)] or ["Nothing: no rule was broken."]
+    if len(causes) > FIRST_SCREEN:
+        lines.append(f"\n... and {len(causes) - FIRST_SCREEN} more causes, in the same order: findings.md")
+    lines += ["", "## Readiness", "", *_table(verdict), *_retired(verdict)]
+    lines += ["", "## Not checked", "", *_not_checked(findings, verdict)]
+    if verdict.cost:
+        c = verdict.cost
+        lines += [
+            "",
+            "## Cost",
+            "",
+            f"{c['spent_neurons']} of {c['max_neurons']:g} neurons (contract cases {c['by_contract_cases']}, "
+            f"scenarios {c['by_scenarios']}; {c['of_which_worst_case']} of it charged at the worst case).",
+        ]
+    lines += [
+        "",
+        f"Run {header['run_id']}, {header['started']} to {header['finished']}, workerprobe {header['version']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _findings(header: dict[str, Any], causes: list[Cause]) -> str:
+    lines = ["# Findings, the one to fix first first", "", f"Target: {header['target']}; run {header['run_id']}.", ""]
+    if not causes:
+        lines.append("No rule was broken.")
+    for i, cause in enumerate(causes, 1):
+        lines += [f'<a id="cause-{i}"></a>', f"## {i}. {cause.level} `{cause.rule}`", "", cause.what.strip(), ""]
+        if cause.openai:
+            lines += [f"What OpenAI's API does: {cause.openai}.", ""]
+        if cause.calls:
+            lines += ["Breaks: " + ", ".join(f"`{c}`" for c in cause.calls) + ".", ""]
+        if cause.scenarios:
+            lines += ["Failed SDK scenarios: " + ", ".join(f"`{s}`" for s in cause.scenarios) + ".", ""]
+        if cause.operations:
+            ops = ", ".join(f"`{op}` ({n})" for op, n in cause.operations.most_common())
+            lines += [f"Responses by operation: {ops}.", ""]
+        if cause.repro:
+            lines += [f"Shortest reproduction (answered HTTP {cause.status}):", "", "```sh", cause.repro, "```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Findings) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    causes = verdict.causes
+    tree = [c.as_dict() for c in causes]
+    data = {
+        **header,
+        "verdict": verdict.word,
+        "exit_code": verdict.exit_code,
+        "reason": verdict.reason,
+        "requests": verdict.requests,
+        "families": verdict.table,
+        "causes": tree[:FIRST_SCREEN],
+        "causes_total": {
+            "MUST": sum(c.level == "MUST" for c in causes),
+            "SHOULD": sum(c.level != "MUST" for c in causes),
+        },
+        "not_checked": dict(findings.reasons),
+        "cost": verdict.cost,
+        "distinct_findings": distinct(list(findings.groups.values())),
+        "scenarios": verdict.scenarios,
+    }
+    (out_dir / "summary.json").write_text(json.dumps(data, indent=2))
+    (out_dir / "findings.json").write_text(json.dumps({**header, "causes": tree}, indent=2))
+    (out_dir / "summary.md").write_text(_summary(header, verdict, findings, causes))
+    (out_dir / "findings.md").write_text(_findings(header, causes))

@@ -1,0 +1,130 @@
+"""From findings to causes and reports a Worker's author acts on (no server: evidence given directly)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from workerprobe.suite import checks  # noqa: F401  (registers the OpenAI rules)
+from workerprobe.suite.causes import causes
+from workerprobe.suite.findings import Findings, curl, shell_quote
+from workerprobe.suite.registry import RULES, Finding
+from workerprobe.suite.reports import FIRST_SCREEN, write
+from workerprobe.suite.verdict import Outcome, judge
+
+CHAT = "POST /v1/chat/completions"
+EMBED = "POST /v1/embeddings"
+MODELS = "GET /v1/models"
+ASSISTANTS = "POST /v1/assistants"
+HEADER = {"target": "http://127.0.0.1:1/v1", "run_id": "r", "started": "s", "finished": "f", "version": "v"}
+
+
+def _fail(seen: Findings, op: str, rule: str, message: str, status: int = 400, said: str | None = None) -> None:
+    seen.sent(op, status, valid=True)
+    seen.failed(op, "coverage", RULES[rule], Finding(RULES[rule], message, op), f"curl {op}", status, said=said)
+
+
+def test_one_behaviour_on_many_operations_is_one_cause() -> None:
+    seen = Findings()
+    for op in (CHAT, EMBED, MODELS):
+        _fail(seen, op, "openai_error_fields", "HTTP 400 error envelope lacks 'param'")
+    (cause,) = causes(seen, [])
+    assert cause.operations == {CHAT: 1, EMBED: 1, MODELS: 1}
+    assert "client.chat.completions.create" in cause.calls and "client.embeddings.create" in cause.calls
+
+
+def test_answers_that_say_different_things_are_different_causes() -> None:
+    seen = Findings()
+    _fail(seen, CHAT, "not_a_server_error", "server error", 500, said="Cannot read properties of undefined")
+    _fail(seen, CHAT, "not_a_server_error", "server error", 500, said="Cannot read properties of undefined")
+    _fail(seen, CHAT, "not_a_server_error", "server error", 500, said="model not found: @cf/x")
+    found = causes(seen, [])
+    assert len(found) == 2 and sorted(c.responses for c in found) == [1, 2]
+    assert any("Cannot read properties" in c.what for c in found)
+
+
+def test_must_first_then_what_breaks_most() -> None:
+    seen = Findings()
+    _fail(seen, CHAT, "openai_error_fields", "lacks 'param'")  # SHOULD
+    _fail(seen, MODELS, "openai_stream_done", "no [DONE]")  # MUST, one operation
+    for op in (CHAT, EMBED):
+        _fail(seen, op, "not_a_server_error", "server error", 500, said="boom")  # MUST, two
+    ranked = [c.rule for c in causes(seen, [])]
+    assert ranked == ["not_a_server_error", "openai_stream_done", "openai_error_fields"]
+
+
+def test_a_retired_api_comes_after_the_current_ones() -> None:
+    seen = Findings()
+    for _ in range(5):
+        _fail(seen, ASSISTANTS, "not_a_server_error", "server error", 500, said="boom")
+    _fail(seen, MODELS, "not_a_server_error", "server error", 500, said="other")
+    first, second = causes(seen, [])
+    assert not first.retired and first.operations == {MODELS: 1}
+    assert second.retired
+
+
+def test_scenarios_failing_on_one_error_are_one_cause() -> None:
+    outcomes = [
+        Outcome("t.py::test_a", "chat", "python", "MUST", "failed", "KeyError: 'choices' at id chatcmpl-1a2b3c4d5e"),
+        Outcome("t.py::test_b", "chat", "node", "MUST", "failed", "KeyError: 'choices' at id chatcmpl-99ff00aa11"),
+        Outcome("t.py::test_c", "chat", "python", "MUST", "failed", "TimeoutError after 30 s"),
+        Outcome("t.py::test_d", "chat", "python", "MUST", "passed"),
+    ]
+    found = causes(Findings(), outcomes)
+    assert sorted(len(c.scenarios) for c in found) == [1, 2]
+
+
+def test_a_family_that_is_not_there_is_one_cause_not_one_per_rule() -> None:
+    seen = Findings()
+    for op in (ASSISTANTS, "GET /v1/assistants"):
+        for _ in range(3):
+            seen.sent(op, 404, valid=True, no_route=True)
+        rule = RULES["openai_error_fields"]
+        seen.failed(op, "coverage", rule, Finding(rule, "x", op), "c", 404)
+    outcomes = [Outcome("t.py::test_assistant", "assistants", "python", "MUST", "failed", "NotFoundError")]
+    (cause,) = causes(seen, outcomes)
+    assert cause.rule == "not_implemented" and cause.level == "MUST"  # creating one is the family's core
+    assert set(cause.operations) == {ASSISTANTS, "GET /v1/assistants"}
+    assert cause.scenarios == ["test_assistant (python SDK)"]
+
+
+def test_the_reports_put_the_cause_to_fix_first_on_top(tmp_path: Path) -> None:
+    seen = Findings()
+    for i in range(12):
+        seen.sent(CHAT, 200, valid=True)
+        _fail(seen, CHAT, "not_a_server_error", "server error", 500, said=f"failure kind {chr(97 + i)}")
+    _fail(seen, EMBED, "openai_error_fields", "HTTP 400 error envelope lacks 'param'")
+    write(tmp_path, HEADER, judge(seen, []), seen)
+    summary = (tmp_path / "summary.md").read_text()
+    top = summary.split("## Fix first", 1)[1].split("## Readiness", 1)[0]
+    assert top.count("**MUST**") == FIRST_SCREEN and "more causes" in top
+    assert "(findings.md#cause-1)" in top
+    every = json.loads((tmp_path / "findings.json").read_text())["causes"]
+    assert len(every) == 13 and every[-1]["rule"] == "openai_error_fields"  # SHOULD last
+    assert every[0]["openai"]  # the OpenAI behaviour each cause departs from
+    details = (tmp_path / "findings.md").read_text()
+    assert details.index('id="cause-1"') < details.index('id="cause-13"')
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["causes_total"] == {"MUST": 12, "SHOULD": 1} and len(data["causes"]) == FIRST_SCREEN
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"plain", "it's", b"a\nb\tc", b"\xff\xfe not utf-8", "\u00e9 \u00fc", "\ud800 lone", "\x1b[31m", b"\\x41 %d"],
+)
+def test_a_reproduction_pastes_exactly_whatever_bytes_it_holds(value: str | bytes) -> None:
+    word = shell_quote(value)
+    assert word.isprintable()  # no control byte reaches the report
+    raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+    assert subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout == raw
+
+
+def test_a_body_with_a_nul_byte_or_over_4_kb_is_said(tmp_path: Path) -> None:
+    command = curl("POST", "http://127.0.0.1:1/v1/x", {}, b'{"a": "\x00\xff"}')
+    body = command.split("--data-binary ", 1)[1]
+    assert subprocess.run(["bash", "-c", f"cat {body[1:]}"], capture_output=True).stdout == b'{"a": "\x00\xff"}'
+    long = curl("POST", "http://127.0.0.1:1/v1/x", {}, b"x" * 10_000)
+    assert long.startswith("# the body was 10000 bytes") and long.count("x") < 4200
