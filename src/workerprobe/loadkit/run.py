@@ -23,7 +23,7 @@ import httpx
 from workerprobe.catalogue import load as load_catalogue
 from workerprobe.clihelp import Help
 from workerprobe.procs import free_port, gateway_over_emulator
-from workerprobe.suite.target import configured
+from workerprobe.suite.target import TargetError, configured
 
 
 def _upstream_count(emulator_url: str, summary: Path) -> None:
@@ -231,10 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.key:
         os.environ["API_KEY"] = args.key
 
+    try:
+        chosen = None if args.embedded else configured()
+    except TargetError as exc:
+        print(f"workerprobe load: {exc}; exit 2", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        target = None if args.embedded else configured()
+        target = chosen
         emulator_url = None
         if target is not None:
             host, key = target.root, target.api_key

@@ -32,7 +32,7 @@ def test(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from workerprobe.suite.cases import SUITE
-    from workerprobe.suite.target import configured
+    from workerprobe.suite.target import TargetError, configured
 
     reports = Path(args.report).resolve()
     checkout = Path(__file__).resolve().parents[3]  # src/workerprobe/suite/commands.py -> the checkout
@@ -50,7 +50,11 @@ def test(args: argparse.Namespace) -> int:
     clear_reports(reports)
     for warning in preflight.env_warnings(Path(".env"), env):
         print(warning, flush=True)
-    chosen = configured()
+    try:
+        chosen = configured()
+    except TargetError as exc:
+        print(f"workerprobe test: UNVERIFIED ({exc}); exit 2")
+        return 2
     deployed = chosen is not None
     env["WORKERPROBE_PREFLIGHT"] = "done"
     if chosen is not None:
@@ -76,6 +80,7 @@ def test(args: argparse.Namespace) -> int:
             f"{_GRACE_S:g} s of grace; reports in {reports} are partial or missing); exit 2"
         )
         return 2
+    loaded = 0
     if own and code in (0, 1):
         load = [
             sys.executable,
@@ -89,8 +94,25 @@ def test(args: argparse.Namespace) -> int:
     summary = reports / "summary.json"
     if summary.exists() and code in (0, 1, 2):
         verdict = json.loads(summary.read_text())
-        print(f"workerprobe test: {verdict['verdict']} ({verdict['reason']}); exit {code}")
+        print(f"workerprobe test: {_final(verdict, code, loaded_failed=own and loaded not in (0, 5))}; exit {code}")
     return code
+
+
+_WORDS = {0: "PASS", 1: "FAIL", 2: "UNVERIFIED"}
+
+
+def _final(verdict: dict[str, object], code: int, loaded_failed: bool) -> str:
+    """The last line's verdict, which always agrees with the exit code: where the run's exit
+    differs from the suite's verdict, both are said and why."""
+    said = f"{verdict['verdict']} ({verdict['reason']})"
+    if verdict.get("exit_code") == code:
+        return said
+    why = (
+        "the project's load-timing tests failed"
+        if loaded_failed
+        else f"pytest ended with exit {code}: a test outside the verdict failed or could not run (see above)"
+    )
+    return f"{_WORDS[code]} (the suite alone: {said}; {why})"
 
 
 _GRACE_S = 120.0  # past the run's deadline: the tests under way end, the reports are written
@@ -123,10 +145,14 @@ def clean(args: argparse.Namespace) -> int:
     import os
 
     from workerprobe.suite.ledger import clean
-    from workerprobe.suite.target import configured
+    from workerprobe.suite.target import TargetError, configured
 
     os.environ.update({k: v for k, v in _target_env(args).items() if k in ("CLOUDFLARE_WORKER_URL", "API_KEY")})
-    target = configured()
+    try:
+        target = configured()
+    except TargetError as exc:
+        print(f"workerprobe clean: {exc}", file=sys.stderr)
+        return 2
     if target is None:
         print("workerprobe clean: no target (give a URL, or set CLOUDFLARE_WORKER_URL and API_KEY)", file=sys.stderr)
         return 2

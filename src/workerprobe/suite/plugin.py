@@ -35,7 +35,7 @@ from workerprobe.suite.cases import CASES, CONTRACT, SCENARIOS
 from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.reports import clear_reports
 from workerprobe.suite.runstate import ACTIVE, RUN, Run, active, is_worker, parts_dir, reports_dir, run_of
-from workerprobe.suite.target import configured
+from workerprobe.suite.target import Target, TargetError, configured
 from workerprobe.suite.verdict import Outcome
 
 
@@ -96,10 +96,19 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["workerprobe_run"] = run_of(node.config).run_id
 
 
+def _target() -> Target | None:
+    """The target, once the session's start has checked it (a name that cannot be what was meant
+    ended the run there)."""
+    try:
+        return configured()
+    except TargetError:
+        return None
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if not active(config):
         return []
-    target = configured()
+    target = _target()
     under_test = target.describe() if target else "the embedded default (workerprobe gateway + Workers AI emulator)"
     lines = [
         f"workerprobe {workerprobe.__version__} on {platform.machine()}, Python {platform.python_version()}",
@@ -130,7 +139,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     for warning in preflight.env_warnings(Path(".env"), dict(os.environ)):
         if terminal is not None:
             terminal.write_line(warning, yellow=True)
-    target = configured()
+    try:
+        target = _target()
+    except TargetError as exc:
+        pytest.exit(f"workerprobe verdict: UNVERIFIED ({exc}); exit 2", returncode=2)
     if target is None:
         return
     result = preflight.check(target)
@@ -314,7 +326,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         contract.FINDINGS.dump(parts_dir(config) / f"findings-{worker}.json")
     if is_worker(config):
         return
-    target = configured()
+    target = _target()
     header = {
         "target": target.describe() if target else "the embedded default",
         "run_id": run_of(config).run_id,
@@ -339,7 +351,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if not active(config) or is_worker(config):
         return
     allure_dir = getattr(config.option, "allure_report_dir", None)
-    target = configured()
+    target = _target()
     if allure_dir:
         write_allure_metadata(
             Path(allure_dir),
