@@ -96,3 +96,43 @@ def test_a_probe_with_another_method_is_no_operation_to_show() -> None:
     seen.sent("TRACE /v1/models", 405, valid=False)  # unsupported_method's probe
     verdict = judge(seen, [Outcome("t", "models", "python", "MUST", "passed")], operations=["GET /v1/models"])
     assert verdict.table["models"]["python"] == "READY"
+
+
+def test_what_the_budget_left_unchecked_is_never_a_pass() -> None:
+    from workerprobe.suite.findings import BUDGET
+
+    seen = Findings()
+    seen.sent(CHAT, 200, valid=True)
+    seen.checked(CHAT, RULES["openai_stream_done"])
+    for _ in range(3):
+        seen.not_made(CHAT, BUDGET)  # 1 call made of 4: the operation is not checked
+    skipped = Outcome("t.py::test_chat", "chat", "python", "MUST", "skipped", f"not run: costs 15 [{BUDGET}]")
+    verdict = judge(seen, [skipped], cost={"max_neurons": 5.0}, operations=[CHAT])
+    assert verdict.word == "UNVERIFIED" and verdict.exit_code == 2
+    assert "not checked for the budget (--max-neurons 5): chat" in verdict.reason
+    assert verdict.table["chat"]["python"].startswith("NOT CHECKED")
+    cells = matrix(seen, [CHAT])["rows"][0]
+    assert cells["checked"] == "not checked" and cells["cells"]["openai_n_honoured"] == {"state": "not checked"}
+
+
+def test_a_few_calls_not_made_are_named_in_a_pass() -> None:
+    from workerprobe.suite.findings import BUDGET
+
+    seen = Findings()
+    for _ in range(10):
+        seen.sent(CHAT, 200, valid=True)
+    seen.not_made(CHAT, BUDGET)
+    verdict = judge(seen, [Outcome("t.py::test_chat", "chat", "python", "MUST", "passed")], operations=[CHAT])
+    assert verdict.exit_code == 0 and "1 calls not made for the budget on 1 operation(s)" in verdict.reason
+    assert matrix(seen, [CHAT])["rows"][0]["checked"] == "partly checked"
+
+
+def test_a_failure_seen_stands_whatever_was_left_unchecked() -> None:
+    from workerprobe.suite.findings import BUDGET
+
+    seen = Findings()
+    _fail(seen, "openai_stream_done", "the stream does not end with data: [DONE]", "curl")
+    seen.sent(CHAT, 200, valid=True)
+    for _ in range(5):
+        seen.not_made(CHAT, BUDGET)
+    assert judge(seen, [], operations=[CHAT]).word == "FAIL"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,35 @@ def test_the_scenarios_keep_their_share(tmp_path: Path) -> None:
     with pytest.raises(Exhausted):
         budget.hold(6.0, "scenarios")
     assert budget.spend().held == pytest.approx(95.0) and budget.spend("contract").refused == 1
+
+
+def test_no_operation_starves_another(tmp_path: Path) -> None:
+    """Each planned member is sure of an equal part of its pool; past it, one may use only what
+    the pool does not keep for the others whose tests have not ended."""
+    budget = Budget(tmp_path / "b.sqlite3", 100.0, shares={"contract": 1.0})
+    budget.plan("contract", {"chat": 2, "runs": 1, "embeddings": 1})  # 33.3 each
+    for hold in [budget.hold(10.0, member="chat") for _ in range(3)]:
+        budget.charge(hold, 10.0)
+    with pytest.raises(Exhausted, match="chat used its fair part"):
+        budget.hold(10.0, member="chat")  # 40 > 33.3, and the others keep 66.7 of the 70 left
+    budget.hold(30.0, member="runs")  # within its own part, whatever chat did
+    budget.finished("contract", "embeddings")  # ended, having used nothing: its part is free
+    budget.hold(10.0, member="chat")
+    assert budget.members("contract")["chat"] == (pytest.approx(40.0), 1)
+    budget.hold(5.0, member="")  # not a planned member: the pool's share alone
+    budget.plan("contract", {"chat": 99})  # the first plan stands
+    assert set(budget.members("contract")) == {"chat", "runs", "embeddings"}
+
+
+def test_a_member_refused_for_its_part_waits_for_its_own_calls_in_flight(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 100.0, shares={"contract": 1.0})
+    budget.plan("contract", {"chat": 1, "runs": 1})
+    flight = budget.hold(45.0, member="chat")
+    releaser = threading.Timer(0.3, budget.release, args=(flight,))
+    releaser.start()
+    budget.hold(45.0, member="chat")  # waits for the first to come back instead of being refused
+    releaser.join()
+    assert budget.members("contract")["chat"] == (pytest.approx(45.0), 0)
 
 
 def test_fuzzed_unicode_is_held_at_a_token_a_byte(tmp_path: Path) -> None:

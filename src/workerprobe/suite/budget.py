@@ -9,12 +9,18 @@ without usage is charged its worst case. Prices come from the catalogue; an unkn
 priced as the dearest one, so the estimate never falls short.
 
 The cap is shared in pools, so that the generated contract cases cannot starve the scenarios:
-each pool may use its share of the cap (`SHARES`), and all together no more than the cap.
+each pool may use its share of the cap (`SHARES`), and all together no more than the cap. Within a
+pool, fairly among its members (the contract cases' operations, the scenarios' families), once
+the run has planned them (`plan`: the tests it selected, per member): each member is sure of an
+equal part of its pool (its reserve), and may use more only while what is left in the pool still
+covers the unused reserves of the members whose tests have not all ended (`finished`). So one
+operation's fuzzing cannot starve another's, and no share is lost to a member that needed less.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,8 @@ __all__ = ["GENERATION_CAP", "Budget", "Exhausted", "Hold", "Spend"]
 GENERATION_CAP = 16
 # What each pool may use of the cap (together they may use it all, but never more).
 SHARES = {"contract": 0.6, "scenarios": 0.4}
+# How long a member refused only for its fair part waits for its own calls in flight to settle.
+FAIR_WAIT_S = 30.0
 # Chat-template tokens a server may add per message (roles, separators), on top of the text.
 _PER_MESSAGE = 8
 
@@ -41,6 +49,7 @@ class Exhausted(Exception):
 class Hold:
     neurons: float
     pool: str = "contract"
+    member: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,13 @@ CREATE TABLE IF NOT EXISTS budget (
     pool TEXT PRIMARY KEY,
     max_neurons REAL NOT NULL, spent REAL NOT NULL DEFAULT 0, worst_case REAL NOT NULL DEFAULT 0,
     held REAL NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0
+)
+"""
+_MEMBERS = """
+CREATE TABLE IF NOT EXISTS members (
+    pool TEXT NOT NULL, member TEXT NOT NULL, planned INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0,
+    used REAL NOT NULL DEFAULT 0, held REAL NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (pool, member)
 )
 """
 _TOTALS = (
@@ -84,6 +100,7 @@ class Budget:
             setup.execute("PRAGMA journal_mode=WAL")  # readers never wait on the writer
         with self._transaction() as db:
             db.execute(_SCHEMA)
+            db.execute(_MEMBERS)
             for pool in self.shares:
                 db.execute("INSERT OR IGNORE INTO budget (pool, max_neurons) VALUES (?, ?)", (pool, max_neurons))
 
@@ -126,33 +143,98 @@ class Budget:
             limit = model.context_window or model.max_tokens_applied
         return model.neurons(prompt + 16, limit if model.task == "text-generation" else 0)
 
-    def reserve(self, body: dict[str, Any], default_model: str, facts: Generates, pool: str | None = None) -> Hold:
-        return self.hold(self.estimate(body, default_model, facts), pool)
+    def reserve(
+        self, body: dict[str, Any], default_model: str, facts: Generates, pool: str | None = None, member: str = ""
+    ) -> Hold:
+        return self.hold(self.estimate(body, default_model, facts), pool, member)
 
-    def hold(self, cost: float, pool: str | None = None) -> Hold:
-        """Hold `cost` in `pool` (default: the first); raises Exhausted when it would pass the
-        pool's share or the cap."""
+    def plan(self, pool: str, tests: dict[str, int]) -> None:
+        """The members of `pool` this run has selected tests for, with how many (every test process
+        plans the same; the first plan stands)."""
+        with self._transaction() as db:
+            for member, planned in tests.items():
+                db.execute(
+                    "INSERT OR IGNORE INTO members (pool, member, planned) VALUES (?, ?, ?)", (pool, member, planned)
+                )
+
+    def finished(self, pool: str, member: str) -> None:
+        """One of the member's tests ended: once all have, its unused reserve is free for the others."""
+        with self._transaction() as db:
+            db.execute("UPDATE members SET finished = finished + 1 WHERE pool = ? AND member = ?", (pool, member))
+
+    def _fair(self, db: sqlite3.Connection, pool: str, member: str, cost: float, free: float) -> bool:
+        """Whether `member` may hold `cost` more, `free` being what its pool has left."""
+        rows = db.execute("SELECT member, planned, finished, used FROM members WHERE pool = ?", (pool,)).fetchall()
+        if not rows or member not in {r[0] for r in rows}:
+            return True  # nothing planned (or not a planned member): the pool's share alone
+        cap: float = db.execute("SELECT max_neurons FROM budget WHERE pool = ?", (pool,)).fetchone()[0]
+        reserve = cap * self.shares[pool] / len(rows)
+        used: float = next(r[3] for r in rows if r[0] == member)
+        if used + cost <= reserve:
+            return True
+        others: float = sum(max(0.0, reserve - r[3]) for r in rows if r[0] != member and r[2] < r[1])
+        return bool(free - cost >= others)
+
+    def hold(self, cost: float, pool: str | None = None, member: str = "") -> Hold:
+        """Hold `cost` in `pool` (default: the first) for `member`; raises Exhausted when it would
+        pass the pool's share, the cap, or what the pool keeps for its other members. Refused only
+        for what it keeps while the member's own calls in flight hold more than they will spend,
+        it waits for them (up to FAIR_WAIT_S)."""
         pool = pool or next(iter(self.shares))
+        waited = 0.0
+        while True:
+            refused = self._try(cost, pool, member)
+            if refused is None:
+                return Hold(cost, pool, member)
+            message, in_flight = refused
+            if not in_flight or waited >= FAIR_WAIT_S:
+                self._refused(pool, member)
+                raise Exhausted(message)
+            time.sleep(0.1)
+            waited += 0.1
+
+    def _try(self, cost: float, pool: str, member: str) -> tuple[str, bool] | None:
+        """Hold it (None), or why not and whether the member has calls in flight."""
         with self._transaction() as db:
             cap, spent, _, held, _, _ = db.execute(_TOTALS).fetchone()
             mine = db.execute("SELECT spent + held FROM budget WHERE pool = ?", (pool,)).fetchone()[0]
             share = cap * self.shares[pool]
-            allowed = spent + held + cost <= cap and mine + cost <= share
-            if allowed:
-                db.execute("UPDATE budget SET held = held + ?, calls = calls + 1 WHERE pool = ?", (cost, pool))
-            else:
-                db.execute("UPDATE budget SET refused = refused + 1 WHERE pool = ?", (pool,))
-        if not allowed:
-            raise Exhausted(
-                f"not run: this call may cost {cost:.2f} neurons; {mine:.2f} of the {share:g} the {pool} may use "
-                f"and {spent + held:.2f} of the {cap:g} allowed (--max-neurons) are spent or held"
+            if not (spent + held + cost <= cap and mine + cost <= share):
+                return (
+                    f"not run: this call may cost {cost:.2f} neurons; {mine:.2f} of the {share:g} the {pool} may "
+                    f"use and {spent + held:.2f} of the {cap:g} allowed (--max-neurons) are spent or held"
+                ), False
+            if not self._fair(db, pool, member, cost, share - mine):
+                row = db.execute("SELECT held FROM members WHERE pool = ? AND member = ?", (pool, member)).fetchone()
+                flying = float(row[0]) if row else 0.0
+                # Worth waiting for: it would fit were the member's own calls in flight to spend nothing.
+                wait = flying > 0 and self._fair(db, pool, member, cost - flying, share - mine + flying)
+                return (
+                    f"not run: this call may cost {cost:.2f} neurons; {member} used its fair part of the {share:g} "
+                    f"the {pool} may use, the rest is kept for those not ended (--max-neurons {cap:g})"
+                ), wait
+            db.execute("UPDATE budget SET held = held + ?, calls = calls + 1 WHERE pool = ?", (cost, pool))
+            self._used(db, pool, member, cost, cost)
+        return None
+
+    def _refused(self, pool: str, member: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE budget SET refused = refused + 1 WHERE pool = ?", (pool,))
+            db.execute("UPDATE members SET refused = refused + 1 WHERE pool = ? AND member = ?", (pool, member))
+
+    @staticmethod
+    def _used(db: sqlite3.Connection, pool: str, member: str, used: float, held: float) -> None:
+        if member:
+            db.execute(
+                "UPDATE members SET used = max(used + ?, 0), held = max(held + ?, 0) WHERE pool = ? AND member = ?",
+                (used, held, pool, member),
             )
-        return Hold(cost, pool)
 
     def release(self, hold: Hold) -> None:
         """The call was not made, or made nothing: its hold goes back."""
         with self._transaction() as db:
             db.execute("UPDATE budget SET held = max(held - ?, 0) WHERE pool = ?", (hold.neurons, hold.pool))
+            self._used(db, hold.pool, hold.member, -hold.neurons, -hold.neurons)
 
     def charge(self, hold: Hold, neurons: float, worst_case: float = 0.0) -> None:
         """Replace a hold by what was spent (`worst_case`: the part of it charged for lack of usage)."""
@@ -162,6 +244,7 @@ class Budget:
                 "WHERE pool = ?",
                 (hold.neurons, neurons, worst_case, hold.pool),
             )
+            self._used(db, hold.pool, hold.member, neurons - hold.neurons, -hold.neurons)
 
     def settle(self, hold: Hold, model: str, status: int, used: tuple[int, int] | None) -> None:
         """Replace a hold by what the call used: nothing when it was refused (4xx, 5xx), the
@@ -173,6 +256,15 @@ class Budget:
             self.charge(hold, self.model(model).neurons(*used))
         else:
             self.charge(hold, hold.neurons, worst_case=hold.neurons)
+
+    def members(self, pool: str) -> dict[str, tuple[float, int]]:
+        """Per planned member of `pool`: neurons used (spent and held), calls refused."""
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            rows = db.execute("SELECT member, used, refused FROM members WHERE pool = ?", (pool,)).fetchall()
+        finally:
+            db.close()
+        return {member: (used, int(refused)) for member, used, refused in rows}
 
     def spend(self, pool: str | None = None) -> Spend:
         """What was spent, in all (or in one pool)."""

@@ -5,8 +5,11 @@
   exist), or every request got the target's answer for a path that does not exist, and *unknown*
   otherwise.
 - A cell is *pass (n)* when the rule was checked on n responses it applies to and held on all of
-  them, *FAIL (f/n)* when it broke on f of them, *not seen* when no response it applies to came
-  back, and *n/a* when it cannot apply to the operation.
+  them, *FAIL (f/n)* when it broke on f of them, *not checked* when no response it applies to came
+  back and calls to the operation were not made for the budget, *not seen* when none came back
+  otherwise, and *n/a* when it cannot apply to the operation.
+- An operation is *not checked* when fewer than half of the calls the run meant to make to it were
+  made for the budget (`starved`), and *partly checked* when some were not.
 
 Written to `reports/conformance.{json,md}`.
 """
@@ -20,7 +23,7 @@ from typing import Any
 from workerprobe.suite.findings import Findings
 from workerprobe.suite.registry import RULES
 
-__all__ = ["implementation", "matrix", "write_matrix"]
+__all__ = ["checked", "implementation", "matrix", "write_matrix"]
 
 _NOT_IMPLEMENTED = {404, 405, 501}
 
@@ -38,13 +41,22 @@ def implementation(findings: Findings, operation: str) -> str:
     return "unknown"
 
 
+def checked(findings: Findings, operation: str) -> str:
+    """"checked", "partly checked" or "not checked" (most of its calls not made for the budget)."""
+    starved = findings.starved.get(operation, 0)
+    if not starved:
+        return "checked"
+    made = findings.requests.get(operation, 0)
+    return "not checked" if made < starved else "partly checked"
+
+
 def _cell(findings: Findings, operation: str, rule: str) -> dict[str, Any]:
     only = RULES[rule].only
     if only is not None and operation not in only:
         return {"state": "n/a"}
     cell = findings.cells.get(operation, {}).get(rule)
     if cell is None or cell.checked == 0:
-        return {"state": "not seen"}
+        return {"state": "not checked" if findings.starved.get(operation) else "not seen"}
     state = "fail" if cell.failed else "pass"
     return {"state": state, "checked": cell.checked, "failed": cell.failed}
 
@@ -62,6 +74,8 @@ def matrix(findings: Findings, operations: list[str]) -> dict[str, Any]:
                 "operation": op,
                 "implementation": implementation(findings, op),
                 "requests": findings.requests.get(op, 0),
+                "checked": checked(findings, op),
+                "not_made_for_budget": findings.starved.get(op, 0),
                 "statuses": dict(sorted(findings.statuses.get(op, {}).items())),
                 "cells": cells,
             }
@@ -79,7 +93,7 @@ def _symbol(cell: dict[str, Any]) -> str:
         return f"pass ({cell['checked']})"
     if state == "fail":
         return f"**FAIL** ({cell['failed']}/{cell['checked']})"
-    return {"n/a": "n/a", "not seen": "·"}[state]
+    return {"n/a": "n/a", "not seen": "·", "not checked": "not checked"}[state]
 
 
 def write_matrix(findings: Findings, operations: list[str], out_dir: Path, header: str) -> dict[str, Any]:
@@ -95,25 +109,27 @@ def write_matrix(findings: Findings, operations: list[str], out_dir: Path, heade
         "",
         "Levels: MUST (an official OpenAI SDK raises the wrong class, hangs, loses data or silently returns "
         "wrong data), SHOULD (differs from the OpenAI API without breaking a client). A cell shows on how many "
-        "responses the rule was checked; `·` none came back that it applies to; `n/a` it cannot apply.",
+        "responses the rule was checked; `·` none came back that it applies to; `not checked` none came back "
+        "and calls were not made for the budget; `n/a` it cannot apply.",
         "",
-        "| summary | pass | fail | not seen | n/a |",
-        "|---|---|---|---|---|",
+        "| summary | pass | fail | not checked | not seen | n/a |",
+        "|---|---|---|---|---|---|",
     ]
+    states = ("pass", "fail", "not checked", "not seen", "n/a")
     for level, counts in report["summary"].items():
-        lines.append(
-            f"| {level} | " + " | ".join(str(counts.get(k, 0)) for k in ("pass", "fail", "not seen", "n/a")) + " |"
-        )
+        lines.append(f"| {level} | " + " | ".join(str(counts.get(k, 0)) for k in states) + " |")
     lines += [
         "",
-        "| operation | implemented | requests | "
+        "| operation | implemented | requests (not made for the budget) | "
         + " | ".join(f"{r} ({report['rules'][r]['level']})" for r in rules)
         + " |",
     ]
     lines.append("|---" * (len(rules) + 3) + "|")
     for row in report["rows"]:
         lines.append(
-            f"| `{row['operation']}` | {row['implementation']} | {row['requests']} | "
+            f"| `{row['operation']}` | {row['implementation']} | {row['requests']}"
+            + (f" ({row['not_made_for_budget']}, {row['checked']})" if row["not_made_for_budget"] else "")
+            + " | "
             + " | ".join(_symbol(row["cells"][r]) for r in rules)
             + " |"
         )

@@ -130,7 +130,7 @@ def hold_for(case: Any, budget: Budget) -> Hold | None:
         return None
     cap_generation(case)
     body = case.body if isinstance(case.body, dict) else {}
-    return budget.reserve(body, chat_model(), facts)
+    return budget.reserve(body, chat_model(), facts, member=case.operation.label)
 
 
 def settle(case: Any, budget: Budget, hold: Hold, response: Any) -> None:

@@ -57,7 +57,7 @@ def conclude(
     )
     verdict = judge(findings, outcomes, spent, errors=errors, operations=operations)
     shutil.rmtree(parts_dir, ignore_errors=True)
-    write(reports, header, verdict, findings)
+    write(reports, header, verdict, findings, outcomes)
     return verdict, findings
 
 

@@ -153,6 +153,7 @@ class Findings:
     groups: dict[str, Group] = field(default_factory=dict)
     not_run: Counter[str] = field(default_factory=Counter)  # per operation: calls not made
     reasons: Counter[str] = field(default_factory=Counter)  # why calls were not made, and how many
+    starved: Counter[str] = field(default_factory=Counter)  # per operation: calls not made for the budget
     cleanup: tuple[int, int] = (0, 0)  # objects created on the target: deleted, left behind
     no_route: Counter[str] = field(default_factory=Counter)  # per operation: answered as a path with no route
     no_route_said: str = ""  # what the target says for a path it has no route for
@@ -177,6 +178,8 @@ class Findings:
         """A call the suite did not make (the budget, the run's deadline, a target past its bounds)."""
         self.not_run[operation] += 1
         self.reasons[reason] += 1
+        if reason == BUDGET:
+            self.starved[operation] += 1
 
     def checked(self, operation: str, rule: Rule) -> None:
         self.cells[operation][rule.name].checked += 1
@@ -224,6 +227,7 @@ class Findings:
             "groups": [g.__dict__ for g in self.groups.values()],
             "not_run": dict(self.not_run),
             "reasons": dict(self.reasons),
+            "starved": dict(self.starved),
             "no_route": dict(self.no_route),
             "no_route_said": self.no_route_said,
             "cleanup": list(self.cleanup),
@@ -254,6 +258,7 @@ class Findings:
                 mine.repro, mine.status = group.repro, group.status
         self.not_run.update(data.get("not_run", {}))
         self.reasons.update(data.get("reasons", {}))
+        self.starved.update(data.get("starved", {}))
         self.no_route.update(data.get("no_route", {}))
         self.no_route_said = self.no_route_said or data.get("no_route_said", "")
         deleted, left = data.get("cleanup", [0, 0])

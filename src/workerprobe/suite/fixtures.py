@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from workerprobe.suite import contract
+from workerprobe.suite import contract, shares
 from workerprobe.suite.budget import Budget
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.runstate import parts_dir, run_of
@@ -37,7 +37,11 @@ def budget(request: pytest.FixtureRequest, target: Target) -> Budget | None:
     """The run's one neuron budget (None when no neuron is real)."""
     if target.emulated:
         return None
-    return Budget(parts_dir(request.config) / "budget.sqlite3", request.config.getoption("--max-neurons"))
+    made = Budget(parts_dir(request.config) / "budget.sqlite3", request.config.getoption("--max-neurons"))
+    for pool, tests in request.config.stash.get(shares.PLAN, {}).items():
+        made.plan(pool, dict(tests))
+    request.config.stash[shares.BUDGET] = made
+    return made
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 import workerprobe
-from workerprobe.suite import bounds, contract, ending, fixtures, preflight
+from workerprobe.suite import bounds, contract, ending, fixtures, preflight, shares
 from workerprobe.suite.cases import CASES, CONTRACT, SCENARIOS
 from workerprobe.suite.reporting import write_allure_metadata
 from workerprobe.suite.reports import clear_reports
@@ -182,6 +182,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.sort(key=lambda item: 0 if _scenario(item) else 1)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What shares the budget: the same plan in every test process (each collects every test)."""
+    if active(session.config):
+        session.config.stash[shares.PLAN] = shares.plan(session.items)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """After a test's fixtures are torn down (what it held is settled): its end counted against its
+    share of the budget, and the memory its answers took back to the system (a target's large
+    answers, parsed and validated, leave the heap scattered: the next test would start from its
+    high water)."""
+    result = yield
+    if active(item.config):
+        shares.finished(item)
+        bounds.release_memory()
+    return result
+
+
 def _contract_phase(item: pytest.Item) -> str | None:
     name = getattr(item, "originalname", "") or ""
     phase = name.removeprefix("test_")
@@ -231,13 +250,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.skipped and isinstance(longrepr, tuple) and "told to run no test cases" in str(longrepr[2]):
         report.longrepr = (longrepr[0], longrepr[1], "Skipped: the spec gives no examples for this operation")
     return report
-
-
-def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """The memory a test's answers took goes back to the system after it (a target's large answers,
-    parsed and validated, leave the heap scattered: the next test would start from its high water)."""
-    if active(item.config):
-        bounds.release_memory()
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 
 from workerprobe.suite import operations
 from workerprobe.suite.causes import Cause
-from workerprobe.suite.findings import Findings
+from workerprobe.suite.conformance import checked
+from workerprobe.suite.findings import BUDGET, Findings
 from workerprobe.suite.verdict import Verdict, distinct
 
 __all__ = ["FIRST_SCREEN", "REPORTS", "clear_reports", "write"]
@@ -77,15 +78,25 @@ def _retired(verdict: Verdict) -> list[str]:
     ]
 
 
-def _not_checked(findings: Findings, verdict: Verdict) -> list[str]:
-    lines = [f"- {n} call(s) not made: {reason}" for reason, n in findings.reasons.most_common()]
-    skipped = verdict.scenarios.get("skipped", 0)
-    if skipped:
-        lines.append(f"- {skipped} scenario(s) not run (their reasons: the test report, or findings.json)")
+def _not_checked(findings: Findings, verdict: Verdict, outcomes: list[Any]) -> list[str]:
+    lines = []
+    for op, starved in findings.starved.most_common():
+        made = findings.requests.get(op, 0)
+        lines.append(f"- `{op}`: {starved} of {made + starved} calls not made for the budget ({checked(findings, op)})")
+    lines += [f"- {n} call(s) not made: {reason}" for reason, n in findings.reasons.most_common() if reason != BUDGET]
+    unrun = [o for o in outcomes if o.outcome == "skipped"]
+    for_budget = [o for o in unrun if BUDGET in o.message]
+    if for_budget:
+        families = ", ".join(sorted({o.family for o in for_budget}))
+        lines.append(f"- {len(for_budget)} SDK scenario(s) not run for the budget ({families})")
+    if len(unrun) > len(for_budget):
+        lines.append(f"- {len(unrun) - len(for_budget)} SDK scenario(s) not run for other reasons (the test report)")
     return lines or ["- nothing: every generated case and scenario ran"]
 
 
-def _summary(header: dict[str, Any], verdict: Verdict, findings: Findings, causes: list[Cause]) -> str:
+def _summary(
+    header: dict[str, Any], verdict: Verdict, findings: Findings, causes: list[Cause], outcomes: list[Any]
+) -> str:
     must = sum(1 for c in causes if c.level == "MUST")
     lines = [
         f"# workerprobe: {verdict.word} (exit {verdict.exit_code})",
@@ -100,7 +111,7 @@ def _summary(header: dict[str, Any], verdict: Verdict, findings: Findings, cause
     if len(causes) > FIRST_SCREEN:
         lines.append(f"\n... and {len(causes) - FIRST_SCREEN} more causes, in the same order: findings.md")
     lines += ["", "## Readiness", "", *_table(verdict), *_retired(verdict)]
-    lines += ["", "## Not checked", "", *_not_checked(findings, verdict)]
+    lines += ["", "## Not checked", "", *_not_checked(findings, verdict, outcomes)]
     if verdict.cost:
         c = verdict.cost
         lines += [
@@ -137,7 +148,9 @@ def _findings(header: dict[str, Any], causes: list[Cause]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Findings) -> None:
+def write(
+    out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Findings, outcomes: list[Any] | None = None
+) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     causes = verdict.causes
     tree = [c.as_dict() for c in causes]
@@ -153,12 +166,18 @@ def write(out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Fin
             "MUST": sum(c.level == "MUST" for c in causes),
             "SHOULD": sum(c.level != "MUST" for c in causes),
         },
-        "not_checked": dict(findings.reasons),
+        "not_checked": {
+            "reasons": dict(findings.reasons),
+            "operations": {op: checked(findings, op) for op in findings.starved},
+            "scenarios_not_run_for_the_budget": sum(
+                1 for o in outcomes or [] if o.outcome == "skipped" and BUDGET in o.message
+            ),
+        },
         "cost": verdict.cost,
         "distinct_findings": distinct(list(findings.groups.values())),
         "scenarios": verdict.scenarios,
     }
     (out_dir / "summary.json").write_text(json.dumps(data, indent=2))
     (out_dir / "findings.json").write_text(json.dumps({**header, "causes": tree}, indent=2))
-    (out_dir / "summary.md").write_text(_summary(header, verdict, findings, causes))
+    (out_dir / "summary.md").write_text(_summary(header, verdict, findings, causes, outcomes or []))
     (out_dir / "findings.md").write_text(_findings(header, causes))

@@ -1,6 +1,12 @@
 """The verdict people act on: per endpoint family and official SDK, READY, READY WITH LIMITATIONS or
-NOT READY (or UNVERIFIED, NOT RUN), what the run cost, the causes to fix first, and the exit code:
-0 every MUST holds, 1 a MUST fails, 2 the run could not verify.
+NOT READY (or NOT CHECKED, UNVERIFIED, NOT RUN), what the run cost, the causes to fix first, and the
+exit code: 0 every MUST holds, 1 a MUST fails, 2 the run could not verify.
+
+Nothing unchecked is a pass: a family is NOT CHECKED when the budget left one of its operations
+mostly uncalled (`conformance.checked`) or one of its MUST scenarios not run, and a run with such a
+family ends UNVERIFIED (exit 2) unless a MUST failed elsewhere (FAIL stands: it was seen). Calls
+not made for the budget on operations that were still mostly checked are named in the reason of
+a PASS.
 
 Written to the reports by `reports.py`, with the causes of `causes.py`.
 """
@@ -11,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workerprobe.suite.causes import Cause, causes
-from workerprobe.suite.conformance import implementation
+from workerprobe.suite.conformance import checked, implementation
 from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group
 from workerprobe.suite.operations import load as load_operations
 
@@ -80,7 +86,18 @@ def _family_state(
     if client == "node" and not mine:
         return "NOT RUN (no Node SDK scenario ran)"
     if client == "node" and all(o.outcome == "skipped" for o in mine):
-        return f"NOT RUN ({mine[0].message[:80]})"
+        word = "NOT CHECKED" if BUDGET in mine[0].message else "NOT RUN"
+        return f"{word} ({mine[0].message[:80]})"
+    listed = operations if operations is not None else list(set(seen) | set(findings.starved))
+    starved = [op for op in listed if family_of(op) == family and checked(findings, op) == "not checked"]
+    unrun = [o for o in skipped if BUDGET in o.message and o.level == "MUST"]
+    if not (must or failed_must) and (starved or unrun):
+        reasons = []
+        if starved:
+            reasons.append(f"{len(starved)} operation(s) mostly not called for the budget")
+        if unrun:
+            reasons.append(f"{len(unrun)} MUST scenario(s) not run for the budget")
+        return "NOT CHECKED: " + ", ".join(reasons)
     if not ops and not mine:
         return "NOT RUN (nothing of this family was tested)"
     states = {op: implementation(findings, op) for op in ops}
@@ -157,10 +174,19 @@ def judge(
         )
     elif errors:
         verdict.exit_code, verdict.word, verdict.reason = 2, "UNVERIFIED", f"{errors} test(s) could not run"
+    elif gaps := [f for f, row in table.items() if any(state.startswith("NOT CHECKED") for state in row.values())]:
+        limit = f" (--max-neurons {cost['max_neurons']:g})" if cost else ""
+        verdict.exit_code, verdict.word = 2, "UNVERIFIED"
+        verdict.reason = (
+            f"not checked for the budget{limit}: {', '.join(gaps)}; raise --max-neurons or select fewer tests (-k)"
+        )
     elif stopped := _cut_short(findings, outcomes):
         # Nothing unchecked is a pass: the run's deadline, or a target past its bounds, cut it short.
         verdict.exit_code, verdict.word, verdict.reason = 2, "UNVERIFIED", stopped
     should = distinct([g for g in groups if g.level == "SHOULD"])
     if verdict.exit_code == 0 and should:
         verdict.reason += f"; {should} distinct SHOULD findings"
+    partly = sum(findings.starved.values())
+    if verdict.exit_code == 0 and partly:
+        verdict.reason += f"; {partly} calls not made for the budget on {len(findings.starved)} operation(s)"
     return verdict

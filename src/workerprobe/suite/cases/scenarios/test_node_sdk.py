@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -33,18 +34,22 @@ def _installed() -> Path:
     home = cache_dir() / "node-sdk"
     home.mkdir(parents=True, exist_ok=True)
     wanted = (SCRIPT / "package.json").read_text()
-    if not (home / "node_modules" / "openai").is_dir() or (home / "package.json").read_text() != wanted:
-        (home / "package.json").write_text(wanted)
-        done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--silent"],
-            cwd=home,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode != 0:
-            pytest.skip(f"npm install of the openai package failed: {done.stderr.strip()[-200:]}")
-    shutil.copy(SCRIPT / "check.mjs", home / "check.mjs")
+    # One process installs while the others wait (two npm installs in one folder break each other).
+    with (home.parent / "node-sdk.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = (home / "package.json").read_text() if (home / "package.json").exists() else ""
+        if not (home / "node_modules" / "openai").is_dir() or current != wanted:
+            (home / "package.json").write_text(wanted)
+            done = subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--silent"],
+                cwd=home,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            if done.returncode != 0:
+                pytest.skip(f"npm install of the openai package failed: {done.stderr.strip()[-200:]}")
+        shutil.copy(SCRIPT / "check.mjs", home / "check.mjs")
     return home
 
 
