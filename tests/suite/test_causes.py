@@ -128,3 +128,35 @@ def test_a_body_with_a_nul_byte_or_over_4_kb_is_said(tmp_path: Path) -> None:
     assert subprocess.run(["bash", "-c", f"cat {body[1:]}"], capture_output=True).stdout == b'{"a": "\x00\xff"}'
     long = curl("POST", "http://127.0.0.1:1/v1/x", {}, b"x" * 10_000)
     assert long.startswith("# the body was 10000 bytes") and long.count("x") < 4200
+
+
+def test_data_the_run_wrote_that_reads_back_wrong_is_blamed_on_the_create() -> None:
+    from workerprobe.suite.contract import culprit
+
+    seen = Findings()
+    seen.made_by("asst_junk", ASSISTANTS, "curl -X POST .../v1/assistants --data-binary '{\"tools\": null}'")
+    rule = RULES["response_schema_conformance"]
+    for label in ("GET /v1/assistants", "GET /v1/assistants/{assistant_id}"):
+        seen.sent(label, 200, valid=True)
+        seen.failed(label, "fuzzing", rule, "None is not of type 'array'", f"curl {label}", 200, culprit="asst_junk")
+    (cause,) = causes(seen, [])
+    assert list(cause.operations) == [ASSISTANTS] and cause.responses == 2
+    assert cause.read_by == ["GET /v1/assistants", "GET /v1/assistants/{assistant_id}"]
+    assert '"tools": null' in cause.repro and cause.status == 0
+    # data nobody in this run wrote stays where it was read
+    other = Findings()
+    other.failed("GET /v1/assistants", "fuzzing", rule, "None is not of type 'array'", "curl", 200, culprit="asst_x")
+    assert list(causes(other, [])[0].operations) == ["GET /v1/assistants"]
+
+    class Answer:
+        status_code = 200
+        headers = {"content-type": "application/json"}
+
+        @staticmethod
+        def json() -> object:
+            return {"object": "list", "data": [{"id": "asst_ok"}, {"id": "asst_junk", "tools": None}]}
+
+    class Failure:
+        instance_path = ["data", 1, "tools"]
+
+    assert culprit(Answer(), Failure()) == "asst_junk"

@@ -93,7 +93,7 @@ def test_no_operation_starves_another(tmp_path: Path) -> None:
     """Each planned member is sure of an equal part of its pool; past it, one may use only what
     the pool does not keep for the others whose tests have not ended."""
     budget = Budget(tmp_path / "b.sqlite3", 100.0, shares={"contract": 1.0})
-    budget.plan("contract", {"chat": 2, "runs": 1, "embeddings": 1})  # 33.3 each
+    budget.plan("contract", {"chat": 1, "runs": 1, "embeddings": 1})  # 33.3 each
     for hold in [budget.hold(10.0, member="chat") for _ in range(3)]:
         budget.charge(hold, 10.0)
     with pytest.raises(Exhausted, match="chat used its fair part"):
@@ -105,6 +105,15 @@ def test_no_operation_starves_another(tmp_path: Path) -> None:
     budget.hold(5.0, member="")  # not a planned member: the pool's share alone
     budget.plan("contract", {"chat": 99})  # the first plan stands
     assert set(budget.members("contract")) == {"chat", "runs", "embeddings"}
+
+
+def test_a_member_with_more_tests_is_sure_of_more(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 100.0, shares={"scenarios": 1.0})
+    budget.plan("scenarios", {"chat": 3, "models": 1})  # 75 and 25
+    budget.charge(budget.hold(70.0, "scenarios", "chat"), 70.0)
+    with pytest.raises(Exhausted):
+        budget.hold(6.0, "scenarios", "chat")
+    budget.hold(25.0, "scenarios", "models")
 
 
 def test_a_member_refused_for_its_part_waits_for_its_own_calls_in_flight(tmp_path: Path) -> None:

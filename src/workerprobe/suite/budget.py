@@ -10,11 +10,13 @@ priced as the dearest one, so the estimate never falls short.
 
 The cap is shared in pools, so that the generated contract cases cannot starve the scenarios:
 each pool may use its share of the cap (`SHARES`), and all together no more than the cap. Within a
-pool, fairly among its members (the contract cases' operations, the scenarios' families), once
-the run has planned them (`plan`: the tests it selected, per member): each member is sure of an
-equal part of its pool (its reserve), and may use more only while what is left in the pool still
-covers the unused reserves of the members whose tests have not all ended (`finished`). So one
-operation's fuzzing cannot starve another's, and no share is lost to a member that needed less.
+pool, fairly among its members (the contract cases' operations: `suite/shares.py`), once the run
+has planned them (`plan`: the tests it selected, per member): each member is sure of a
+part of its pool (its reserve), and may use more only while what is left in the pool still
+covers the unused reserves of the members whose tests have not all ended (`finished`). A
+member's reserve is its pool's share in proportion to the tests planned for it (and at least
+`least`). So one operation's fuzzing cannot starve another's, and no
+share is lost to a member that needed less.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ __all__ = ["GENERATION_CAP", "Budget", "Exhausted", "Hold", "Spend"]
 GENERATION_CAP = 16
 # What each pool may use of the cap (together they may use it all, but never more).
 SHARES = {"contract": 0.6, "scenarios": 0.4}
-# How long a member refused only for its fair part waits for its own calls in flight to settle.
+# How long a member refused for what its pool keeps for others waits for its own calls to settle.
 FAIR_WAIT_S = 30.0
 # Chat-template tokens a server may add per message (roles, separators), on top of the text.
 _PER_MESSAGE = 8
@@ -71,7 +73,8 @@ CREATE TABLE IF NOT EXISTS budget (
 """
 _MEMBERS = """
 CREATE TABLE IF NOT EXISTS members (
-    pool TEXT NOT NULL, member TEXT NOT NULL, planned INTEGER NOT NULL, finished INTEGER NOT NULL DEFAULT 0,
+    pool TEXT NOT NULL, member TEXT NOT NULL, planned INTEGER NOT NULL, least REAL NOT NULL DEFAULT 0,
+    finished INTEGER NOT NULL DEFAULT 0,
     used REAL NOT NULL DEFAULT 0, held REAL NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (pool, member)
 )
@@ -95,9 +98,9 @@ class Budget:
         self.catalogue = catalogue or load()
         self.shares = shares or SHARES
         self._db: sqlite3.Connection | None = None  # this process's connection (opened on first use)
+        self._gave_up: set[str] = set()  # members that waited for their part in vain
         path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(self.path, timeout=30) as setup:
-            setup.execute("PRAGMA journal_mode=WAL")  # readers never wait on the writer
+        _wal(self.path)
         with self._transaction() as db:
             db.execute(_SCHEMA)
             db.execute(_MEMBERS)
@@ -148,13 +151,15 @@ class Budget:
     ) -> Hold:
         return self.hold(self.estimate(body, default_model, facts), pool, member)
 
-    def plan(self, pool: str, tests: dict[str, int]) -> None:
+    def plan(self, pool: str, tests: dict[str, int], least: float = 0.0) -> None:
         """The members of `pool` this run has selected tests for, with how many (every test process
-        plans the same; the first plan stands)."""
+        plans the same; the first plan stands); `least`: each is sure of at least this much (what
+        one of its tests holds, so that a member of one test can run it)."""
         with self._transaction() as db:
             for member, planned in tests.items():
                 db.execute(
-                    "INSERT OR IGNORE INTO members (pool, member, planned) VALUES (?, ?, ?)", (pool, member, planned)
+                    "INSERT OR IGNORE INTO members (pool, member, planned, least) VALUES (?, ?, ?, ?)",
+                    (pool, member, planned, least),
                 )
 
     def finished(self, pool: str, member: str) -> None:
@@ -164,37 +169,42 @@ class Budget:
 
     def _fair(self, db: sqlite3.Connection, pool: str, member: str, cost: float, free: float) -> bool:
         """Whether `member` may hold `cost` more, `free` being what its pool has left."""
-        rows = db.execute("SELECT member, planned, finished, used FROM members WHERE pool = ?", (pool,)).fetchall()
+        query = "SELECT member, planned, finished, used, least FROM members WHERE pool = ?"
+        rows = db.execute(query, (pool,)).fetchall()
         if not rows or member not in {r[0] for r in rows}:
             return True  # nothing planned (or not a planned member): the pool's share alone
         cap: float = db.execute("SELECT max_neurons FROM budget WHERE pool = ?", (pool,)).fetchone()[0]
-        reserve = cap * self.shares[pool] / len(rows)
+        tests = sum(r[1] for r in rows) or 1
+        reserve = {r[0]: max(cap * self.shares[pool] * r[1] / tests, r[4]) for r in rows}  # a part per test
         used: float = next(r[3] for r in rows if r[0] == member)
-        if used + cost <= reserve:
+        if used + cost <= reserve[member]:
             return True
-        others: float = sum(max(0.0, reserve - r[3]) for r in rows if r[0] != member and r[2] < r[1])
+        others: float = sum(max(0.0, reserve[r[0]] - r[3]) for r in rows if r[0] != member and r[2] < r[1])
         return bool(free - cost >= others)
 
     def hold(self, cost: float, pool: str | None = None, member: str = "") -> Hold:
         """Hold `cost` in `pool` (default: the first) for `member`; raises Exhausted when it would
         pass the pool's share, the cap, or what the pool keeps for its other members. Refused only
-        for what it keeps while the member's own calls in flight hold more than they will spend,
-        it waits for them (up to FAIR_WAIT_S)."""
+        for what it keeps while the member's own calls in flight hold what it needs, it waits for
+        them to settle (up to FAIR_WAIT_S; a member that waited in vain once does not wait again)."""
         pool = pool or next(iter(self.shares))
-        waited = 0.0
+        started = time.monotonic()
         while True:
             refused = self._try(cost, pool, member)
             if refused is None:
                 return Hold(cost, pool, member)
-            message, in_flight = refused
-            if not in_flight or waited >= FAIR_WAIT_S:
-                self._refused(pool, member)
-                raise Exhausted(message)
-            time.sleep(0.1)
-            waited += 0.1
+            message, own = refused
+            waiting = own and member not in self._gave_up
+            if waiting and time.monotonic() - started < FAIR_WAIT_S:
+                time.sleep(0.1)
+                continue
+            if waiting:
+                self._gave_up.add(member)
+            self._refused(pool, member)
+            raise Exhausted(message)
 
     def _try(self, cost: float, pool: str, member: str) -> tuple[str, bool] | None:
-        """Hold it (None), or why not and whether the member has calls in flight."""
+        """Hold it (None), or why not and whether its own calls in flight may free what it needs."""
         with self._transaction() as db:
             cap, spent, _, held, _, _ = db.execute(_TOTALS).fetchone()
             mine = db.execute("SELECT spent + held FROM budget WHERE pool = ?", (pool,)).fetchone()[0]
@@ -207,12 +217,12 @@ class Budget:
             if not self._fair(db, pool, member, cost, share - mine):
                 row = db.execute("SELECT held FROM members WHERE pool = ? AND member = ?", (pool, member)).fetchone()
                 flying = float(row[0]) if row else 0.0
-                # Worth waiting for: it would fit were the member's own calls in flight to spend nothing.
-                wait = flying > 0 and self._fair(db, pool, member, cost - flying, share - mine + flying)
+                # It would fit were the member's own calls in flight to spend nothing.
+                own = flying > 0 and self._fair(db, pool, member, cost - flying, share - mine + flying)
                 return (
                     f"not run: this call may cost {cost:.2f} neurons; {member} used its fair part of the {share:g} "
                     f"the {pool} may use, the rest is kept for those not ended (--max-neurons {cap:g})"
-                ), wait
+                ), own
             db.execute("UPDATE budget SET held = held + ?, calls = calls + 1 WHERE pool = ?", (cost, pool))
             self._used(db, pool, member, cost, cost)
         return None
@@ -279,6 +289,25 @@ class Budget:
             db.close()
         cap, spent, worst, held, calls, refused = row
         return Spend(cap, spent, worst, held, int(calls), int(refused))
+
+
+def _wal(path: Path) -> None:
+    """The file in WAL mode (readers never wait on the writer). Switching needs the file to itself,
+    and SQLite answers "locked" at once, without waiting, while another process writes: retried."""
+    deadline = time.monotonic() + 30
+    while True:
+        setup = sqlite3.connect(path, timeout=30)
+        try:
+            if setup.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            setup.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            setup.close()
 
 
 class _Tx:

@@ -33,6 +33,7 @@ class Cause:
     repro: str = ""
     status: int = 0
     family: str = ""  # the family of a cause met by scenarios, or by operations not implemented
+    read_by: list[str] = field(default_factory=list)  # where data its operations accepted read back wrong
 
     @property
     def responses(self) -> int:
@@ -72,6 +73,7 @@ class Cause:
             "openai": self.openai,
             "reproduction": self.repro,
             "status": self.status,
+            "read_back_by": self.read_by,
         }
 
 
@@ -106,6 +108,13 @@ def _missing(findings: Findings) -> dict[str, Cause]:
     return found
 
 
+def _writers(findings: Findings, group: Any) -> list[str]:
+    """The operations whose cases created the objects whose data broke a response schema on
+    another operation (a list or a retrieve of what the fuzzer created with junk fields)."""
+    made = {findings.made[i] for i in group.ids if i in findings.made}
+    return sorted(made) if made and group.operation not in made else []
+
+
 def causes(findings: Findings, outcomes: list[Any]) -> list[Cause]:
     """Every cause of the run, the one to fix first first."""
     missing = _missing(findings)
@@ -116,9 +125,20 @@ def causes(findings: Findings, outcomes: list[Any]) -> list[Cause]:
         cause = merged.setdefault(
             (group.rule, group.cause), Cause(group.level, group.rule, group.message, repro=group.repro)
         )
-        cause.operations[group.operation] += group.count
-        if not cause.repro or (group.repro and len(group.repro) < len(cause.repro)):
-            cause.repro, cause.status = group.repro, group.status
+        writers = _writers(findings, group)
+        if writers:  # the data came from this run's creates: the one that accepted it is to blame
+            for writer in writers:
+                cause.operations[writer] += group.count
+            if group.operation not in cause.read_by:
+                cause.read_by.append(group.operation)
+            made = [r for r in (findings.made_repro.get(i, "") for i in group.ids) if r]
+            shown = min(made, key=len) if made else group.repro
+            if not cause.read_by[1:] or len(shown) < len(cause.repro):
+                cause.repro, cause.status = shown, (0 if made else group.status)
+        else:
+            cause.operations[group.operation] += group.count
+            if not cause.repro or (group.repro and len(group.repro) < len(cause.repro)):
+                cause.repro, cause.status = group.repro, group.status
         if group.level == "MUST":
             cause.level = "MUST"
     for outcome in outcomes:

@@ -176,8 +176,7 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
     STOP.within(response)
     if hold is not None and budget is not None:
         settle(case, budget, hold, response)
-    if ledger is not None:
-        created(case, ledger, response)
+    created(case, ledger, response)
     try:
         case.validate_response(response, headers=headers, transport_kwargs=transport)
     except FailureGroup:
@@ -236,10 +235,35 @@ def session() -> requests.Session:
     return _SESSIONS[0]
 
 
-def created(case: Any, ledger: Ledger, response: Any) -> None:
-    """What a 2xx answer to a create made goes to the ledger."""
-    if 200 <= response.status_code < 300:
-        ledger.created(operation_of(case), _json(response))
+def created(case: Any, ledger: Ledger | None, response: Any) -> None:
+    """What a 2xx answer to a create made goes to the ledger, and is known as this case's making."""
+    if not 200 <= response.status_code < 300:
+        return
+    facts, body = operation_of(case), _json(response)
+    if ledger is not None:
+        ledger.created(facts, body)
+    if facts.creates is not None and isinstance(body, dict) and body.get("object") != "list":
+        object_id = body.get(facts.creates.id)
+        if isinstance(object_id, str) and object_id:
+            FINDINGS.made_by(object_id, case.operation.label, _repro(response))
+
+
+def culprit(response: Any, failure: Any) -> str | None:
+    """The id of the object in the answer whose data broke the response's schema: the innermost
+    object with an `id` on the failure's path (`data[3]` of a list)."""
+    path = getattr(failure, "instance_path", None)
+    if not isinstance(path, list) or not 200 <= response.status_code < 300:
+        return None
+    node, found = _json(response), None
+    for step in [None, *path]:
+        if step is not None:
+            try:
+                node = node[step]
+            except (KeyError, IndexError, TypeError):
+                break
+        if isinstance(node, dict) and isinstance(node.get("id"), str):
+            found = node["id"]
+    return found
 
 
 def _repro(response: Any) -> str:
@@ -328,6 +352,7 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             source=case.operation.label,
             said=None if isinstance(failure, Finding) else said,
             cell=rule.name not in broken,
+            culprit=culprit(response, failure) if rule.check == "response_schema_conformance" else None,
         )
         broken.add(rule.name)
     for rule in RULES.values():

@@ -28,6 +28,9 @@ _SECRET_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "cf-aig-au
 _SKIP_HEADERS = {"host", "content-length", "accept-encoding", "connection", "user-agent", "accept"}
 
 
+MADE_KEPT = 20_000  # ids of objects the run created, kept to blame bad data on what accepted it
+MADE_REPRO_KEPT = 2_000  # and the requests that created the first of them
+IDS_KEPT = 20  # culprit object ids kept per group
 REPRO_BODY_BYTES = 4096  # a reproduction's body is cut past this, and the cut said
 
 
@@ -129,6 +132,7 @@ class Group:
     repro: str = ""
     status: int = 0
     source: str = ""  # the spec operation whose test sent it (a probe may hit another method)
+    ids: list[str] = field(default_factory=list)  # objects whose data broke the rule (a response's)
 
     @property
     def key(self) -> str:
@@ -157,6 +161,15 @@ class Findings:
     cleanup: tuple[int, int] = (0, 0)  # objects created on the target: deleted, left behind
     no_route: Counter[str] = field(default_factory=Counter)  # per operation: answered as a path with no route
     no_route_said: str = ""  # what the target says for a path it has no route for
+    made: dict[str, str] = field(default_factory=dict)  # object id -> the operation whose case created it
+    made_repro: dict[str, str] = field(default_factory=dict)  # object id -> the request that created it
+
+    def made_by(self, object_id: str, operation: str, repro: str = "") -> None:
+        """This run's case of `operation` created the object `object_id` (the target accepted its data)."""
+        if len(self.made) < MADE_KEPT:
+            self.made[object_id] = operation
+        if repro and len(self.made_repro) < MADE_REPRO_KEPT:
+            self.made_repro[object_id] = repro
 
     def sent(self, operation: str, status: int, valid: bool, evidence: bool = True, no_route: bool = False) -> None:
         """One request and its answer; `evidence`: it may prove the operation is (not) implemented;
@@ -195,10 +208,12 @@ class Findings:
         source: str = "",
         said: str | None = None,
         cell: bool = True,
+        culprit: str | None = None,
     ) -> Group:
         """One broken rule in one response. `said`: what the answer's own body says (an error's
         message): two answers that say different things are two causes. `cell`: count the response
-        in the matrix (once per rule and response, however many failures it has)."""
+        in the matrix (once per rule and response, however many failures it has). `culprit`: the id
+        of the object in the answer whose data broke the rule."""
         if cell:
             self.cells[operation][rule.name].failed += 1
         cause, message = _cause(rule.name, failure), _summary(failure)
@@ -210,6 +225,8 @@ class Findings:
         group.count += 1
         if not group.repro or len(repro) < len(group.repro):
             group.repro, group.status = repro, status
+        if culprit and culprit not in group.ids and len(group.ids) < IDS_KEPT:
+            group.ids.append(culprit)
         return group
 
     def of(self, operation: str, phase: str) -> list[Group]:
@@ -230,6 +247,8 @@ class Findings:
             "starved": dict(self.starved),
             "no_route": dict(self.no_route),
             "no_route_said": self.no_route_said,
+            "made": self.made,
+            "made_repro": self.made_repro,
             "cleanup": list(self.cleanup),
         }
         path.write_text(json.dumps(data))
@@ -254,6 +273,7 @@ class Findings:
                 self.groups[group.key] = group
                 continue
             mine.count += group.count
+            mine.ids += [i for i in group.ids if i not in mine.ids][: max(0, IDS_KEPT - len(mine.ids))]
             if len(group.repro) < len(mine.repro):
                 mine.repro, mine.status = group.repro, group.status
         self.not_run.update(data.get("not_run", {}))
@@ -261,6 +281,9 @@ class Findings:
         self.starved.update(data.get("starved", {}))
         self.no_route.update(data.get("no_route", {}))
         self.no_route_said = self.no_route_said or data.get("no_route_said", "")
+        repros = data.get("made_repro", {})
+        for object_id, operation in data.get("made", {}).items():
+            self.made_by(object_id, operation, repros.get(object_id, ""))
         deleted, left = data.get("cleanup", [0, 0])
         self.cleanup = (self.cleanup[0] + deleted, self.cleanup[1] + left)
 

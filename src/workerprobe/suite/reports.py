@@ -138,13 +138,23 @@ def _findings(header: dict[str, Any], causes: list[Cause]) -> str:
             lines += [f"What OpenAI's API does: {cause.openai}.", ""]
         if cause.calls:
             lines += ["Breaks: " + ", ".join(f"`{c}`" for c in cause.calls) + ".", ""]
+        if cause.read_by:
+            lines += [
+                "The data was written by this run's own requests to "
+                + ", ".join(f"`{op}`" for op in cause.operations)
+                + ", which accepted and stored it; it reads back outside the schema on "
+                + ", ".join(f"`{op}`" for op in cause.read_by)
+                + ". Fix what the create accepts (or how it stores it), not the read.",
+                "",
+            ]
         if cause.scenarios:
             lines += ["Failed SDK scenarios: " + ", ".join(f"`{s}`" for s in cause.scenarios) + ".", ""]
         if cause.operations:
             ops = ", ".join(f"`{op}` ({n})" for op, n in cause.operations.most_common())
             lines += [f"Responses by operation: {ops}.", ""]
         if cause.repro:
-            lines += [f"Shortest reproduction (answered HTTP {cause.status}):", "", "```sh", cause.repro, "```", ""]
+            said = f"answered HTTP {cause.status}" if cause.status else "the create that wrote the data, accepted"
+            lines += [f"Shortest reproduction ({said}):", "", "```sh", cause.repro, "```", ""]
     return "\n".join(lines) + "\n"
 
 

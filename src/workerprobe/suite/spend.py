@@ -1,11 +1,14 @@
 """What a scenario test's SDK clients did, seen exchange by exchange: each answer is booked under
 the spec operation it hit (positive evidence for the matrix), what it created goes to the ledger,
 and what it generated is charged to the run's budget from the usage it reports, where the spec
-says it reports it (a stream, whose body the hook does not read, at the worst case of its request).
+says it reports it. A stream is watched as the SDK reads it: the last `usage` its events carry
+(a chat chunk's, a run's on `thread.run.completed`) is charged; a stream without one (or cut
+before it) at the worst case of its request.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -15,7 +18,64 @@ from workerprobe.suite import operations
 from workerprobe.suite.budget import Budget, Hold
 from workerprobe.suite.ledger import Ledger
 
-__all__ = ["ScenarioSpend", "operation_for"]
+__all__ = ["ScenarioSpend", "operation_for", "stream_usage"]
+
+_TAIL = 256 * 1024  # of a stream's bytes kept to find its usage in (it comes near the end)
+
+
+def stream_usage(data: bytes) -> tuple[int, int] | None:
+    """(input, output) tokens of the last event in an event stream that carries a usage object."""
+    found = None
+    for line in data.split(b"\n"):
+        if not line.startswith(b"data:") or b'"usage"' not in line:
+            continue
+        try:
+            event = orjson.loads(line[5:].strip())
+        except orjson.JSONDecodeError:
+            continue
+        usage = event.get("usage") if isinstance(event, dict) else None
+        if isinstance(usage, dict):
+            got = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")]
+            first, second = got
+            if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in got):
+                assert isinstance(first, int) and isinstance(second, int)
+                found = (first, second)
+    return found
+
+
+class _Watched:
+    """A stream's bytes as the SDK reads them (an SDK stops at `[DONE]`), the tail kept."""
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def add(self, chunk: bytes) -> bytes:
+        self.tail = (self.tail + chunk)[-_TAIL:]
+        return chunk
+
+
+class _SyncWatched(httpx.SyncByteStream):
+    def __init__(self, inner: Any, watched: _Watched) -> None:
+        self.inner, self.watched = inner, watched
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            yield self.watched.add(chunk)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncWatched(httpx.AsyncByteStream):
+    def __init__(self, inner: Any, watched: _Watched) -> None:
+        self.inner, self.watched = inner, watched
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.inner:
+            yield self.watched.add(chunk)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def operation_for(method: str, url: str) -> str | None:
@@ -30,6 +90,7 @@ class ScenarioSpend:
         self.neurons = 0.0
         self.worst_case = 0.0
         self._once: dict[str, float] = {}  # usage read again (a run at every poll): counted once per id
+        self._streams: list[tuple[_Watched, float, str]] = []  # watched, worst case, model
 
     def seen(self, response: httpx.Response) -> None:
         from workerprobe.suite.contract import FINDINGS
@@ -65,11 +126,27 @@ class ScenarioSpend:
             except orjson.JSONDecodeError:
                 sent = {}
             if isinstance(sent, dict):
-                cost = self.budget.estimate(sent, self.model, op.generates)
-                self.neurons += cost
-                self.worst_case += cost
+                worst = self.budget.estimate(sent, self.model, op.generates)
+                watched = _Watched()
+                inner = response.stream
+                wrap = _AsyncWatched if isinstance(inner, httpx.AsyncByteStream) else _SyncWatched
+                response.stream = wrap(inner, watched)
+                self._streams.append((watched, worst, str(sent.get("model") or self.model)))
+
+    def _streamed(self) -> None:
+        """Each stream at the usage it reported, read to its end; at its worst case otherwise."""
+        assert self.budget is not None
+        for watched, worst, model in self._streams:
+            used = stream_usage(watched.tail)  # it comes last: a stream cut before it has none
+            if used is not None:
+                self.neurons += self.budget.model(model).neurons(*used)
+            else:
+                self.neurons += worst
+                self.worst_case += worst
+        self._streams = []
 
     def settle(self, hold: Hold) -> None:
         if self.budget is not None:
+            self._streamed()
             total = self.neurons + sum(self._once.values())
             self.budget.charge(hold, total, worst_case=self.worst_case)

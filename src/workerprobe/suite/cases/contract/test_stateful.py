@@ -80,8 +80,7 @@ def test_linked_workflows(target: Target, budget: Budget | None, ledger: Ledger 
                 raise
             if hold is not None and budget is not None:
                 contract.settle(case, budget, hold, response)
-            if ledger is not None:
-                contract.created(case, ledger, response)
+            contract.created(case, ledger, response)
             return response
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:

@@ -19,7 +19,7 @@ from workerprobe.suite.budget import Budget, Exhausted, Hold
 from workerprobe.suite.findings import BUDGET, RUN_OVER
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.reporting import Exchanges
-from workerprobe.suite.shares import family_of
+from workerprobe.suite.shares import SCENARIO_HOLD
 from workerprobe.suite.spend import ScenarioSpend
 from workerprobe.suite.target import Target, chat_model, embedding_model
 
@@ -27,11 +27,9 @@ from workerprobe.suite.target import Target, chat_model, embedding_model
 CHAT_MODEL = chat_model()
 EMBEDDING_MODEL = embedding_model()
 
-# What one scenario holds while it runs (about four short calls); it is charged what it used.
-SCENARIO_HOLD = 15.0
 
 
-def hold_or_skip(budget: Budget | None, neurons: float, family: str = "") -> Hold | None:
+def hold_or_skip(budget: Budget | None, neurons: float) -> Hold | None:
     """Hold a scenario's worst case in the scenarios' share of the budget, or skip it (not run);
     no scenario starts once the run's deadline passed."""
     if bounds.remaining() <= 0:
@@ -39,18 +37,15 @@ def hold_or_skip(budget: Budget | None, neurons: float, family: str = "") -> Hol
     if budget is None:
         return None
     try:
-        return budget.hold(neurons, "scenarios", family)
+        return budget.hold(neurons, "scenarios")
     except Exhausted as exc:
         pytest.skip(f"{exc} [{BUDGET}]")
 
 
 @pytest.fixture()
-def spend(
-    request: pytest.FixtureRequest, target: Target, budget: Budget | None, ledger: Ledger | None
-) -> Iterator[ScenarioSpend]:
-    """Against a deployed target, a scenario runs only while the budget can hold it (its family's
-    fair part of the scenarios' share)."""
-    hold = hold_or_skip(budget, SCENARIO_HOLD, family_of(request.node))
+def spend(target: Target, budget: Budget | None, ledger: Ledger | None) -> Iterator[ScenarioSpend]:
+    """Against a deployed target, a scenario runs only while the budget can hold it."""
+    hold = hold_or_skip(budget, SCENARIO_HOLD)
     tracker = ScenarioSpend(budget, CHAT_MODEL, ledger)
     yield tracker
     if budget is not None and hold is not None:
