@@ -63,9 +63,14 @@ def test_unknown_model(client: openai.OpenAI) -> None:
     assert caught.value.code == "model_not_found"
 
 
-def test_embedding_model_for_chat_is_400(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError):
+def test_a_model_the_endpoint_cannot_serve_is_404_as_openai_answers(client: openai.OpenAI) -> None:
+    """OpenAI: NotFoundError "This is not a chat model and thus not supported in the
+    v1/chat/completions endpoint" (a 400 read as a schema-valid request refused, by schemathesis)."""
+    with pytest.raises(openai.NotFoundError) as chat:
         client.chat.completions.create(model="@cf/baai/bge-base-en-v1.5", messages=[{"role": "user", "content": "x"}])
+    assert chat.value.code == "model_not_supported" and "not supported in the v1/chat/completions" in chat.value.message
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="@cf/meta/llama-3.1-8b-instruct-fast", input="x")
 
 
 @pytest.mark.parametrize(

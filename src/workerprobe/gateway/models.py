@@ -48,8 +48,15 @@ class ModelRouter:
         if model is None:
             raise NotFound(f"The model `{requested}` does not exist", param="model", code="model_not_found")
         if model.task != task:
+            # OpenAI answers a model this endpoint cannot serve 404, as one that does not exist
+            # ("This is not a chat model and thus not supported in the v1/chat/completions endpoint").
             kind = "an embeddings" if model.task == "text-embeddings" else "a text-generation"
-            raise BadRequest(f"The model `{requested}` is {kind} model", param="model", code="model_not_supported")
+            where = "v1/chat/completions" if task == "text-generation" else "v1/embeddings"
+            raise NotFound(
+                f"The model `{requested}` is {kind} model and thus not supported in the {where} endpoint",
+                param="model",
+                code="model_not_supported",
+            )
         if model.deprecated is not None and model.retired_on(dt.datetime.now(dt.UTC).date()):
             replacement = self.catalogue.model(model.deprecated.replacement)
             if self.settings.retired_models == "error" or replacement is None:
