@@ -186,7 +186,7 @@ def test_list_limit() -> None:
     assert "limit=20" in inspect_list(None, {"data": list(range(21))})[0][1]
 
 
-def test_acceptance_of_valid_data_leaves_out_only_a_refusal_for_the_context_window() -> None:
+def test_acceptance_of_valid_data_leaves_out_only_refusals_openai_makes_too() -> None:
     from types import SimpleNamespace
 
     from workerprobe.suite.registry import positive_within_window
@@ -206,3 +206,6 @@ def test_acceptance_of_valid_data_leaves_out_only_a_refusal_for_the_context_wind
     assert applies(case("positive"), answer(400, b"not json")) and applies(case("positive"), answer(400, b"[]"))
     assert applies(case("positive"), answer(200, b"{}"))
     assert not applies(case("negative"), answer(400, other))
+    busy = b'{"error": {"message": "Thread thread_1 already has an active run run_2.", "type": "x"}}'
+    assert not applies(case("positive"), answer(400, busy))  # OpenAI's own answer to a thread's state
+    assert applies(case("positive"), answer(500, busy)) and applies(case("positive"), answer(400, window[:-1]))

@@ -258,7 +258,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     family = item.get_closest_marker("family")
     client = item.get_closest_marker("client")
-    level = "MUST" if item.get_closest_marker("must") else "SHOULD"
+    level = shares.level_of(item)
     item.user_properties += [
         ("workerprobe_family", family.args[0] if family else "chat"),
         ("workerprobe_client", client.args[0] if client else "python"),

@@ -16,6 +16,7 @@ never parse a level out of a message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -116,20 +117,42 @@ def positive(case: Any, response: Any) -> bool:
     return _meta_mode(case) == "positive"
 
 
+# Schema-valid requests OpenAI itself refuses, for what no schema can state: a model's context
+# window (400 `context_length_exceeded`), a thread's state (400 "Thread ... already has an active
+# run"), a run's (400 "Cannot cancel run with status 'completed'."). (reason, status, the error's
+# code, a pattern of its message.)
+OPENAI_REFUSALS = (
+    ("the model's context window, which OpenAI refuses the same", 400, "context_length_exceeded", None),
+    ("a thread with an active run, which OpenAI refuses the same", 400, None, re.compile(r"already has an active run")),
+    ("a run that has ended, which OpenAI refuses to cancel the same", 400, None, re.compile(r"Cannot cancel run")),
+)
+
+
+def refused_as_openai_does(status: int, body: bytes) -> str | None:
+    """Why a schema-valid request's refusal is OpenAI's own (None: it is not)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if not isinstance(error, dict):
+        return None
+    for reason, wanted, code, pattern in OPENAI_REFUSALS:
+        if status != wanted:
+            continue
+        if code is not None and error.get("code") == code:
+            return reason
+        if pattern is not None and pattern.search(str(error.get("message") or "")):
+            return reason
+    return None
+
+
 def positive_within_window(case: Any, response: Any) -> bool:
-    """Positive cases, except one refused for the model's context window (400
-    `context_length_exceeded`): that limit depends on the model, which no schema can state, and
-    OpenAI refuses such a request with the same 400."""
+    """Positive cases, except one OpenAI refuses the same for what no schema can state (the
+    model's context window, a thread's active run: `OPENAI_REFUSALS`)."""
     if not positive(case, response):
         return False
-    if response.status_code != 400:
-        return True
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return True
-    error = body.get("error") if isinstance(body, dict) else None
-    return not (isinstance(error, dict) and error.get("code") == "context_length_exceeded")
+    return refused_as_openai_does(response.status_code, response.content) is None
 
 
 def negative(case: Any, response: Any) -> bool:

@@ -19,7 +19,7 @@ from workerprobe.suite import contract, operations
 from workerprobe.suite.budget import Budget
 from workerprobe.suite.cases import CONTRACT
 
-__all__ = ["BUDGET", "PLAN", "SCENARIO_HOLD", "family_of", "finished", "member_of", "plan"]
+__all__ = ["BUDGET", "PLAN", "SCENARIO_HOLD", "family_of", "finished", "level_of", "member_of", "plan"]
 
 # What one scenario holds while it runs (about four short calls); it is charged what it used.
 SCENARIO_HOLD = 15.0
@@ -30,6 +30,13 @@ BUDGET = pytest.StashKey[Budget]()
 def family_of(item: pytest.Item) -> str:
     marker = item.get_closest_marker("family")
     return str(marker.args[0]) if marker else "chat"
+
+
+def level_of(item: pytest.Item) -> str:
+    """MUST or SHOULD: the closest of the `must` and `should` marks (a test's own `should` over its
+    module's `must`)."""
+    marked = next((m.name for m in item.iter_markers() if m.name in ("must", "should")), "should")
+    return marked.upper()
 
 
 def member_of(item: pytest.Item) -> tuple[str, str] | None:

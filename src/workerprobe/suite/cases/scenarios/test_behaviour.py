@@ -142,5 +142,20 @@ def test_instructions_reach_the_model(client: openai.OpenAI) -> None:
 
 @pytest.mark.family("runs")
 def test_a_run_on_an_unknown_thread_is_not_found(client: openai.OpenAI) -> None:
+    """Confidence certain: with an assistant that exists, only the thread can be what is not
+    found (a run on an unknown thread that answers 200 runs on nothing)."""
+    assistant = client.beta.assistants.create(model=CHAT_MODEL, instructions="Be brief.")
     with pytest.raises(openai.NotFoundError):
-        client.beta.threads.runs.create(thread_id="thread_workerprobe_unknown", assistant_id="asst_unknown")
+        client.beta.threads.runs.create(
+            thread_id="thread_workerprobe_unknown", assistant_id=assistant.id, max_completion_tokens=4
+        )
+
+
+@pytest.mark.family("runs")
+def test_a_run_with_an_unknown_assistant_is_not_found(client: openai.OpenAI) -> None:
+    """Confidence certain: on a thread that exists, only the assistant can be what is not found."""
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi."}])
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id="asst_workerprobe_unknown", max_completion_tokens=4
+        )
