@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=sorted(specs()))
     args = parser.parse_args(argv)
     token, key = secrets.token_hex(8), f"sk-{secrets.token_hex(8)}"
-    with serve(["emulator"], env={"CF_API_TOKEN": token}) as emulator, worker(args.name, emulator.url, token, key) as url:
+    with ExitStack() as stack:
+        emulator = stack.enter_context(serve(["emulator"], env={"CF_API_TOKEN": token}))
+        url = stack.enter_context(worker(args.name, emulator.url, token, key))
         print(f"{args.name}: {url}/v1 (API key {key}); ^C ends it", flush=True)
         try:
             while True:
