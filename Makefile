@@ -103,10 +103,12 @@ bench-accuracy: install
 bench-free-plan: install
 	$(PY) bench/free_plan_methods.py
 
-# The suite against servers nobody here wrote (LiteLLM, llama.cpp's server, Cloudflare's /ai/v1),
-# each foreign server in a venv of its own under .cache/foreign (llama-cpp-python compiles, once).
+# The suite against servers nobody here wrote (LiteLLM, llama.cpp's server, Cloudflare's /ai/v1,
+# public OpenAI-to-Workers-AI Workers under wrangler dev: needs Node.js, npm and git), each foreign
+# server in a venv or folder of its own under .cache/ (llama-cpp-python compiles, once).
+FOREIGN_ARGS ?= --targets ai-v1 litellm llama-cpp worker:pa4080 worker:chand1012 worker:m0rf30 worker:cng embedded
 bench-foreign: install
-	$(PY) bench/foreign_targets.py
+	$(PY) bench/foreign_targets.py $(FOREIGN_ARGS)
 
 # workerprobe's load profile beside GuideLLM and AIPerf (from PyPI, venvs of their own in
 # .cache/bench-loadgen/), judged by the emulator's clock; LOADGEN_ARGS="--rounds 3" for the spread.

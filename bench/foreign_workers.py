@@ -103,12 +103,13 @@ def _config(name: str, spec: dict[str, Any], emulator: str, token: str, key: str
     for glob in spec.get("text_rules", []):
         lines += ["[[rules]]", f'globs = ["{glob}"]', 'type = "Text"', "fallthrough = true"]
     variables = {spec["key"]: key, "WORKERPROBE_EMULATOR": emulator, "WORKERPROBE_EMULATOR_TOKEN": token}
-    variables |= spec.get("vars", {})
+    variables |= {k: token if v == "EMULATOR_TOKEN" else v for k, v in spec.get("vars", {}).items()}
     lines += ["[vars]", *(f"{k} = {json.dumps(v)}" for k, v in variables.items())]
     for binding in spec.get("kv", []):
         lines += ["[[kv_namespaces]]", f'binding = "{binding}"', f'id = "{binding.lower()}-local"']
     for binding in spec.get("r2", []):
-        lines += ["[[r2_buckets]]", f'binding = "{binding}"', f'bucket_name = "{binding.lower()}-local"']
+        bucket = binding.lower().replace("_", "-")
+        lines += ["[[r2_buckets]]", f'binding = "{binding}"', f'bucket_name = "{bucket}-local"']
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,21 @@
 // The wrapper entry of a public OpenAI-to-Workers-AI Worker run offline under `wrangler dev`: the
 // Worker's own entry, imported unmodified, gets a fake `AI` binding that answers as `env.AI.run`
 // does, from the workerprobe emulator of the Workers AI REST API (text, streams as the bytes of
-// their events, embeddings; errors thrown as "5007: No such model ..."). Built by
+// their events, embeddings; errors thrown as "5007: No such model ..."), and its calls to
+// api.cloudflare.com (the model catalogue, the REST API) go to the emulator too. Built by
 // bench/foreign_workers.py, which replaces WORKER_ENTRY with the Worker's entry.
 import worker from "WORKER_ENTRY";
+
+let emulator = null; // the emulator's root, known at the first request
+const realFetch = globalThis.fetch;
+globalThis.fetch = (input, init) => {
+  const request = new Request(input, init);
+  const url = new URL(request.url);
+  if (emulator && url.hostname === "api.cloudflare.com") {
+    return realFetch(new Request(`${emulator}${url.pathname}${url.search}`, request));
+  }
+  return realFetch(request);
+};
 
 function binding(env) {
   const base = `${env.WORKERPROBE_EMULATOR}/client/v4/accounts/workerprobe/ai/run/`;
@@ -35,6 +47,7 @@ function binding(env) {
 
 export default {
   async fetch(request, env, ctx) {
+    emulator = env.WORKERPROBE_EMULATOR;
     const handler = worker.fetch ? worker : worker.default;
     return handler.fetch(request, { ...env, AI: binding(env) }, ctx);
   },

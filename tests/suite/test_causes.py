@@ -113,9 +113,13 @@ def test_the_reports_put_the_cause_to_fix_first_on_top(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [b"plain", "it's", b"a\nb\tc", b"\xff\xfe not utf-8", "\u00e9 \u00fc", "\ud800 lone", "\x1b[31m", b"\\x41 %d"],
-)
+    [b"plain", "it's", b"a\nb\tc", b"\xff\xfe not utf-8", "\u00e9 \u00fc"]
+    + [b"\xed\xa0\x80 lone", "\x1b[31m", b"\\x41 %d"],
+    ids=["plain", "quote", "controls", "not-utf8", "accents", "lone-surrogate", "escape", "backslash-percent"],
+)  # the lone surrogate as its bytes: as a str, no test report (Allure's JSON, xdist's channel) can hold it
 def test_a_reproduction_pastes_exactly_whatever_bytes_it_holds(value: str | bytes) -> None:
+    if value.startswith(b"\xed\xa0\x80") if isinstance(value, bytes) else False:
+        value = value.decode("utf-8", "surrogatepass")  # '\ud800 lone', a str no codec writes
     word = shell_quote(value)
     assert word.isprintable()  # no control byte reaches the report
     raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")

@@ -80,7 +80,7 @@ class EmbeddingsService:
         self, request: EmbeddingRequest, *, key: str = "", truncate: bool = False
     ) -> tuple[dict[str, Any], dict[str, str]]:
         """The list object and the answer's headers."""
-        resolved = self.router.resolve(request.model, "text-embeddings")
+        resolved = self.router.resolve(request.model, "text-embeddings", "v1/embeddings")
         dims = resolved.model.dimensions
         if request.dimensions is not None and request.dimensions != dims:
             raise BadRequest(

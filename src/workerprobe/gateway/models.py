@@ -43,17 +43,25 @@ class ModelRouter:
         name = requested.split("#", 1)[0]
         return self._by_name.get(self._aliases.get(name, name))
 
-    def resolve(self, requested: str, task: str) -> Resolved:
+    def resolve(self, requested: str, task: str, endpoint: str | None = None) -> Resolved:
+        """The model to call for `task`. Called from an endpoint (`v1/chat/completions`,
+        `v1/embeddings`), a model of another task is 404 as OpenAI answers; from the Assistants
+        API, 400 ("cannot be used with the Assistants API")."""
         model = self.lookup(requested)
         if model is None:
             raise NotFound(f"The model `{requested}` does not exist", param="model", code="model_not_found")
         if model.task != task:
-            # OpenAI answers a model this endpoint cannot serve 404, as one that does not exist
+            # OpenAI answers a model an endpoint cannot serve 404, as one that does not exist
             # ("This is not a chat model and thus not supported in the v1/chat/completions endpoint").
             kind = "an embeddings" if model.task == "text-embeddings" else "a text-generation"
-            where = "v1/chat/completions" if task == "text-generation" else "v1/embeddings"
+            if endpoint is None:
+                raise BadRequest(
+                    f"The model `{requested}` is {kind} model and cannot be used with the Assistants API",
+                    param="model",
+                    code="model_not_supported",
+                )
             raise NotFound(
-                f"The model `{requested}` is {kind} model and thus not supported in the {where} endpoint",
+                f"The model `{requested}` is {kind} model and thus not supported in the {endpoint} endpoint",
                 param="model",
                 code="model_not_supported",
             )

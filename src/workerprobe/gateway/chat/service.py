@@ -137,7 +137,7 @@ class ChatService:
     # -- the plan ----------------------------------------------------------------------------
 
     def _prepare(self, request: Generation) -> Prepared:
-        resolved = self.router.resolve(request.model, "text-generation")
+        resolved = self.router.resolve(request.model, "text-generation", "v1/chat/completions")
         model = resolved.model
         key = request.caller.key
         max_tokens = request.max_tokens
