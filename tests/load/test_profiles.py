@@ -270,7 +270,8 @@ def test_free_plan_profile_stays_under_the_per_minute_limit(tmp_path: Path) -> N
 
 def test_stalled_streams_are_a_cause_of_their_own(tmp_path: Path) -> None:
     """Every upstream stream stalls for 3 s midway; with a 1 s stall timeout each one is counted
-    as timeout_stall, not as a cut stream or a total timeout."""
+    as timeout_stall, not as a cut stream or a total timeout; with no request completed, nothing
+    could be measured (exit 2), and the line says the stalls were why."""
     code, summary, output = _run(
         tmp_path,
         "--classes",
@@ -290,9 +291,10 @@ def test_stalled_streams_are_a_cause_of_their_own(tmp_path: Path) -> None:
         "--max-neurons",
         "5000",
     )
-    assert code == 1, output
+    assert code == 2, output
     assert set(summary["failures"]) == {"timeout_stall"}, summary["failures"]
     assert summary["error_rate"] == 1.0
+    assert "nothing could be measured: no request completed; all" in output and "timeout_stall)" in output
 
 
 @pytest.mark.parametrize(
