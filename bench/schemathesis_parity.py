@@ -4,6 +4,7 @@ the suite leaves out by design, with the reason said.
 
     .venv/bin/python bench/schemathesis_parity.py                          # the reference gateway
     .venv/bin/python bench/schemathesis_parity.py --url URL/v1 --key KEY   # any target
+    .venv/bin/python bench/schemathesis_parity.py --defect modify_stores_null   # a seeded defect
 
 Both run against the target one after the other: `schemathesis run` from an empty folder (no
 configuration file: its defaults), then `workerprobe test` (its budget lifted: the target is
@@ -160,15 +161,20 @@ def judge(one: Seen, pairs: set[tuple[str, str]], missing: set[str]) -> str:
 
 
 @contextmanager
-def target(url: str | None, key: str | None) -> Iterator[tuple[str, str]]:
-    """(root, key) of the target: the one given, or the reference gateway over the emulator."""
+def target(url: str | None, key: str | None, defect: str | None = None) -> Iterator[tuple[str, str]]:
+    """(root, key) of the target: the one given, or the reference gateway over the emulator (with
+    one of the selftest's seeded defects, when named)."""
     if url:
         yield url.rstrip("/").removesuffix("/v1"), key or ""
         return
     key = f"sk-{secrets.token_hex(8)}"
+    served = ((("--defects", json.dumps([defect])), "workerprobe.suite.defects") if defect else
+              (("gateway",), "workerprobe"))  # fmt: skip
     with tempfile.TemporaryDirectory() as home:
         database = str(Path(home) / "gateway.sqlite3")
-        with gateway_over_emulator(api_key=key, token=secrets.token_hex(8), database=database) as (gateway, _):
+        with gateway_over_emulator(
+            api_key=key, token=secrets.token_hex(8), database=database, gateway=served
+        ) as (gateway, _):
             yield gateway.url, key
 
 
@@ -176,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="the target's base URL ending in /v1 (default: the reference gateway)")
     parser.add_argument("--key", help="its API key")
+    parser.add_argument("--defect", help="the reference gateway with this seeded defect (workerprobe.suite.defects)")
     parser.add_argument("--seed", default="1", help="schemathesis's seed (a run is reproducible)")
     parser.add_argument("--out", default=str(ROOT / "reports" / "parity.json"))
     args = parser.parse_args(argv)
-    with target(args.url, args.key) as (root, key), tempfile.TemporaryDirectory() as empty:
+    with target(args.url, args.key, args.defect) as (root, key), tempfile.TemporaryDirectory() as empty:
         started = time.monotonic()
         plain = subprocess.run(
             [str(VENV / "schemathesis"), "run", str(SPEC), "--url", root, "-H", f"Authorization: Bearer {key}",
@@ -209,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         one.verdict = judge(one, pairs, missing)
     missed = [f for f in found if f.verdict == "MISSED"]
     result = {
-        "target": args.url or "the reference gateway over the emulator",
+        "target": args.url or f"the reference gateway over the emulator{f' with {args.defect}' if args.defect else ''}",
         "schemathesis": {"exit": plain.returncode, "failures": len(found), "wall_s": round(plain_s, 1)},
         "workerprobe": {
             "exit": suite.returncode, "last_line": suite.stdout.strip().splitlines()[-1:], "wall_s": round(suite_s, 1)

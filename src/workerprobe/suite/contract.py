@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -19,11 +20,12 @@ import requests
 import schemathesis
 from schemathesis.core.failures import FailureGroup
 
-from workerprobe.suite import bounds
+from workerprobe.suite import bounds, objects
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
 from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group, curl
 from workerprobe.suite.ledger import Ledger
+from workerprobe.suite.objects import tag
 from workerprobe.suite.operations import SPEC
 from workerprobe.suite.operations import load as operations_facts
 from workerprobe.suite.operations import of as operation_of
@@ -94,18 +96,6 @@ def cap_generation(case: Any) -> None:
             case.body[name] = GENERATION_CAP
 
 
-def tag(case: Any, run_id: str) -> None:
-    """Mark what a create makes with the run's id (only where a metadata map has room for it)."""
-    creates = operation_of(case).creates
-    if creates is None or not creates.tag or not isinstance(case.body, dict):
-        return
-    metadata = case.body.get("metadata")
-    if "metadata" not in case.body:
-        case.body["metadata"] = {"workerprobe_run": run_id}
-    elif isinstance(metadata, dict) and len(metadata) < 16:
-        case.body["metadata"] = {**metadata, "workerprobe_run": run_id}
-
-
 def _json(response: Any) -> Any:
     """The JSON body of an answer that says it is JSON (None otherwise)."""
     if "json" not in str(response.headers.get("content-type") or ""):
@@ -139,24 +129,31 @@ def settle(case: Any, budget: Budget, hold: Hold, response: Any) -> None:
 
 
 def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> None:
-    """Send one case and check its answer; failures are recorded, never raised."""
+    """Send one case (its path ids bound to objects that exist, but for one in objects.EVERY)
+    and check its answer; failures are recorded, never raised."""
+    send = partial(_send, target=target, budget=budget, ledger=ledger, run_id=run_id)
+    objects.bind(case, send)
+    objects.forget(case, send(case))
+
+
+def _send(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None, run_id: str) -> Any:
     headers = {"Authorization": f"Bearer {target.api_key}"}
     hold = None
     label = case.operation.label
     if STOP.reason is not None:
         FINDINGS.not_made(label, STOP.reason)
-        return
+        return None
     try:
         deadline = bounds.request_deadline()
     except bounds.RunOver:
         FINDINGS.not_made(label, RUN_OVER)
-        return
+        return None
     if budget is not None:
         try:
             hold = hold_for(case, budget)
         except Exhausted:
             FINDINGS.not_made(label, BUDGET)
-            return
+            return None
     if ledger is not None:
         tag(case, run_id)
     learn_missing_route(target)
@@ -168,7 +165,7 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
             budget.charge(hold, hold.neurons, worst_case=hold.neurons)  # it may have generated
         if not unbounded(case, exc, target, deadline):
             raise
-        return
+        return None
     except Exception:
         if hold is not None and budget is not None:
             budget.release(hold)
@@ -183,6 +180,7 @@ def call(case: Any, target: Target, budget: Budget | None, ledger: Ledger | None
         pass  # every failure is in FINDINGS already (after_validate)
     except (bounds.UnboundedRequests, bounds.RunOver, requests.exceptions.RequestException):
         pass  # a check's own request (the same without a key, say) past its bounds: what was seen stands
+    return response
 
 
 STOP_AFTER = 3  # answers past their bounds in a row before the rest are not sent

@@ -9,9 +9,11 @@ the operation (vendor extensions):
     x-workerprobe-usage      {input: field, output: field, once_per: field}: where the answer
                              reports the tokens a generation used (`once_per`: an object read
                              again, a run polled, is counted once per id)
-    x-workerprobe-creates    false, or {kind, id: field, delete: path, tag: bool}: what a 2xx
-                             made, where its id is, how it is deleted (none: it goes with its
-                             parent), whether its metadata carries the run's id
+    x-workerprobe-creates    false, or {kind, id: field, delete: path, tag: bool, minimal: body}:
+                             what a 2xx made, where its id is, how it is deleted (none: it goes
+                             with its parent), whether its metadata carries the run's id, and the
+                             smallest body that makes one (`{chat_model}` for the suite's chat
+                             model): the contract tests send cases to objects that exist
     x-workerprobe-lists      the kind of object a list page holds (the `limit` rule)
     x-workerprobe-stream     the stream format its 2xx may take (chat, assistant)
     x-workerprobe-sdk        the official SDK's call for it (client.chat.completions.create): what a
@@ -28,7 +30,7 @@ spec leads to with a GET are the stateful reads (an object just created must be 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,7 @@ class Creates:
     id: str = "id"  # the field of the answer that names what was made
     delete: str | None = None  # its DELETE path with {id}; None: it goes with its parent
     tag: bool = False  # the run's id goes into its metadata
+    minimal: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # suite/objects.py
 
 
 @dataclass(frozen=True)

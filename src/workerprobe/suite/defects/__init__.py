@@ -54,6 +54,7 @@ DEFECTS: dict[str, str] = {
     "quota_as_500": "the daily-quota error surfaces as a 500",
     "usage_total_wrong": "usage.total_tokens leaves out the completion",
     "max_tokens_dropped": "max_tokens is not forwarded upstream",
+    "modify_stores_null": "an assistant's modify accepts `tools: null` and stores it: every read then has tools null",
     # Taken from public bug reports of other OpenAI-compatible servers and gateways (REPORTED).
     "tool_arguments_object": "tool call arguments sent as a JSON object, not a string",
     "chunk_without_object": "stream chunks lack `object`",

@@ -4,6 +4,7 @@ responses the way the buggy gateway would have produced them (the outermost laye
 from __future__ import annotations
 
 import base64
+import re
 import struct
 from typing import Any
 
@@ -11,6 +12,9 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["DefectsMiddleware"]
+
+
+_ASSISTANT = re.compile(r"/v1/assistants/[^/]+")
 
 
 def _rewrite_json(body: bytes, change: Any) -> bytes:
@@ -30,6 +34,7 @@ class DefectsMiddleware:
         self.api_key = api_key
         self.deleted: dict[str, bytes] = {}  # deleted_still_retrievable: last body seen per id
         self.seen: dict[str, bytes] = {}
+        self.nulled: set[str] = set()  # modify_stores_null: assistants whose tools were set to null
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.on:
@@ -59,6 +64,7 @@ class DefectsMiddleware:
             "stop_ignored",
             "both_limits_500",
             "max_completion_tokens_ignored",
+            "modify_stores_null",
         } & on
         if not wants or scope["method"] != "POST":
             return receive
@@ -92,6 +98,15 @@ class DefectsMiddleware:
                 return data
 
             body = _rewrite_json(body, change)
+        if "modify_stores_null" in on and _ASSISTANT.fullmatch(scope["path"]):
+
+            def nulled(data: Any) -> Any:
+                if isinstance(data, dict) and "tools" in data and data["tools"] is None:
+                    del data["tools"]  # the gateway refuses null; the defective one stored it
+                    self.nulled.add(scope["path"].rsplit("/", 1)[1])
+                return data
+
+            body = _rewrite_json(body, nulled)
         sent = False
 
         async def replay() -> Message:
@@ -170,6 +185,15 @@ class DefectsMiddleware:
     def _body(self, scope: Scope, status: int, body: bytes) -> bytes:
         on = self.on
         path, method = scope["path"], scope["method"]
+        if "modify_stores_null" in on and self.nulled and status == 200 and path.startswith("/v1/assistants"):
+
+            def read_back(d: Any) -> Any:
+                for item in d.get("data", [d]) if isinstance(d, dict) else []:
+                    if isinstance(item, dict) and item.get("id") in self.nulled:
+                        item["tools"] = None
+                return d
+
+            body = _rewrite_json(body, read_back)
         if "error_without_type" in on and status >= 400:
             body = _rewrite_json(body, lambda d: {"error": {"message": d.get("error", {}).get("message", "")}})
         if "error_as_string" in on and status == 401:
