@@ -126,11 +126,16 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
             }
         return
     if name.startswith("worker:"):
-        from foreign_workers import worker  # bench/foreign_workers.py, beside this script
+        from foreign_workers import specs, worker  # bench/foreign_workers.py, beside this script
 
-        key = f"sk-{token}"
-        url = stack.enter_context(worker(name.split(":", 1)[1], emulator.url, token, key))
-        yield {"CLOUDFLARE_WORKER_URL": f"{url}/v1", "API_KEY": key}
+        key, which = f"sk-{token}", name.split(":", 1)[1]
+        url = stack.enter_context(worker(which, emulator.url, token, key))
+        spec = specs()[which]  # the models it serves, where it refuses others
+        models = {
+            "WORKERPROBE_CHAT_MODEL": spec.get("chat_model"),
+            "WORKERPROBE_EMBEDDING_MODEL": spec.get("embedding_model"),
+        }
+        yield {"CLOUDFLARE_WORKER_URL": f"{url}/v1", "API_KEY": key, **{k: v for k, v in models.items() if v}}
         return
     raise ValueError(f"unknown target {name!r}")
 

@@ -103,6 +103,9 @@ def _cause(rule: str, failure: Any) -> str:
     if isinstance(failure, Finding):  # "what is wrong: the sample that shows it" -> what is wrong
         return re.sub(r"\d+", "N", failure.message.split(": ", 1)[0])
     key = getattr(failure, "_unique_key", "") or ""
+    # one schema's failure is not another's ("created" missing from a model and from an assistant)
+    where = re.search(r"Schema at (/components/schemas/[\w.-]+)", str(getattr(failure, "message", "") or ""))
+    key += f" @ {where.group(1)}" if where else ""
     return f"{type(failure).__name__}: {failure.title}{' | ' + key if key and key != failure.title else ''}"
 
 
@@ -110,6 +113,9 @@ def _normalised(text: str) -> str:
     """What an answer says, its numbers, ids and quoted values out (the same failure of two
     requests says the same)."""
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    text = re.sub(r"\S*[@/]\S*", "…", text)  # a model or path named in it ("Unsupported model: @cf/x/y")
+    text = re.sub(r"(:\s*)[^\s,.;]+(?=[\s,.;]|$)", r"\1…", text)  # the value after a colon ("model: 0.")
+    text = re.sub(r"…[\s,.;…]*", "… ", text)  # a list of them is one
     return re.sub(r"\b(?:[a-z]+_)?[0-9a-f]{8,}\b|\d+", "N", text)[:160]
 
 

@@ -153,7 +153,13 @@ def _findings(header: dict[str, Any], causes: list[Cause]) -> str:
             ops = ", ".join(f"`{op}` ({n})" for op, n in cause.operations.most_common())
             lines += [f"Responses by operation: {ops}.", ""]
         if cause.repro:
-            said = f"answered HTTP {cause.status}" if cause.status else "the create that wrote the data, accepted"
+            said = (
+                "the create that wrote the data, accepted"
+                if cause.read_by and not cause.status
+                else f"answered HTTP {cause.status}"
+                if cause.status
+                else "its answer"
+            )
             lines += [f"Shortest reproduction ({said}):", "", "```sh", cause.repro, "```", ""]
     return "\n".join(lines) + "\n"
 
