@@ -62,7 +62,8 @@ def test_answers_that_never_end_are_a_must_finding_and_the_run_ends(hostile: str
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["verdict"] == "FAIL"
     bounded = [c for c in summary["causes"] if c["rule"] == "openai_answer_bounded"]
-    assert bounded and "POST /v1/chat/completions" in bounded[0]["operations"], summary["causes"]
+    # cut at the deadline or past the size cap, whichever a stream reached first: either is the cause
+    assert any("POST /v1/chat/completions" in c["operations"] for c in bounded), summary["causes"]
 
 
 @pytest.mark.parametrize("hostile", ["endless-stream", "huge-body", "drip"], indirect=True)
