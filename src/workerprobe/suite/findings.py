@@ -112,6 +112,8 @@ def _cause(rule: str, failure: Any) -> str:
 def _normalised(text: str) -> str:
     """What an answer says, its numbers, ids and quoted values out (the same failure of two
     requests says the same)."""
+    head = re.split(r"[{\[]", text, maxsplit=1)[0]
+    text = head if len(head.strip()) >= 12 else text  # "1 validation error: {...}": the details vary, not what it says
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
     text = re.sub(r"\S*[@/]\S*", "…", text)  # a model or path named in it ("Unsupported model: @cf/x/y")
     text = re.sub(r"(:\s*)[^\s,.;]+(?=[\s,.;]|$)", r"\1…", text)  # the value after a colon ("model: 0.")
