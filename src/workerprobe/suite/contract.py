@@ -20,6 +20,7 @@ import requests
 import schemathesis
 from schemathesis.core.failures import FailureGroup
 
+from workerprobe.catalogue import load as _catalogue
 from workerprobe.suite import bounds, objects
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
@@ -31,23 +32,12 @@ from workerprobe.suite.operations import load as operations_facts
 from workerprobe.suite.operations import of as operation_of
 from workerprobe.suite.registry import RULES, Finding, positive
 from workerprobe.suite.rules import ANSWER_BOUNDED
-from workerprobe.suite.target import Target, chat_model
+from workerprobe.suite.target import Target, chat_model, embedding_model
 
 __all__ = [
-    "EXAMPLES",
-    "FINDINGS",
-    "PHASES",
-    "SPEC",
-    "call",
-    "created",
-    "hold_for",
-    "load_schema",
-    "operation_of",
-    "operations",
-    "phase_of",
-    "settle",
-    "tag",
-]
+    "EXAMPLES", "FINDINGS", "PHASES", "SPEC", "call", "created", "hold_for",
+    "load_schema", "operation_of", "operations", "phase_of", "settle", "tag",
+]  # fmt: skip
 
 # The spec and schemathesis's settings ship in the package (openapi/openapi.yaml and
 # schemathesis.toml in a checkout point here).
@@ -56,6 +46,7 @@ CONFIG = SPEC.parent / "schemathesis.toml"
 EXAMPLES = int(os.environ.get("WORKERPROBE_CONTRACT_EXAMPLES", "12"))
 PHASES = ("examples", "coverage", "fuzzing")
 
+DEFAULTS = (_catalogue().default("text-generation").name, _catalogue().default("text-embeddings").name)
 # What this test process saw (written to a part file at the end of the session).
 FINDINGS = Findings()
 
@@ -73,6 +64,14 @@ def load_schema(phase: str | None = None) -> schemathesis.BaseSchema:
 def operations() -> list[str]:
     """The spec's operations, as `METHOD /path` labels."""
     return list(operations_facts().by_label)
+
+
+def chosen_model(case: Any) -> None:
+    """The spec's example models become the user's (WORKERPROBE_CHAT_MODEL, ..._EMBEDDING_MODEL):
+    a Worker that serves only its own list is fuzzed with a model it serves."""
+    if isinstance(case.body, dict) and isinstance(case.body.get("model"), str):
+        chosen = {DEFAULTS[0]: chat_model(), DEFAULTS[1]: embedding_model()}
+        case.body["model"] = chosen.get(case.body["model"], case.body["model"])
 
 
 def phase_of(case: Any) -> str:
@@ -148,6 +147,7 @@ def _send(case: Any, target: Target, budget: Budget | None, ledger: Ledger | Non
     except bounds.RunOver:
         FINDINGS.not_made(label, RUN_OVER)
         return None
+    chosen_model(case)
     if budget is not None:
         try:
             hold = hold_for(case, budget)
