@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from workerprobe.gateway.protocol import (
     FunctionTool,
@@ -27,6 +27,18 @@ class ChatMessage(OpenAIModel):
     name: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str = ""
+
+    @model_validator(mode="after")
+    def _content_by_role(self) -> ChatMessage:
+        # As OpenAI's API: system, developer, user and tool messages carry content; an assistant's,
+        # content or tool calls; a tool's names the call it answers.
+        if self.content is None and self.role in ("system", "developer", "user", "tool"):
+            raise ValueError(f"a {self.role} message needs content (a string or a list of parts), not null")
+        if self.content is None and self.role == "assistant" and not self.tool_calls:
+            raise ValueError("an assistant message needs content or tool_calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs tool_call_id, the id of the call it answers")
+        return self
 
 
 class StreamOptions(OpenAIModel):
