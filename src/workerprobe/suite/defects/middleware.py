@@ -49,6 +49,22 @@ class DefectsMiddleware:
         if "list_ignores_limit" in on and method == "GET":
             query = b"&".join(p for p in scope["query_string"].split(b"&") if not p.startswith(b"limit="))
             scope = {**scope, "query_string": query}
+        if "unknown_method_501" in on and method not in ("GET", "POST", "DELETE", "HEAD", "OPTIONS"):
+            await _answer(send, 501, b"Not Implemented", b"text/plain")  # as workerd answers QUERY
+            return
+        if "get_body_500" in on and method == "GET" and _has_body(scope):
+            await _answer(send, 500, b"Internal Server Error", b"text/plain")  # as a local runtime does
+            return
+        if "wrong_method_404" in on and (allowed := _methods(path)) and method not in allowed:
+            said = {"error": {"message": f"Invalid URL ({method} {path})", "type": "invalid_request_error",
+                              "param": None, "code": None}}  # fmt: skip
+            await _answer(send, 404, orjson.dumps(said))
+            return
+        if "model_retrieve_404" in on and method == "GET" and path.startswith("/v1/models/"):
+            said = {"error": {"message": f"The model `{path[11:]}` does not exist", "type": "invalid_request_error",
+                              "param": None, "code": "model_not_found"}}  # fmt: skip
+            await _answer(send, 404, orjson.dumps(said))
+            return
         receive = await self._request(scope, receive)
         if "deleted_still_retrievable" in on and method == "GET" and path in self.deleted:
             await _answer(send, 200, self.deleted[path])
@@ -65,6 +81,7 @@ class DefectsMiddleware:
             "both_limits_500",
             "max_completion_tokens_ignored",
             "modify_stores_null",
+            "content_parts_500",
         } & on
         if not wants or scope["method"] != "POST":
             return receive
@@ -94,6 +111,12 @@ class DefectsMiddleware:
                     if "max_completion_tokens_ignored" in on:
                         data.pop("max_completion_tokens", None)
                     if "both_limits_500" in on and "max_tokens" in data and "max_completion_tokens" in data:
+                        scope["workerprobe.defect_500"] = True
+                    messages = data.get("messages")
+                    parts = isinstance(messages, list) and any(
+                        isinstance(m, dict) and isinstance(m.get("content"), list) for m in messages
+                    )
+                    if "content_parts_500" in on and parts:
                         scope["workerprobe.defect_500"] = True
                 return data
 
@@ -231,6 +254,16 @@ class DefectsMiddleware:
                 return d
 
             body = _rewrite_json(body, chat)
+        if "embeddings_out_of_order" in on and path == "/v1/embeddings" and status == 200:
+
+            def reverse(d: dict[str, Any]) -> dict[str, Any]:
+                items = d.get("data", [])
+                vectors = [item.get("embedding") for item in items][::-1]
+                for item, vector in zip(items, vectors, strict=True):
+                    item["embedding"] = vector
+                return d
+
+            body = _rewrite_json(body, reverse)
         if "base64_big_endian" in on and path == "/v1/embeddings" and status == 200:
 
             def swap(d: dict[str, Any]) -> dict[str, Any]:
@@ -264,12 +297,24 @@ class DefectsMiddleware:
         return body
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope["headers"])
+    return int(headers.get(b"content-length", b"0") or 0) > 0 or b"transfer-encoding" in headers
+
+
+def _methods(path: str) -> set[str]:
+    """The methods the spec gives the path (none: a path the spec does not have)."""
+    from workerprobe.suite import operations
+
+    return {op.method for op in operations.load() if re.fullmatch(re.sub(r"{[^/]+}", "[^/]+", op.path), path)}
+
+
+async def _answer(send: Send, status: int, body: bytes, kind: bytes = b"application/json") -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", kind), (b"content-length", str(len(body)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -59,12 +59,27 @@ def test_an_openai_embedding_model_name_is_mapped_or_not_found(client: openai.Op
 
 @pytest.mark.family("embeddings")
 def test_many_inputs_come_back_in_order(client: openai.OpenAI) -> None:
-    """Confidence certain: one vector per input, `index` 0..n-1 in the order given, all of one size
-    (a Worker that answers a batch in another order or drops one misplaces every vector after it)."""
-    texts = [f"sentence number {i}" for i in range(5)]
+    """Confidence certain for the indices: one vector per input, `index` 0..n-1 in the order given,
+    all of one size; high for the vectors: the first and the last input embedded alone are nearest
+    their own place in the batch (a Worker that merges a batch's parts in another order hands each
+    caller another text's vector under the right index)."""
+    texts = ["a recipe for bread", "the rules of chess", "a poem about rain", "how tides work", "tax law"]
     answer = client.embeddings.create(model=EMBEDDING_MODEL, input=texts)
     assert [d.index for d in answer.data] == list(range(5)), [d.index for d in answer.data]
     assert len({len(d.embedding) for d in answer.data}) == 1
+    for place in (0, len(texts) - 1):
+        alone = client.embeddings.create(model=EMBEDDING_MODEL, input=texts[place]).data[0].embedding
+        nearness = [_cosine(alone, d.embedding) for d in answer.data]
+        assert max(range(len(texts)), key=nearness.__getitem__) == place, (
+            f"{texts[place]!r} embedded alone is nearest place {nearness.index(max(nearness))} of the batch, "
+            f"not its own {place}: {[round(n, 3) for n in nearness]}"
+        )
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norms = (sum(x * x for x in a) ** 0.5) * (sum(y * y for y in b) ** 0.5)
+    return dot / norms if norms else 0.0
 
 
 @pytest.mark.family("assistants")
