@@ -174,9 +174,9 @@ class Findings:
 
     def made_by(self, object_id: str, operation: str, repro: str = "") -> None:
         """This run's case of `operation` created the object `object_id` (the target accepted its data)."""
-        if len(self.made) < MADE_KEPT:
+        if object_id in self.made or len(self.made) < MADE_KEPT:  # a later write (a modify) replaces
             self.made[object_id] = operation
-        if repro and len(self.made_repro) < MADE_REPRO_KEPT:
+        if repro and (object_id in self.made_repro or len(self.made_repro) < MADE_REPRO_KEPT):
             self.made_repro[object_id] = repro
 
     def sent(self, operation: str, status: int, valid: bool, evidence: bool = True, no_route: bool = False) -> None:

@@ -88,9 +88,9 @@ def _id(response: Any, field: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def bind(case: Any, send: Send) -> bool:
-    """Point the case's path ids at objects this process made, one case in EVERY excepted;
-    whether it was bound."""
+def bind(case: Any, send: Send, always: bool = False) -> bool:
+    """Point the case's path ids at objects this process made, one case in EVERY excepted (none,
+    `always`); whether it was bound."""
     params = dict(case.path_parameters or {})
     kinds = [k for k in (_kind(name) for name in params) if k is not None]
     if not kinds:
@@ -100,7 +100,7 @@ def bind(case: Any, send: Send) -> bool:
         return False
     label = case.operation.label
     _SEEN[label] += 1
-    if _SEEN[label] % EVERY == 0:
+    if _SEEN[label] % EVERY == 0 and not always:
         return False
     # the deepest kind named brings its parents' ids (a message's thread)
     deepest = max(kinds, key=lambda k: len(_maker(k).path))  # type: ignore[union-attr]

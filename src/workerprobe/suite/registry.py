@@ -125,7 +125,11 @@ OPENAI_REFUSALS = (
     ("the model's context window, which OpenAI refuses the same", 400, "context_length_exceeded", None),
     ("a thread with an active run, which OpenAI refuses the same", 400, None, re.compile(r"already has an active run")),
     ("a run that has ended, which OpenAI refuses to cancel the same", 400, None, re.compile(r"Cannot cancel run")),
-)
+    ("tool outputs for a run not waiting for them, which OpenAI refuses the same", 400, None,
+     re.compile(r"do not accept tool outputs")),
+    ("a model of another task for the Assistants API, which OpenAI refuses the same", 400, None,
+     re.compile(r"cannot be used with the Assistants API")),
+)  # fmt: skip
 
 
 def refused_as_openai_does(status: int, body: bytes) -> str | None:
