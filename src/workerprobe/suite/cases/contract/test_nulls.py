@@ -86,11 +86,18 @@ def test_null_fields(label: str, target: Target, budget: Budget | None, ledger: 
             contract.FINDINGS.failed(label, "nulls", rule, Finding(rule, said, label), contract._repro(answer),
                                      answer.status_code, source=label)  # fmt: skip
         read = read or case
-    if read is not None and read.path_parameters and "get" in _spec()["paths"][op.path]:  # what a modify stored
-        back = schema[op.path]["GET"].Case(path_parameters=dict(read.path_parameters))
-        contract.OWN[back.id] = "nulls"
-        send(back)
-    path = {label, f"GET {op.path}"}
+    path = {label}
+    kind = re.search(r"/{(\w+)_id}$", op.path)
+    if read is not None and read.path_parameters and kind is not None:  # what a modify stored, read back
+        listing = operations.load().listing(kind.group(1))
+        reads = [(op.path, {})] if "get" in _spec()["paths"][op.path] else []
+        reads += [(listing.path, {"limit": 100})] if listing is not None else []
+        for where, query in reads:
+            ids = {k: v for k, v in read.path_parameters.items() if f"{{{k}}}" in where}
+            back = schema[where]["GET"].Case(path_parameters=ids, query=query)
+            contract.OWN[back.id] = "nulls"
+            send(back)
+            path.add(f"GET {where}")
     groups = [g for g in contract.FINDINGS.groups.values() if g.source in path and g.phase == "nulls"]
     message = contract.verdict_of(groups, strict=target.embedded)
     if message is not None:
