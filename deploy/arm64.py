@@ -314,7 +314,7 @@ def main() -> int:
             cwd=ROOT,
             env={
                 **os.environ,
-                "CLOUDFLARE_WORKER_URL": emulated,
+                "CLOUDFLARE_WORKER_URL": f"{emulated}/v1",  # the base URL an SDK is given
                 "API_KEY": key,
                 "WORKERPROBE_TARGET": "",
                 "WORKERPROBE_TARGET_UPSTREAM": "emulator",  # so the emulator-only scenarios run too

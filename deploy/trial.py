@@ -96,7 +96,7 @@ def scenarios(url: str, key: str, label: str) -> dict[str, object]:
         cwd=ROOT,
         env={
             **os.environ,
-            "CLOUDFLARE_WORKER_URL": url,
+            "CLOUDFLARE_WORKER_URL": f"{url}/v1",  # the base URL an SDK is given
             "API_KEY": key,
             "WORKERPROBE_TARGET": "",
             "WORKERPROBE_TARGET_UPSTREAM": "emulator",
@@ -107,8 +107,8 @@ def scenarios(url: str, key: str, label: str) -> dict[str, object]:
     tail = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     say(f"  scenarios against {label}: {tail}")
     if done.returncode != 0:
-        print(done.stdout[-6000:], file=sys.stderr)
-        raise Failed(f"the SDK scenario tests failed against {label}")
+        print(done.stdout[-6000:], done.stderr[-3000:], sep="\n", file=sys.stderr)  # pytest.exit says why on stderr
+        raise Failed(f"the SDK scenario tests failed against {label} (pytest exit {done.returncode})")
     counts = _junit_counts(junit)
     if counts["passed"] == 0:
         raise Failed(f"no scenario test passed against {label}")
