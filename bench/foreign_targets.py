@@ -32,7 +32,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from workerprobe.catalogue import load as load_catalogue
-from workerprobe.procs import free_port, serve, wait_listening
+from workerprobe.procs import free_port, serve, stop, wait_listening
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("WORKERPROBE_FOREIGN_CACHE", ROOT / ".cache" / "foreign"))
@@ -65,11 +65,7 @@ def _process(command: list[str], port: int, env: dict[str, str] | None = None, t
         wait_listening("127.0.0.1", port, timeout=timeout, process=process)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=20)
         log.close()
 
 

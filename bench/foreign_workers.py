@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from workerprobe.paths import cache_dir
-from workerprobe.procs import free_port, serve
+from workerprobe.procs import free_port, serve, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = ROOT / "bench" / "workers"
@@ -144,11 +144,7 @@ def worker(name: str, emulator: str, token: str, key: str) -> Iterator[str]:
                 time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=20)
         log.close()
 
 

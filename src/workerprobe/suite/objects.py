@@ -25,7 +25,7 @@ from schemathesis.core.parameters import ParameterLocation
 from workerprobe.suite import operations
 from workerprobe.suite.target import chat_model
 
-__all__ = ["EVERY", "bind", "forget", "tag"]
+__all__ = ["EVERY", "bind", "forget", "minimal", "tag"]
 
 EVERY = 2  # one case in EVERY keeps its generated ids
 
@@ -64,17 +64,22 @@ def _make(kind: str, schema: Any, send: Send) -> dict[str, str] | None:
             _REFUSED.add(kind)
             return None
         ids |= found
-    assert maker.creates is not None and maker.creates.minimal is not None
-    body = json.loads(json.dumps(maker.creates.minimal).replace("{chat_model}", chat_model()))
+    body = minimal(maker)
     path_ids = {k: ids[k] for k in ids if f"{{{k}}}" in maker.path}
     case = schema[maker.path]["POST"].Case(path_parameters=path_ids, body=body, media_type="application/json")
     response = send(case)
-    made = _id(response, maker.creates.id)
+    made = _id(response, maker.creates.id if maker.creates is not None else "id")
     if made is None:
         _REFUSED.add(kind)
         return None
     _MADE[kind] = {**ids, f"{kind}_id": made}
     return _MADE[kind]
+
+
+def minimal(op: operations.Operation) -> dict[str, Any]:
+    """The smallest body that makes one (the spec's `minimal`, with the suite's chat model); {} for none."""
+    given = op.creates.minimal if op.creates is not None and op.creates.minimal is not None else {}
+    return dict(json.loads(json.dumps(given).replace("{chat_model}", chat_model())))
 
 
 def _id(response: Any, field: str) -> str | None:

@@ -19,7 +19,7 @@ from workerprobe.suite import contract, objects, operations
 from workerprobe.suite.budget import Budget
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.registry import RULES, Finding
-from workerprobe.suite.target import Target, chat_model
+from workerprobe.suite.target import Target
 
 pytestmark = [pytest.mark.must]
 
@@ -68,12 +68,10 @@ def test_null_fields(label: str, target: Target, budget: Budget | None, ledger: 
     assert op is not None
     schema = contract.load_schema()
     send = partial(contract._send, target=target, budget=budget, ledger=ledger, run_id=run_id)
-    minimal = op.creates.minimal if op.creates is not None and op.creates.minimal is not None else {}
+    smallest = objects.minimal(op)
     read: Any = None
     for field in _fields(op):
-        body = {**minimal, field: None}
-        if "model" in body and body["model"] == "{chat_model}":
-            body["model"] = chat_model()
+        body = {**smallest, field: None}
         ids = {name: "unknown" for name in re.findall(r"{(\w+)}", op.path)}  # bound below
         case = schema[op.path]["POST"].Case(body=body, media_type="application/json", path_parameters=ids)
         contract.OWN[case.id] = "nulls"
