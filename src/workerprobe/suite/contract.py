@@ -23,6 +23,7 @@ from schemathesis.core.failures import FailureGroup
 from workerprobe.catalogue import load as _catalogue
 from workerprobe.suite import bounds, objects
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
+from workerprobe.suite import schema_check as _schema_check  # noqa: F401  (the bounded schema check)
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
 from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group, curl
 from workerprobe.suite.ledger import Ledger
