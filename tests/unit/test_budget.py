@@ -8,7 +8,7 @@ import pytest
 
 from workerprobe.catalogue import load
 from workerprobe.suite import operations
-from workerprobe.suite.budget import Budget, Exhausted
+from workerprobe.suite.budget import NOT_GENERATING_AFTER, Budget, Exhausted
 from workerprobe.suite.operations import WORST
 
 MODEL = load().default("text-generation").name
@@ -105,6 +105,48 @@ def test_no_operation_starves_another(tmp_path: Path) -> None:
     budget.hold(5.0, member="")  # not a planned member: the pool's share alone
     budget.plan("contract", {"chat": 99})  # the first plan stands
     assert set(budget.members("contract")) == {"chat", "runs", "embeddings"}
+
+
+def test_an_operation_the_target_does_not_serve_keeps_only_one_call(tmp_path: Path) -> None:
+    """Runs answered 404 three times (nothing charged): chat may use what runs' reserve held."""
+    budget = Budget(tmp_path / "b.sqlite3", 90.0, shares={"contract": 1.0})
+    budget.plan("contract", {"chat": 1, "runs": 1, "embeddings": 1}, least=2.0)  # 30 each
+    budget.charge(budget.hold(30.0, member="chat"), 30.0)
+    with pytest.raises(Exhausted, match="chat used its fair part"):
+        budget.hold(20.0, member="chat")  # runs and embeddings may still claim 60 of the 60 left
+    for _ in range(NOT_GENERATING_AFTER):
+        budget.release(budget.hold(2.0, member="runs"))  # the target refused it: nothing generated
+    budget.charge(budget.hold(20.0, member="chat"), 20.0)  # 60 - 20 >= embeddings' 30 + runs' one call (2)
+    budget.hold(2.0, member="runs")  # and runs can still make its next call
+    with pytest.raises(Exhausted):
+        budget.hold(9.0, member="chat")  # 38 left - 9 < the 30 embeddings may claim
+
+
+def test_a_member_claims_less_as_its_tests_end(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 100.0, shares={"contract": 1.0})
+    budget.plan("contract", {"chat": 1, "embeddings": 3})  # 25 and 75
+    budget.charge(budget.hold(25.0, member="chat"), 25.0)
+    with pytest.raises(Exhausted):
+        budget.hold(10.0, member="chat")  # embeddings may claim 75
+    budget.finished("contract", "embeddings")
+    budget.finished("contract", "embeddings")  # two of its three tests ended, nothing used
+    budget.charge(budget.hold(45.0, member="chat"), 45.0)  # 75 - 45 >= the 25 of its last test
+    with pytest.raises(Exhausted):
+        budget.hold(10.0, member="chat")
+
+
+def test_a_pool_whose_tests_ended_gives_what_it_left(tmp_path: Path) -> None:
+    budget = Budget(tmp_path / "b.sqlite3", 100.0)  # contract 60, scenarios 40
+    budget.plan("scenarios", {"scenarios": 2})
+    budget.charge(budget.hold(10.0, "scenarios", "scenarios"), 10.0)
+    budget.hold(60.0, "contract")
+    with pytest.raises(Exhausted, match="contract"):
+        budget.hold(10.0, "contract")  # a scenario has not ended: the pool keeps its share
+    budget.finished("scenarios", "scenarios")
+    budget.finished("scenarios", "scenarios")
+    budget.hold(30.0, "contract")  # the 30 the scenarios left
+    with pytest.raises(Exhausted):
+        budget.hold(1.0, "contract")
 
 
 def test_a_member_with_more_tests_is_sure_of_more(tmp_path: Path) -> None:

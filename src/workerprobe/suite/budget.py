@@ -13,10 +13,13 @@ each pool may use its share of the cap (`SHARES`), and all together no more than
 pool, fairly among its members (the contract cases' operations: `suite/shares.py`), once the run
 has planned them (`plan`: the tests it selected, per member): each member is sure of a
 part of its pool (its reserve), and may use more only while what is left in the pool still
-covers the unused reserves of the members whose tests have not all ended (`finished`). A
+covers what the members whose tests have not all ended may still claim (`finished`). A
 member's reserve is its pool's share in proportion to the tests planned for it (and at least
-`least`). So one operation's fuzzing cannot starve another's, and no
-share is lost to a member that needed less.
+`least`); what it may still claim shrinks as its tests end (the part of each ended test is free),
+and to what one call holds once the target refused NOT_GENERATING_AFTER of its calls and charged
+none (an operation the target does not serve). So one operation's fuzzing cannot starve another's,
+and no share is lost to a member that needed less. A pool whose tests have all ended gives what
+it did not use to the others.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ GENERATION_CAP = 16
 SHARES = {"contract": 0.6, "scenarios": 0.4}
 # How long a member refused for what its pool keeps for others waits for its own calls to settle.
 FAIR_WAIT_S = 30.0
+# Calls of a member the target refused in a row (nothing charged) before it is taken as one that does
+# not generate on this target (an operation it does not serve): it then keeps only what one call holds.
+NOT_GENERATING_AFTER = 3
 # Chat-template tokens a server may add per message (roles, separators), on top of the text.
 _PER_MESSAGE = 8
 
@@ -76,6 +82,7 @@ CREATE TABLE IF NOT EXISTS members (
     pool TEXT NOT NULL, member TEXT NOT NULL, planned INTEGER NOT NULL, least REAL NOT NULL DEFAULT 0,
     finished INTEGER NOT NULL DEFAULT 0,
     used REAL NOT NULL DEFAULT 0, held REAL NOT NULL DEFAULT 0, refused INTEGER NOT NULL DEFAULT 0,
+    calls INTEGER NOT NULL DEFAULT 0, charged INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (pool, member)
 )
 """
@@ -168,8 +175,9 @@ class Budget:
             db.execute("UPDATE members SET finished = finished + 1 WHERE pool = ? AND member = ?", (pool, member))
 
     def _fair(self, db: sqlite3.Connection, pool: str, member: str, cost: float, free: float) -> bool:
-        """Whether `member` may hold `cost` more, `free` being what its pool has left."""
-        query = "SELECT member, planned, finished, used, least FROM members WHERE pool = ?"
+        """Whether `member` may hold `cost` more, `free` being what its pool has left: within its own
+        reserve, or while what is left covers what the others may still claim."""
+        query = "SELECT member, planned, finished, used, least, calls, charged FROM members WHERE pool = ?"
         rows = db.execute(query, (pool,)).fetchall()
         if not rows or member not in {r[0] for r in rows}:
             return True  # nothing planned (or not a planned member): the pool's share alone
@@ -179,8 +187,23 @@ class Budget:
         used: float = next(r[3] for r in rows if r[0] == member)
         if used + cost <= reserve[member]:
             return True
-        others: float = sum(max(0.0, reserve[r[0]] - r[3]) for r in rows if r[0] != member and r[2] < r[1])
+        others = sum(_claim(reserve[r[0]], *r[1:]) for r in rows if r[0] != member)
         return bool(free - cost >= others)
+
+    def _share(self, db: sqlite3.Connection, pool: str, cap: float) -> float:
+        """What `pool` may use: its share of the cap, and what a pool whose tests have all ended left
+        of its own (the scenarios run first: what they did not need goes to the contract cases)."""
+        share = cap * self.shares[pool]
+        for other in self.shares:
+            if other == pool:
+                continue
+            left = db.execute(
+                "SELECT count(*), total(planned > finished) FROM members WHERE pool = ?", (other,)
+            ).fetchone()
+            if left[0] and not left[1]:
+                spent, held = db.execute("SELECT spent, held FROM budget WHERE pool = ?", (other,)).fetchone()
+                share += max(0.0, cap * self.shares[other] - spent - held)
+        return share
 
     def hold(self, cost: float, pool: str | None = None, member: str = "") -> Hold:
         """Hold `cost` in `pool` (default: the first) for `member`; raises Exhausted when it would
@@ -208,7 +231,7 @@ class Budget:
         with self._transaction() as db:
             cap, spent, _, held, _, _ = db.execute(_TOTALS).fetchone()
             mine = db.execute("SELECT spent + held FROM budget WHERE pool = ?", (pool,)).fetchone()[0]
-            share = cap * self.shares[pool]
+            share = self._share(db, pool, cap)
             if not (spent + held + cost <= cap and mine + cost <= share):
                 return (
                     f"not run: this call may cost {cost:.2f} neurons; {mine:.2f} of the {share:g} the {pool} may "
@@ -224,6 +247,7 @@ class Budget:
                     f"the {pool} may use, the rest is kept for those not ended (--max-neurons {cap:g})"
                 ), own
             db.execute("UPDATE budget SET held = held + ?, calls = calls + 1 WHERE pool = ?", (cost, pool))
+            db.execute("UPDATE members SET calls = calls + 1 WHERE pool = ? AND member = ?", (pool, member))
             self._used(db, pool, member, cost, cost)
         return None
 
@@ -254,6 +278,8 @@ class Budget:
                 "WHERE pool = ?",
                 (hold.neurons, neurons, worst_case, hold.pool),
             )
+            charged = "UPDATE members SET charged = charged + 1 WHERE pool = ? AND member = ?"
+            db.execute(charged, (hold.pool, hold.member))
             self._used(db, hold.pool, hold.member, neurons - hold.neurons, -hold.neurons)
 
     def settle(self, hold: Hold, model: str, status: int, used: tuple[int, int] | None) -> None:
@@ -289,6 +315,17 @@ class Budget:
             db.close()
         cap, spent, worst, held, calls, refused = row
         return Spend(cap, spent, worst, held, int(calls), int(refused))
+
+
+def _claim(reserve: float, planned: int, finished: int, used: float, least: float, calls: int, charged: int) -> float:
+    """What a member whose tests have not all ended may still claim of its pool: the part of its
+    reserve for its tests not yet ended, less what it used past the part of those that ended; only
+    what one call holds when the target refused every call it made (an operation not served)."""
+    if finished >= planned:
+        return 0.0
+    if calls >= NOT_GENERATING_AFTER and not charged:
+        return max(0.0, least - used)
+    return max(0.0, min(reserve - used, reserve * (planned - finished) / planned))
 
 
 def _wal(path: Path) -> None:

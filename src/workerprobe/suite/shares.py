@@ -3,10 +3,11 @@ cases may generate, each with the number of tests this run selected for it. Ever
 plans the same from its collection; a test's end is counted against its member, so that a member
 whose tests have all ended gives its unused part to the others (`budget.Budget.plan`, `finished`).
 
-The scenarios' pool has no members: its tests are few, each holds a known worst case while it
-runs and is charged what it used, and they run first, so a scenario is not run only when the
-pool itself is spent (measured against the reference gateway at the default 300 neurons, a part
-per family left the costliest family, runs, short while the pool still had a quarter free)."""
+The scenarios' pool is one member, all the scenarios: its tests are few, each holds a known worst
+case while it runs and is charged what it used, and they run first, so a scenario is not run only
+when the pool itself is spent (measured against the reference gateway at the default 300 neurons, a
+part per family left the costliest family, runs, short while the pool still had a quarter free).
+Once every scenario has ended, what the pool did not use goes to the contract cases."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from workerprobe.suite import contract, operations
 from workerprobe.suite.budget import Budget
-from workerprobe.suite.cases import CONTRACT
+from workerprobe.suite.cases import CONTRACT, SCENARIOS
 
 __all__ = ["BUDGET", "PLAN", "SCENARIO_HOLD", "family_of", "finished", "level_of", "member_of", "plan"]
 
@@ -42,6 +43,8 @@ def level_of(item: pytest.Item) -> str:
 def member_of(item: pytest.Item) -> tuple[str, str] | None:
     """(pool, member) of a test that may spend, None for one that may not."""
     path = Path(str(item.path))
+    if SCENARIOS in path.parents:
+        return "scenarios", "scenarios"
     label = getattr(item, "operation_label", None)
     if label is not None and path == CONTRACT / "test_schema.py":
         found = operations.load().get(label)
@@ -53,7 +56,7 @@ def member_of(item: pytest.Item) -> tuple[str, str] | None:
 
 
 def plan(items: list[pytest.Item]) -> dict[str, Counter[str]]:
-    planned: dict[str, Counter[str]] = {"contract": Counter()}
+    planned: dict[str, Counter[str]] = {"contract": Counter(), "scenarios": Counter()}
     for item in items:
         member = member_of(item)
         if member is not None:
