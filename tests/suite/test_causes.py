@@ -10,7 +10,7 @@ import pytest
 
 from workerprobe.suite import checks  # noqa: F401  (registers the OpenAI rules)
 from workerprobe.suite.causes import causes
-from workerprobe.suite.findings import Findings, curl, shell_quote
+from workerprobe.suite.findings import Findings, curl, explanation, shell_quote
 from workerprobe.suite.registry import RULES, Finding
 from workerprobe.suite.reports import FIRST_SCREEN, write
 from workerprobe.suite.verdict import Outcome, judge
@@ -164,3 +164,30 @@ def test_data_the_run_wrote_that_reads_back_wrong_is_blamed_on_the_create() -> N
         instance_path = ["data", 1, "tools"]
 
     assert culprit(Answer(), Failure()) == "asst_junk"
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (
+            {
+                "error": {
+                    "message": "Chat completion failed",
+                    "type": "api_error",
+                    "details": "Unexpected end of JSON input",
+                }
+            },
+            "Chat completion failed: Unexpected end of JSON input",
+        ),
+        ({"error": {"message": "Model not found", "type": "invalid_request_error"}}, "Model not found"),
+        ({"error": {"message": "bad: x", "detail": "bad: x"}}, "bad: x"),
+        ({"detail": "Not Found"}, "Not Found"),
+    ],
+)
+def test_an_error_says_what_its_worker_added_beside_the_message(body: dict[str, object], said: str) -> None:
+    """Two 500s with one message and two explanations are two causes, each shown."""
+
+    class Answer:
+        content = json.dumps(body).encode()
+
+    assert explanation(Answer()) == said

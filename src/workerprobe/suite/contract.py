@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 import httpx
-import orjson
 import requests
 import schemathesis
 from schemathesis.core.failures import FailureGroup
@@ -25,7 +24,7 @@ from workerprobe.suite import bounds, objects
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
 from workerprobe.suite import schema_check as _schema_check  # noqa: F401  (the bounded schema check)
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
-from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group, curl
+from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group, curl, explanation
 from workerprobe.suite.ledger import Ledger
 from workerprobe.suite.objects import tag
 from workerprobe.suite.operations import SPEC
@@ -362,31 +361,6 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
         if rule.name in broken or (rule.check in ran and rule.applies(case, response)):
             FINDINGS.checked(operation, rule)
     bounds.release_memory()  # large answers leave the heap scattered: given back as it grows
-
-
-def explanation(response: Any) -> str | None:
-    """What an error answer says of itself: its envelope's message (OpenAI's, Cloudflare's, a
-    framework's `detail`), else its first line of text; None when it says nothing readable."""
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        body = None
-    found: Any = None
-    if isinstance(body, dict):
-        error, errors = body.get("error"), body.get("errors")
-        if isinstance(error, dict):
-            found = error.get("message")
-        elif isinstance(error, str):
-            found = error
-        elif isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            found = errors[0].get("message")
-        if found is None:
-            detail = body.get("detail", body.get("message"))
-            found = detail if isinstance(detail, str) else (str(detail)[:160] if detail else None)
-    elif body is None and response.content and b"<html" not in response.content[:512].lower():
-        found = response.content[:160].decode(errors="replace").splitlines()[0]
-    text = " ".join(str(found).split()) if found else ""
-    return "".join(c for c in text if c.isprintable())[:160] or None
 
 
 def verdict_of(groups: list[Group], strict: bool) -> str | None:

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from workerprobe.suite.registry import RULES, Finding, Rule
 
-__all__ = ["BUDGET", "RUN_OVER", "Findings", "Group", "curl", "merge", "shell_quote"]
+__all__ = ["BUDGET", "RUN_OVER", "Findings", "Group", "curl", "explanation", "merge", "shell_quote"]
 
 AUTH_REJECTED = (401, 403)
 # Why calls were not made (`Findings.reasons`), besides a target past its bounds.
@@ -322,3 +324,32 @@ def merge(parts: list[Path]) -> Findings:
 def level_of(rule: str) -> str:
     found = RULES.get(rule)
     return found.level if found else "MUST"
+
+
+def explanation(response: Any) -> str | None:
+    """What an error answer says of itself: its envelope's message (OpenAI's, Cloudflare's, a
+    framework's `detail`) with the explanation a Worker adds beside it (`error.details`: "Chat
+    completion failed: Unexpected end of JSON input"), else its first line of text; None when it
+    says nothing readable."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    found: Any = None
+    if isinstance(body, dict):
+        error, errors = body.get("error"), body.get("errors")
+        if isinstance(error, dict):
+            found = error.get("message")
+            more = next((error[k] for k in ("details", "detail", "reason") if isinstance(error.get(k), str)), None)
+            found = f"{found}: {more}" if isinstance(found, str) and more and more not in found else found
+        elif isinstance(error, str):
+            found = error
+        elif isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            found = errors[0].get("message")
+        if found is None:
+            detail = body.get("detail", body.get("message"))
+            found = detail if isinstance(detail, str) else (str(detail)[:160] if detail else None)
+    elif body is None and response.content and b"<html" not in response.content[:512].lower():
+        found = response.content[:160].decode(errors="replace").splitlines()[0]
+    text = " ".join(str(found).split()) if found else ""
+    return "".join(c for c in text if c.isprintable())[:160] or None
