@@ -191,3 +191,38 @@ def test_an_error_says_what_its_worker_added_beside_the_message(body: dict[str, 
         content = json.dumps(body).encode()
 
     assert explanation(Answer()) == said
+
+
+def test_values_accepted_as_sent_on_many_fields_are_one_cause_ranked_after_what_valid_requests_meet() -> None:
+    from workerprobe.suite.contract import echoed
+
+    class Failure:
+        def __init__(self, path: list[object], value: object) -> None:
+            self.instance_path, self.instance = path, value
+
+    assert echoed({"temperature": "AAA"}, Failure(["temperature"], "AAA"))
+    assert not echoed({"temperature": "AAA"}, Failure(["temperature"], "BBB"))
+    assert not echoed({"temperature": 1}, Failure(["temperature"], True))  # 1 == True, but not what was sent
+    assert not echoed({"name": "x"}, Failure([], {"name": "x"}))
+    assert echoed({"tools": [{"type": 0}]}, Failure(["tools", 0, "type"], 0))
+
+    class Violates:
+        title = "Response violates schema"
+
+        def __init__(self, message: str) -> None:
+            self.message = self._unique_key = message  # schemathesis keys a failure by its field
+
+    seen = Findings()
+    rule = RULES["response_schema_conformance"]
+    seen.made_by("asst_1", ASSISTANTS, "curl -X POST .../v1/assistants --data-binary '{\"top_p\": {}}'")
+    for field, value in (("temperature", '"AAA"'), ("top_p", "{}"), ("metadata", '"AAA"')):
+        message = f"{value} is wrong. Schema at /components/schemas/Assistant/properties/{field}: {{}} Value: {value}"
+        seen.sent(ASSISTANTS, 200, valid=False)
+        seen.failed(ASSISTANTS, "fuzzing", rule, Violates(message), f"curl {field}", 200, echoed=True)
+    read = "{} is not of type. Schema at /components/schemas/Assistant/properties/top_p: {} Value: {}"
+    seen.failed("GET /v1/assistants", "fuzzing", rule, Violates(read), "curl list", 200, culprit="asst_1")
+    _fail(seen, CHAT, "openai_error_envelope", "HTTP 500 without the OpenAI error envelope: None", 500)
+    first, echo = causes(seen, [])
+    assert first.rule == "openai_error_envelope"  # what a valid request meets comes first
+    assert echo.echo and echo.responses == 4 and echo.read_by == ["GET /v1/assistants"]
+    assert echo.fields == ["temperature", "top_p", "metadata"] and "`top_p`" in echo.what

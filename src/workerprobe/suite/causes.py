@@ -17,7 +17,7 @@ from typing import Any
 
 from workerprobe.suite import operations
 from workerprobe.suite.conformance import implementation
-from workerprobe.suite.findings import Findings
+from workerprobe.suite.findings import ECHO, Findings
 from workerprobe.suite.registry import RULES
 
 __all__ = ["Cause", "causes"]
@@ -34,6 +34,8 @@ class Cause:
     status: int = 0
     family: str = ""  # the family of a cause met by scenarios, or by operations not implemented
     read_by: list[str] = field(default_factory=list)  # where data its operations accepted read back wrong
+    echo: bool = False  # values the schema does not allow, accepted and returned as sent
+    fields: list[str] = field(default_factory=list)  # the fields it was seen on
 
     @property
     def responses(self) -> int:
@@ -57,9 +59,11 @@ class Cause:
         found = [ops.get(op) for op in self.operations] or [ops.get(op) for op in ops.labels(family=self.family)]
         return bool(found) and all(op is not None and op.retired for op in found)
 
-    def rank(self) -> tuple[int, int, int, int, int]:
+    def rank(self) -> tuple[int, int, int, int, int, int]:
+        """MUST first; then what valid requests meet before what only invalid input stored and
+        returned causes (an SDK sends typed values); then the SDK calls broken, operations, responses."""
         breaks = len(self.calls) + len(self.scenarios)
-        return (self.level != "MUST", self.retired, -breaks, -len(self.operations), -self.responses)
+        return (self.level != "MUST", self.retired, self.echo, -breaks, -len(self.operations), -self.responses)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +119,20 @@ def _writers(findings: Findings, group: Any) -> list[str]:
     return sorted(made) if made and group.operation not in made else []
 
 
+def _echo(cause: Cause, message: str) -> None:
+    """The cause of values accepted that the schema does not allow, with the fields it was seen on."""
+    cause.echo = True
+    field_of = re.findall(r"/properties/([\w.-]+)", message.split("Value:", 1)[0])
+    if field_of and field_of[-1] not in cause.fields:
+        cause.fields.append(field_of[-1])
+    shown = ", ".join(f"`{f}`" for f in cause.fields[:8]) + (", …" if len(cause.fields) > 8 else "")
+    cause.what = (
+        "Values the schema does not allow are accepted, stored and returned as they were sent"
+        + (f" ({shown})" if shown else "")
+        + ": the input is not validated, and every client that reads such an object back gets it"
+    )
+
+
 def causes(findings: Findings, outcomes: list[Any]) -> list[Cause]:
     """Every cause of the run, the one to fix first first."""
     missing = _missing(findings)
@@ -122,10 +140,12 @@ def causes(findings: Findings, outcomes: list[Any]) -> list[Cause]:
     for group in findings.groups.values():
         if any(group.operation in c.operations for c in missing.values()):
             continue
-        cause = merged.setdefault(
-            (group.rule, group.cause), Cause(group.level, group.rule, group.message, repro=group.repro)
-        )
         writers = _writers(findings, group)
+        echo = bool(writers) or group.cause.startswith(ECHO)
+        key = (group.rule, ECHO if echo else group.cause)
+        cause = merged.setdefault(key, Cause(group.level, group.rule, group.message, repro=group.repro))
+        if echo:
+            _echo(cause, group.message)
         if writers:  # the data came from this run's creates: the one that accepted it is to blame
             for writer in writers:
                 cause.operations[writer] += group.count

@@ -250,6 +250,21 @@ def created(case: Any, ledger: Ledger | None, response: Any) -> None:
             FINDINGS.made_by(object_id, case.operation.label, _repro(response))  # the last writer is blamed
 
 
+def echoed(sent: Any, failure: Any) -> bool:
+    """Whether the value that broke the response's schema is the one the request sent at the same
+    place (an assistant created with `"temperature": "AAA"` returned as it was sent)."""
+    path, value = getattr(failure, "instance_path", None), getattr(failure, "instance", None)
+    if not isinstance(path, list) or not path or not isinstance(sent, dict):
+        return False
+    node: Any = sent
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return bool(node == value and type(node) is type(value))
+
+
 def culprit(response: Any, failure: Any) -> str | None:
     """The id of the object in the answer whose data broke the response's schema: the innermost
     object with an `id` on the failure's path (`data[3]` of a list)."""
@@ -355,6 +370,7 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             said=None if isinstance(failure, Finding) else said,
             cell=rule.name not in broken,
             culprit=culprit(response, failure) if rule.check == "response_schema_conformance" else None,
+            echoed=rule.check == "response_schema_conformance" and echoed(case.body, failure),
         )
         broken.add(rule.name)
     for rule in RULES.values():

@@ -20,7 +20,7 @@ import orjson
 
 from workerprobe.suite.registry import RULES, Finding, Rule
 
-__all__ = ["BUDGET", "RUN_OVER", "Findings", "Group", "curl", "explanation", "merge", "shell_quote"]
+__all__ = ["BUDGET", "ECHO", "RUN_OVER", "Findings", "Group", "curl", "explanation", "merge", "shell_quote"]
 
 AUTH_REJECTED = (401, 403)
 # Why calls were not made (`Findings.reasons`), besides a target past its bounds.
@@ -33,6 +33,9 @@ _SKIP_HEADERS = {"host", "content-length", "accept-encoding", "connection", "use
 MADE_KEPT = 20_000  # ids of objects the run created, kept to blame bad data on what accepted it
 MADE_REPRO_KEPT = 2_000  # and the requests that created the first of them
 IDS_KEPT = 20  # culprit object ids kept per group
+# The cause of a response that breaks its schema with a value the request sent, or that a create or
+# a modify of this run stored: one behaviour (the input was not validated), whichever field it was.
+ECHO = "echo: a value the schema does not allow, accepted, stored and returned"
 REPRO_BODY_BYTES = 4096  # a reproduction's body is cut past this, and the cut said
 
 
@@ -219,14 +222,17 @@ class Findings:
         said: str | None = None,
         cell: bool = True,
         culprit: str | None = None,
+        echoed: bool = False,
     ) -> Group:
         """One broken rule in one response. `said`: what the answer's own body says (an error's
         message): two answers that say different things are two causes. `cell`: count the response
         in the matrix (once per rule and response, however many failures it has). `culprit`: the id
-        of the object in the answer whose data broke the rule."""
+        of the object in the answer whose data broke the rule. `echoed`: the value that broke the
+        response's schema is the one the request sent (one cause, whichever field it was)."""
         if cell:
             self.cells[operation][rule.name].failed += 1
         cause, message = _cause(rule.name, failure), _summary(failure)
+        cause = f"{ECHO} | {cause}" if echoed else cause  # a group per field, one cause for them all
         if said:
             cause = f"{cause} | HTTP {status}: {_normalised(said)}"
             message = f'{getattr(failure, "title", message)}: HTTP {status}, "{said}"'
