@@ -135,7 +135,7 @@ def test_a_body_with_a_nul_byte_or_over_4_kb_is_said(tmp_path: Path) -> None:
 
 
 def test_data_the_run_wrote_that_reads_back_wrong_is_blamed_on_the_create() -> None:
-    from workerprobe.suite.contract import culprit
+    from workerprobe.suite.blame import culprit
 
     seen = Findings()
     seen.made_by("asst_junk", ASSISTANTS, "curl -X POST .../v1/assistants --data-binary '{\"tools\": null}'")
@@ -194,7 +194,7 @@ def test_an_error_says_what_its_worker_added_beside_the_message(body: dict[str, 
 
 
 def test_values_accepted_as_sent_on_many_fields_are_one_cause_ranked_after_what_valid_requests_meet() -> None:
-    from workerprobe.suite.contract import echoed
+    from workerprobe.suite.blame import echoed
 
     class Failure:
         def __init__(self, path: list[object], value: object) -> None:

@@ -23,6 +23,7 @@ from workerprobe.catalogue import load as _catalogue
 from workerprobe.suite import bounds, objects
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
 from workerprobe.suite import schema_check as _schema_check  # noqa: F401  (the bounded schema check)
+from workerprobe.suite.blame import OF_A_SERVER_ERROR, body_kind, culprit, echoed
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
 from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group, curl, explanation
 from workerprobe.suite.ledger import Ledger
@@ -250,39 +251,6 @@ def created(case: Any, ledger: Ledger | None, response: Any) -> None:
             FINDINGS.made_by(object_id, case.operation.label, _repro(response))  # the last writer is blamed
 
 
-def echoed(sent: Any, failure: Any) -> bool:
-    """Whether the value that broke the response's schema is the one the request sent at the same
-    place (an assistant created with `"temperature": "AAA"` returned as it was sent)."""
-    path, value = getattr(failure, "instance_path", None), getattr(failure, "instance", None)
-    if not isinstance(path, list) or not path or not isinstance(sent, dict):
-        return False
-    node: Any = sent
-    for step in path:
-        try:
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
-            return False
-    return bool(node == value and type(node) is type(value))
-
-
-def culprit(response: Any, failure: Any) -> str | None:
-    """The id of the object in the answer whose data broke the response's schema: the innermost
-    object with an `id` on the failure's path (`data[3]` of a list)."""
-    path = getattr(failure, "instance_path", None)
-    if not isinstance(path, list) or not 200 <= response.status_code < 300:
-        return None
-    node, found = _json(response), None
-    for step in [None, *path]:
-        if step is not None:
-            try:
-                node = node[step]
-            except (KeyError, IndexError, TypeError):
-                break
-        if isinstance(node, dict) and isinstance(node.get("id"), str):
-            found = node["id"]
-    return found
-
-
 def _repro(response: Any) -> str:
     request = response.request
     return curl(str(request.method), str(request.url), dict(request.headers), request.body)
@@ -351,7 +319,8 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
     # Every answer that reached validation came within the bounds of the suite's transport.
     ran = {result.name for result in results} | {ANSWER_BOUNDED.check}
     broken: set[str] = set()
-    said = explanation(response) if status >= 400 else None
+    said = (explanation(response) or body_kind(response)) if status >= 400 else None
+    server_error = status >= 500 and any(r.name == "not_a_server_error" and r.failure for r in results)
     for result in results:
         failure = result.failure
         if failure is None:
@@ -359,6 +328,10 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
         rule = RULES.get(failure.rule) if isinstance(failure, Finding) else RULES.get(result.name)
         if rule is None or (rule.check == "response_schema_conformance" and status >= 400):
             continue  # an error answer's shape is the envelope rules' (one finding for one fact)
+        if server_error and rule.name in OF_A_SERVER_ERROR:
+            FINDINGS.cells[operation][rule.name].failed += rule.name not in broken
+            broken.add(rule.name)
+            continue  # the 500 is the cause; what its page lacks is said in it (`_body_kind`)
         FINDINGS.failed(
             operation,
             phase,
