@@ -234,7 +234,10 @@ reports: reports/summary.md, findings.md (a curl per finding), conformance.md; `
         help="seconds one exchange may take, from the request to the answer's last byte",
     )
     test.add_argument(
-        "--max-answer-bytes", type=int, default=64 * 1024 * 1024, help="the largest answer (body or stream) read"
+        "--max-answer-bytes",
+        type=int,
+        default=64 * 1024 * 1024,
+        help="the largest answer read (default 64 MB); an event stream, at most 4 MB (WORKERPROBE_MAX_STREAM_BYTES)",
     )
     test.set_defaults(func=lambda args: _suite().test(args))
     report = commands.add_parser(

@@ -1,7 +1,8 @@
 """Every answer the suite reads is bounded, whatever the target sends: in size (`MAX_ANSWER_BYTES`,
-the whole body or stream; headers are bounded by the HTTP libraries themselves: h11 16 KB,
-http.client 100 lines of 64 KB), and in time (a deadline on the whole exchange, from the request
-until the answer's last byte, not only between bytes), and the run as a whole has a deadline.
+the whole body; `MAX_STREAM_BYTES`, an event stream, whose every event becomes an object; headers
+are bounded by the HTTP libraries themselves: h11 16 KB, http.client 100 lines of 64 KB), and in
+time (a deadline on the whole exchange, from the request until the answer's last byte, not only
+between bytes), and the run as a whole has a deadline.
 
 - `transport()` / `async_transport()`: httpx transports for the SDK scenarios, the pre-flight and
   the ledger's deletes;
@@ -30,6 +31,7 @@ from requests.adapters import HTTPAdapter
 
 __all__ = [
     "MAX_ANSWER_BYTES",
+    "MAX_STREAM_BYTES",
     "REQUEST_DEADLINE_S",
     "RunOver",
     "Unbounded",
@@ -49,14 +51,22 @@ __all__ = [
 # The largest answer read. The largest real one the suite asks for is the embeddings of 2,048 inputs
 # (OpenAI's most) at 1,024 dimensions (the widest Workers AI model): about 40 MB of JSON floats.
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# The largest event stream read. The longest the suite asks for is a few hundred tokens (about 300
+# bytes an event): under 1 MB. Every event becomes an SDK object about 20 times its size, so a
+# stream that never ends costs 20 times what it sent: 4 MB of events is under 100 MB of objects.
+MAX_STREAM_BYTES = 4 * 1024 * 1024
 # The longest a whole exchange may take (the SDKs wait far longer, between bytes only).
 REQUEST_DEADLINE_S = 60.0
 _CHUNK = 64 * 1024
 
 
-def max_answer_bytes() -> int:
-    """The largest answer read (`WORKERPROBE_MAX_ANSWER_BYTES`, set by `workerprobe test`)."""
-    return int(os.environ.get("WORKERPROBE_MAX_ANSWER_BYTES") or MAX_ANSWER_BYTES)
+def max_answer_bytes(content_type: str | None = None) -> int:
+    """The largest answer read (`WORKERPROBE_MAX_ANSWER_BYTES`, set by `workerprobe test`); of an
+    event stream, the lesser of that and `WORKERPROBE_MAX_STREAM_BYTES` (default MAX_STREAM_BYTES)."""
+    cap = int(os.environ.get("WORKERPROBE_MAX_ANSWER_BYTES") or MAX_ANSWER_BYTES)
+    if content_type is not None and "event-stream" in content_type.lower():
+        return min(cap, int(os.environ.get("WORKERPROBE_MAX_STREAM_BYTES") or MAX_STREAM_BYTES))
+    return cap
 
 
 def default_deadline() -> float:
@@ -116,8 +126,7 @@ def request_deadline(own: float | None = None) -> float:
     return min(own or default_deadline(), left)
 
 
-def _over(read: int, started: float, deadline: float) -> str | None:
-    cap = max_answer_bytes()
+def _over(read: int, started: float, deadline: float, cap: int) -> str | None:
     if read > cap:
         return f"the answer was larger than {cap} bytes"
     if time.monotonic() - started > deadline:
@@ -136,12 +145,13 @@ class UnboundedRequests(requests.exceptions.RequestException):
 class _Bounded(httpx.SyncByteStream):
     def __init__(self, inner: httpx.SyncByteStream, request: httpx.Request, started: float, deadline: float) -> None:
         self.inner, self.request, self.started, self.deadline = inner, request, started, deadline
+        self.cap = MAX_ANSWER_BYTES
 
     def __iter__(self) -> Iterator[bytes]:
         read = 0
         for chunk in self.inner:
             read += len(chunk)
-            problem = _over(read, self.started, self.deadline)
+            problem = _over(read, self.started, self.deadline, self.cap)
             if problem is not None:
                 raise Unbounded(problem, request=self.request)
             yield chunk
@@ -153,12 +163,13 @@ class _Bounded(httpx.SyncByteStream):
 class _AsyncBounded(httpx.AsyncByteStream):
     def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request, started: float, deadline: float) -> None:
         self.inner, self.request, self.started, self.deadline = inner, request, started, deadline
+        self.cap = MAX_ANSWER_BYTES
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         read = 0
         async for chunk in self.inner:
             read += len(chunk)
-            problem = _over(read, self.started, self.deadline)
+            problem = _over(read, self.started, self.deadline, self.cap)
             if problem is not None:
                 raise Unbounded(problem, request=self.request)
             yield chunk
@@ -181,7 +192,8 @@ class BoundedTransport(httpx.HTTPTransport):
         started = time.monotonic()
         response = super().handle_request(request)
         assert isinstance(response.stream, httpx.SyncByteStream)
-        response.stream = _Bounded(response.stream, request, started, deadline)
+        response.stream = bounded = _Bounded(response.stream, request, started, deadline)
+        bounded.cap = max_answer_bytes(response.headers.get("content-type"))
         return response
 
 
@@ -196,7 +208,8 @@ class AsyncBoundedTransport(httpx.AsyncHTTPTransport):
         started = time.monotonic()
         response = await super().handle_async_request(request)
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _AsyncBounded(response.stream, request, started, deadline)
+        response.stream = bounded = _AsyncBounded(response.stream, request, started, deadline)
+        bounded.cap = max_answer_bytes(response.headers.get("content-type"))
         return response
 
 
@@ -220,13 +233,14 @@ class _BoundedRaw:
     def __init__(self, raw: Any, started: float, deadline: float) -> None:
         self._raw, self._started, self._deadline = raw, started, deadline
         self._read = 0
+        self._cap = max_answer_bytes(raw.headers.get("content-type"))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
     def _counted(self, chunk: bytes) -> bytes:
         self._read += len(chunk)
-        problem = _over(self._read, self._started, self._deadline)
+        problem = _over(self._read, self._started, self._deadline, self._cap)
         if problem is not None:
             self._raw.close()
             raise UnboundedRequests(problem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from workerprobe.suite import DEPTHS
 
@@ -73,7 +74,12 @@ def test(args: argparse.Namespace) -> int:
     pytest += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
     pytest += [f"--alluredir={reports}/allure-results", "--clean-alluredir", *args.pytest_args]
     cwd = checkout if own else Path.cwd()
-    code = _bounded_run([*pytest, *paths], cwd, env, args.deadline + _GRACE_S)
+    try:
+        code = _bounded_run([*pytest, *paths], cwd, env, args.deadline + _GRACE_S)
+    except KeyboardInterrupt:
+        written = "hold what ran until then" if (reports / "summary.md").exists() else "were not written"
+        print(f"\nworkerprobe test: UNVERIFIED (interrupted; the reports in {reports} {written}); exit 2")
+        return 2
     if code is None:
         print(
             f"workerprobe test: UNVERIFIED (the run did not end within its deadline of {args.deadline:g} s and "
@@ -118,27 +124,53 @@ def _final(verdict: dict[str, object], code: int, loaded_failed: bool) -> str:
 _GRACE_S = 120.0  # past the run's deadline: the tests under way end, the reports are written
 
 
+class _Terminated(Exception):
+    """SIGTERM (a CI's cancel, `timeout`): handled as Ctrl-C is."""
+
+
 def _bounded_run(command: list[str], cwd: object, env: dict[str, str], timeout: float) -> int | None:
-    """Run the test process; past `timeout`, interrupt it (then kill it): None."""
+    """Run the test process in a process group of its own; past `timeout`, interrupt it (then kill
+    it): None. Whatever way it ends, nothing of its group outlives it (an xdist worker stuck in a
+    read would go on alone), and a SIGTERM to this process ends the group as Ctrl-C does."""
     import os
     import signal
     import subprocess
 
+    def _terminated(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
     process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)  # type: ignore[call-overload]
     try:
         return int(process.wait(timeout=timeout))
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        _interrupt(process)
         return None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated):
+        _interrupt(process)
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # what is left of the group: no one waits for it
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _interrupt(process: Any) -> None:
+    """SIGINT to the group (pytest writes what it has), SIGKILL past 30 s."""
+    import os
+    import signal
+    import subprocess
+
+    try:
         os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        raise
+    except ProcessLookupError:
+        process.wait()
 
 
 def clean(args: argparse.Namespace) -> int:

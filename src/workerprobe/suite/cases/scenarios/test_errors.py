@@ -6,6 +6,7 @@ import openai
 import pytest
 
 from workerprobe.suite.cases.scenarios.conftest import CHAT_MODEL
+from workerprobe.suite.reporting import Exchanges
 from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
@@ -13,10 +14,11 @@ pytestmark = [pytest.mark.must, pytest.mark.family("chat")]
 
 
 @pytest.mark.family("chat")
-def test_wrong_key(target: Target) -> None:
+def test_wrong_key(target: Target, exchanges: Exchanges) -> None:
     """On the route every Worker has (a model list is not everywhere): a wrong key is refused
     before anything is generated, as AuthenticationError."""
-    with openai.OpenAI(base_url=target.v1, api_key="sk-workerprobe-wrong", max_retries=0) as client:
+    wrong = {"api_key": "sk-workerprobe-wrong", "max_retries": 0, "http_client": exchanges.client(timeout=60)}
+    with openai.OpenAI(base_url=target.v1, **wrong) as client:
         with pytest.raises(openai.AuthenticationError):
             client.chat.completions.create(model=CHAT_MODEL, max_tokens=1, messages=[{"role": "user", "content": "hi"}])
 

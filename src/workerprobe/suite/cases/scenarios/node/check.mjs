@@ -5,7 +5,32 @@
 // the suite's); WORKERPROBE_RUN tags what is created (deleted again at the end of each check).
 import OpenAI from "openai";
 
-const client = new OpenAI({ maxRetries: 0, timeout: 60_000 });
+// Every answer bounded as the Python side's (suite/bounds.py): in bytes (64 MB, an event stream
+// 4 MB: each event becomes an object many times its size) and in time (60 s for the whole
+// exchange, the body's last byte included, not only until the headers).
+const MAX_BYTES = Number(process.env.WORKERPROBE_MAX_ANSWER_BYTES || 64 * 1024 * 1024);
+const MAX_STREAM_BYTES = Math.min(MAX_BYTES, Number(process.env.WORKERPROBE_MAX_STREAM_BYTES || 4 * 1024 * 1024));
+const DEADLINE_MS = 60_000;
+
+async function boundedFetch(url, init = {}) {
+  const deadline = AbortSignal.timeout(DEADLINE_MS);
+  const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline;
+  const response = await fetch(url, { ...init, signal });
+  if (!response.body) return response;
+  const stream = (response.headers.get("content-type") || "").includes("event-stream");
+  const cap = stream ? MAX_STREAM_BYTES : MAX_BYTES;
+  let read = 0;
+  const counted = response.body.pipeThrough(new TransformStream({
+    transform(chunk, controller) {
+      read += chunk.byteLength;
+      if (read > cap) controller.error(new Error(`the answer was larger than ${cap} bytes`));
+      else controller.enqueue(chunk);
+    },
+  }));
+  return new Response(counted, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
+
+const client = new OpenAI({ maxRetries: 0, timeout: DEADLINE_MS, fetch: boundedFetch });
 const CHAT = process.env.WORKERPROBE_CHAT_MODEL;
 const EMBED = process.env.WORKERPROBE_EMBEDDING_MODEL;
 if (!CHAT || !EMBED) throw new Error("WORKERPROBE_CHAT_MODEL and WORKERPROBE_EMBEDDING_MODEL must be set");
