@@ -328,6 +328,8 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
         rule = RULES.get(failure.rule) if isinstance(failure, Finding) else RULES.get(result.name)
         if rule is None or (rule.check == "response_schema_conformance" and status >= 400):
             continue  # an error answer's shape is the envelope rules' (one finding for one fact)
+        if rule.name == "positive_data_acceptance" and not rule.applies(case, response):
+            continue  # a refusal OpenAI makes the same (OPENAI_REFUSALS), or of a model not served
         if server_error and rule.name in OF_A_SERVER_ERROR:
             FINDINGS.cells[operation][rule.name].failed += rule.name not in broken
             broken.add(rule.name)

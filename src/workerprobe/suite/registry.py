@@ -153,10 +153,22 @@ def refused_as_openai_does(status: int, body: bytes) -> str | None:
 
 def positive_within_window(case: Any, response: Any) -> bool:
     """Positive cases, except one OpenAI refuses the same for what no schema can state (the
-    model's context window, a thread's active run: `OPENAI_REFUSALS`)."""
+    model's context window, a thread's active run: `OPENAI_REFUSALS`), and one naming a model
+    the target was not said to serve (the fuzzer's "0" or "à": OpenAI refuses an unknown model
+    too, with 404 `model_not_found`)."""
     if not positive(case, response):
         return False
+    if 400 <= response.status_code < 500 and _unserved_model(case):
+        return False
     return refused_as_openai_does(response.status_code, response.content) is None
+
+
+def _unserved_model(case: Any) -> bool:
+    from workerprobe.suite.target import chat_model, embedding_model  # the user's: WORKERPROBE_*_MODEL
+
+    body = getattr(case, "body", None)
+    model = body.get("model") if isinstance(body, dict) else None
+    return model is not None and model not in (chat_model(), embedding_model())
 
 
 def negative(case: Any, response: Any) -> bool:
