@@ -226,3 +226,23 @@ def test_values_accepted_as_sent_on_many_fields_are_one_cause_ranked_after_what_
     assert first.rule == "openai_error_envelope"  # what a valid request meets comes first
     assert echo.echo and echo.responses == 4 and echo.read_by == ["GET /v1/assistants"]
     assert echo.fields == ["temperature", "top_p", "metadata"] and "`top_p`" in echo.what
+
+
+def test_an_answer_quoting_the_requests_own_value_back_is_one_cause() -> None:
+    class Failure:
+        title = "Server error"
+        message = ""
+
+    seen = Findings()
+    rule = RULES["not_a_server_error"]
+    quoted: list[tuple[object, str]] = [("AAA", "AAA"), (False, "False"), ([None, None], "[None, None]"), (0, "0")]
+    for value, text in quoted:
+        said = f"APIConnectionError: Unsupported response_format type - {text} LiteLLM: model group"
+        seen.sent(CHAT, 500, valid=False)
+        seen.failed(CHAT, "fuzzing", rule, Failure(), "curl", 500, said=said, sent={"response_format": value})
+    (cause,) = causes(seen, [])
+    assert cause.responses == 4
+    other = Findings()
+    other.failed(CHAT, "fuzzing", rule, Failure(), "curl", 500, said="No such model", sent={"model": "@cf/x/y"})
+    other.failed(CHAT, "fuzzing", rule, Failure(), "curl", 500, said="Bad input", sent={"model": "@cf/x/y"})
+    assert len(causes(other, [])) == 2  # what differs beyond the request's values still tells them apart

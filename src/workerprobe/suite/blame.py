@@ -3,9 +3,10 @@ a value returned as the request sent it, and what an error answer that explains 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["OF_A_SERVER_ERROR", "body_kind", "culprit", "echoed"]
+__all__ = ["OF_A_SERVER_ERROR", "body_kind", "culprit", "echoed", "without_sent"]
 
 
 def _json(response: Any) -> Any:
@@ -63,3 +64,35 @@ def culprit(response: Any, failure: Any) -> str | None:
         if isinstance(node, dict) and isinstance(node.get("id"), str):
             found = node["id"]
     return found
+
+
+def _leaves(value: Any) -> list[str]:
+    """The request's values as an answer may quote them back: each scalar as JSON and as Python
+    writes it, and each list and object as Python writes it ("[None, None]")."""
+    if isinstance(value, dict):
+        found = [repr(value)] if value else []
+        return found + [text for item in value.values() for text in _leaves(item)]
+    if isinstance(value, list):
+        return [repr(value), *(text for item in value for text in _leaves(item))]
+    if isinstance(value, bool) or value is None:
+        return [repr(value)]
+    return [str(value)]
+
+
+def without_sent(said: str, sent: Any) -> str:
+    """What an answer says with the request's own values taken out ("Unsupported response_format
+    type - AAA" and "... - False" say one thing): values of three characters or more, and any
+    list, object, boolean, null or number, the longest first."""
+    numbers = {str(v) for v in _numbers(sent)}
+    found = {text for text in _leaves(sent) if len(text) >= 3 or text in ("[]", "{}") or text in numbers}
+    for text in sorted(found, key=len, reverse=True):
+        said = re.sub(rf"(?<![\w.]){re.escape(text)}(?![\w.])", "…", said)  # whole words only
+    return said
+
+
+def _numbers(value: Any) -> list[int | float]:
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []

@@ -346,6 +346,7 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             cell=rule.name not in broken,
             culprit=culprit(response, failure) if rule.check == "response_schema_conformance" else None,
             echoed=rule.check == "response_schema_conformance" and echoed(case.body, failure),
+            sent=case.body,
         )
         broken.add(rule.name)
     for rule in RULES.values():

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from workerprobe.suite.blame import without_sent
 from workerprobe.suite.registry import RULES, Finding, Rule
 
 __all__ = ["BUDGET", "ECHO", "RUN_OVER", "Findings", "Group", "curl", "explanation", "merge", "shell_quote"]
@@ -223,18 +224,20 @@ class Findings:
         cell: bool = True,
         culprit: str | None = None,
         echoed: bool = False,
+        sent: Any = None,
     ) -> Group:
         """One broken rule in one response. `said`: what the answer's own body says (an error's
         message): two answers that say different things are two causes. `cell`: count the response
         in the matrix (once per rule and response, however many failures it has). `culprit`: the id
         of the object in the answer whose data broke the rule. `echoed`: the value that broke the
-        response's schema is the one the request sent (one cause, whichever field it was)."""
+        response's schema is the one the request sent (one cause, whichever field it was). `sent`: the
+        request's body, whose values an answer quotes back are not what tells two causes apart."""
         if cell:
             self.cells[operation][rule.name].failed += 1
         cause, message = _cause(rule.name, failure), _summary(failure)
         cause = f"{ECHO} | {cause}" if echoed else cause  # a group per field, one cause for them all
         if said:
-            cause = f"{cause} | HTTP {status}: {_normalised(said)}"
+            cause = f"{cause} | HTTP {status}: {_normalised(without_sent(said, sent))}"
             message = f'{getattr(failure, "title", message)}: HTTP {status}, "{said}"'
         group = Group(operation, phase, rule.name, rule.level, cause, message, source=source or operation)
         group = self.groups.setdefault(group.key, group)
