@@ -246,3 +246,22 @@ def test_an_answer_quoting_the_requests_own_value_back_is_one_cause() -> None:
     other.failed(CHAT, "fuzzing", rule, Failure(), "curl", 500, said="No such model", sent={"model": "@cf/x/y"})
     other.failed(CHAT, "fuzzing", rule, Failure(), "curl", 500, said="Bad input", sent={"model": "@cf/x/y"})
     assert len(causes(other, [])) == 2  # what differs beyond the request's values still tells them apart
+
+
+def test_one_refusal_of_workers_ai_answered_as_500_is_one_cause_whatever_its_details() -> None:
+    from workerprobe.suite.findings import _normalised
+
+    same = [
+        "Chat completion failed: 5006: AiError: Bad input: Error: Value at '/seed' is 0, less than minimum 1",
+        "Chat completion failed: 5006: AiError: Bad input: Error: Type mismatch of '/tools', 'boolean' not in 'array'",
+    ]
+    assert _normalised(same[0]) == _normalised(same[1])
+    other = "Chat completion failed: Cannot read properties of undefined (reading 'map')"
+    assert _normalised(other) != _normalised(same[0])
+
+
+def test_a_value_an_earlier_write_sent_is_recognised_when_it_comes_back() -> None:
+    seen = Findings()
+    seen.wrote("asst_1", {"top_p": "AAA", "name": "x"})
+    assert seen.sent_before("asst_1", "AAA") and not seen.sent_before("asst_1", "BBB")
+    assert not seen.sent_before("asst_2", "AAA") and not seen.sent_before(None, "AAA")

@@ -249,6 +249,7 @@ def created(case: Any, ledger: Ledger | None, response: Any) -> None:
         object_id = body.get(facts.creates.id if facts.creates is not None else "id")
         if isinstance(object_id, str) and object_id:
             FINDINGS.made_by(object_id, case.operation.label, _repro(response))  # the last writer is blamed
+            FINDINGS.wrote(object_id, case.body)
 
 
 def _repro(response: Any) -> str:
@@ -344,8 +345,9 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             source=case.operation.label,
             said=None if isinstance(failure, Finding) else said,
             cell=rule.name not in broken,
-            culprit=culprit(response, failure) if rule.check == "response_schema_conformance" else None,
-            echoed=rule.check == "response_schema_conformance" and echoed(case.body, failure),
+            culprit=(cul := culprit(response, failure) if rule.check == "response_schema_conformance" else None),
+            echoed=rule.check == "response_schema_conformance"
+            and (echoed(case.body, failure) or FINDINGS.sent_before(cul, getattr(failure, "instance", None))),
             sent=case.body,
         )
         broken.add(rule.name)

@@ -120,6 +120,10 @@ def _normalised(text: str) -> str:
     requests says the same)."""
     head = re.split(r"[{\[]", text, maxsplit=1)[0]
     text = head if len(head.strip()) >= 12 else text  # "1 validation error: {...}": the details vary, not what it says
+    # what failed, then why, then the details of why: "Chat completion failed: 5006: AiError: Bad
+    # input: Value at '/seed' is 0" and "...: Type mismatch of '/tools'" are one cause (a refusal of
+    # Workers AI answered as a 500), "Chat completion failed: Cannot read properties ..." another
+    text = ": ".join(text.split(": ")[:3])
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
     text = re.sub(r"\S*[@/]\S*", "…", text)  # a model or path named in it ("Unsupported model: @cf/x/y")
     text = re.sub(r"(:\s*)[^\s,.;]+(?=[\s,.;]|$)", r"\1…", text)  # the value after a colon ("model: 0.")
@@ -177,6 +181,8 @@ class Findings:
     no_route_said: str = ""  # what the target says for a path it has no route for
     made: dict[str, str] = field(default_factory=dict)  # object id -> the operation whose case created it
     made_repro: dict[str, str] = field(default_factory=dict)  # object id -> the request that created it
+    # object id -> the values this process's writes sent for it, as JSON (not merged: read back here)
+    written: dict[str, set[bytes]] = field(default_factory=dict)
 
     def made_by(self, object_id: str, operation: str, repro: str = "") -> None:
         """This run's case of `operation` created the object `object_id` (the target accepted its data)."""
@@ -184,6 +190,24 @@ class Findings:
             self.made[object_id] = operation
         if repro and (object_id in self.made_repro or len(self.made_repro) < MADE_REPRO_KEPT):
             self.made_repro[object_id] = repro
+
+    def wrote(self, object_id: str, body: Any) -> None:
+        """A write of this process sent `body` for the object (its values may come back later)."""
+        if object_id not in self.written and len(self.written) >= MADE_KEPT:
+            return
+        values = self.written.setdefault(object_id, set())
+        for value in (body.values() if isinstance(body, dict) else ()):
+            if len(values) < 64:
+                values.add(orjson.dumps(value))
+
+    def sent_before(self, object_id: str | None, value: Any) -> bool:
+        """Whether a write of this process sent `value` for the object."""
+        if not object_id or object_id not in self.written:
+            return False
+        try:
+            return orjson.dumps(value) in self.written[object_id]
+        except TypeError:
+            return False
 
     def sent(self, operation: str, status: int, valid: bool, evidence: bool = True, no_route: bool = False) -> None:
         """One request and its answer; `evidence`: it may prove the operation is (not) implemented;
