@@ -112,6 +112,7 @@ def test_completions() -> None:
     assert inspect_chat_completion({"max_tokens": 5}, _completion("stop")) == []
     assert inspect_chat_completion({"max_tokens": 2}, _completion("length")) == []
     assert _names(inspect_chat_completion({"max_tokens": 2}, _completion("stop"))) == ["openai_silent_truncation"]
+    assert inspect_chat_completion({"max_tokens": 0}, _completion("stop")) == []  # a limit OpenAI refuses
     assert _names(inspect_chat_completion({"max_completion_tokens": 1}, _completion("length"))) == [
         "openai_max_tokens_honoured"
     ]

@@ -124,8 +124,8 @@ def _usage(usage: Any) -> tuple[int, int, int] | str:
 
 def _truncation(request: dict[str, Any], completion_tokens: int, finish: Any) -> list[Violation]:
     limit = _requested_limit(request)
-    if limit is None:
-        return []
+    if limit is None or limit < 1:
+        return []  # no limit, or one OpenAI refuses (its minimum is 1): what was served says nothing of it
     if completion_tokens > limit:
         return [(MAX_TOKENS, f"{completion_tokens} completion tokens for max_tokens={limit}")]
     if completion_tokens >= limit and finish == "stop":
