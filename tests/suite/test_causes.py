@@ -265,3 +265,17 @@ def test_a_value_an_earlier_write_sent_is_recognised_when_it_comes_back() -> Non
     seen.wrote("asst_1", {"top_p": "AAA", "name": "x"})
     assert seen.sent_before("asst_1", "AAA") and not seen.sent_before("asst_1", "BBB")
     assert not seen.sent_before("asst_2", "AAA") and not seen.sent_before(None, "AAA")
+
+
+def test_a_rule_broken_on_an_operation_outside_openais_api_is_a_should() -> None:
+    seen = Findings()
+    rule = RULES["not_a_server_error"]
+
+    class Failure:
+        title = "Server error"
+        message = ""
+
+    seen.failed("GET /models/search", "coverage", rule, Failure(), "curl", 500, said="TypeError")
+    seen.failed(MODELS, "coverage", rule, Failure(), "curl", 500, said="TypeError")
+    levels = {g.operation: g.level for g in seen.groups.values()}
+    assert levels == {"GET /models/search": "SHOULD", MODELS: "MUST"}

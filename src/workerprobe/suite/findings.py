@@ -115,6 +115,15 @@ def _cause(rule: str, failure: Any) -> str:
     return f"{type(failure).__name__}: {failure.title}{' | ' + key if key and key != failure.title else ''}"
 
 
+def _level(rule: Rule, operation: str) -> str:
+    """The rule's level; SHOULD on an operation outside OpenAI's API (no SDK call reaches it, as
+    the model catalogue page a Worker may serve): no client breaks on it."""
+    from workerprobe.suite import operations  # the spec's facts (operations imports this module's peers)
+
+    found = operations.load().get(operation)
+    return "SHOULD" if found is not None and not found.sdk else rule.level
+
+
 def _normalised(text: str) -> str:
     """What an answer says, its numbers, ids and quoted values out (the same failure of two
     requests says the same)."""
@@ -196,7 +205,7 @@ class Findings:
         if object_id not in self.written and len(self.written) >= MADE_KEPT:
             return
         values = self.written.setdefault(object_id, set())
-        for value in (body.values() if isinstance(body, dict) else ()):
+        for value in body.values() if isinstance(body, dict) else ():
             if len(values) < 64:
                 values.add(orjson.dumps(value))
 
@@ -263,7 +272,9 @@ class Findings:
         if said:
             cause = f"{cause} | HTTP {status}: {_normalised(without_sent(said, sent))}"
             message = f'{getattr(failure, "title", message)}: HTTP {status}, "{said}"'
-        group = Group(operation, phase, rule.name, rule.level, cause, message, source=source or operation)
+        group = Group(
+            operation, phase, rule.name, _level(rule, source or operation), cause, message, source=source or operation
+        )
         group = self.groups.setdefault(group.key, group)
         group.count += 1
         if not group.repro or len(repro) < len(group.repro):
