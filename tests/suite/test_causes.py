@@ -262,7 +262,7 @@ def test_one_refusal_of_workers_ai_answered_as_500_is_one_cause_whatever_its_det
 
 def test_a_value_an_earlier_write_sent_is_recognised_when_it_comes_back() -> None:
     seen = Findings()
-    seen.wrote("asst_1", {"top_p": "AAA", "name": "x"})
+    seen.wrote("asst_1", {"top_p": "AAA", "name": "x", "temperature": 2**70})  # past 64 bits: not compared
     assert seen.sent_before("asst_1", "AAA") and not seen.sent_before("asst_1", "BBB")
     assert not seen.sent_before("asst_2", "AAA") and not seen.sent_before(None, "AAA")
 

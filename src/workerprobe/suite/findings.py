@@ -206,8 +206,11 @@ class Findings:
             return
         values = self.written.setdefault(object_id, set())
         for value in body.values() if isinstance(body, dict) else ():
-            if len(values) < 64:
-                values.add(orjson.dumps(value))
+            try:
+                if len(values) < 64:
+                    values.add(orjson.dumps(value))
+            except TypeError:  # what JSON cannot hold exactly (an integer past 64 bits) is not compared
+                continue
 
     def sent_before(self, object_id: str | None, value: Any) -> bool:
         """Whether a write of this process sent `value` for the object."""

@@ -33,6 +33,7 @@ __all__ = ["DEFECTS", "NOT_DEFECTS", "REPORTED", "parts", "validate"]
 
 DEFECTS: dict[str, str] = {
     "create_201": "creates answer 201 instead of 200",
+    "catalogue_page_500": "the model catalogue page answers 500 (SHOULD: outside OpenAI's API, no SDK call goes there)",
     "error_without_type": "error bodies lack `type` and `code`",
     "malformed_json_500": "malformed JSON answers 500",
     "choices_without_index": "choices lack `index`",

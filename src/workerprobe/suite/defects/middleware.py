@@ -52,6 +52,9 @@ class DefectsMiddleware:
         if "unknown_method_501" in on and method not in ("GET", "POST", "DELETE", "HEAD", "OPTIONS"):
             await _answer(send, 501, b"Not Implemented", b"text/plain")  # as workerd answers QUERY
             return
+        if "catalogue_page_500" in on and path == "/models/search":
+            await _answer(send, 500, b"<html><body>Error 1101</body></html>", b"text/html")  # no SDK call goes there
+            return
         if "get_body_500" in on and method == "GET" and _has_body(scope):
             await _answer(send, 500, b"Internal Server Error", b"text/plain")  # as a local runtime does
             return
