@@ -322,6 +322,8 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
     broken: set[str] = set()
     said = (explanation(response) or body_kind(response)) if status >= 400 else None
     server_error = status >= 500 and any(r.name == "not_a_server_error" and r.failure for r in results)
+    failed = {getattr(r.failure, "rule", None) or r.name for r in results if r.failure is not None}
+    no_envelope = status >= 400 and "openai_error_envelope" in failed  # a text page: its type says the same
     for result in results:
         failure = result.failure
         if failure is None:
@@ -331,10 +333,11 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             continue  # an error answer's shape is the envelope rules' (one finding for one fact)
         if rule.name == "positive_data_acceptance" and not rule.applies(case, response):
             continue  # a refusal OpenAI makes the same (OPENAI_REFUSALS), or of a model not served
-        if server_error and rule.name in OF_A_SERVER_ERROR:
+        folded = server_error and rule.name in OF_A_SERVER_ERROR
+        if folded or (no_envelope and rule.name == "content_type_conformance"):
             FINDINGS.cells[operation][rule.name].failed += rule.name not in broken
             broken.add(rule.name)
-            continue  # the 500 is the cause; what its page lacks is said in it (`_body_kind`)
+            continue  # one fact, one finding: the 500 (what its page lacks is said in it), the envelope missing
         FINDINGS.failed(
             operation,
             phase,
