@@ -15,7 +15,8 @@ operation's family reported as not implemented), or matched to a reason the suit
 - a method the operation does not have (QUERY, TRACE): no OpenAI client sends one, OpenAI answers
   it 404, and a runtime answers some before the Worker's code runs;
 - RFC 9110 hygiene (405 with Allow) that is not OpenAI's behaviour (OpenAI answers 404);
-- a schema-valid request OpenAI itself refuses (a model's context window, a thread's active run);
+- a schema-valid request OpenAI itself refuses (a model's context window, a thread's active run, a
+  model the target was not said to serve);
 - an error answer's shape, which the suite judges by the OpenAI envelope rules instead.
 
 Writes reports/parity.json; exit 1 when a failure was missed.
@@ -49,6 +50,7 @@ from workerprobe.suite import (
 )
 from workerprobe.suite.contract import SPEC
 from workerprobe.suite.registry import RULES, refused_as_openai_does
+from workerprobe.suite.target import chat_model, embedding_model
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent
@@ -85,12 +87,14 @@ class Seen:
     method: str
     body: str
     verdict: str = ""  # "reported" | "by design: <why>" | "MISSED"
+    model: str | None = None  # the request's model, where it named one
 
 
 _SECTION = re.compile(r"^\d+\. Test Case ID: ", re.MULTILINE)
 _FAILURE = re.compile(r"^- (ST\d+) (.+)$", re.MULTILINE)
 _STATUS = re.compile(r"^\[(\d{3})\] [^\n]*:\n\n\s*`(.*?)`\n", re.MULTILINE | re.DOTALL)
 _CURL = re.compile(r"curl -X (\w+) .*?(https?://\S+)")
+_MODEL = re.compile(r"""-d '\{[^\n]*?"model": ("(?:[^"\\]|\\.)*")""")
 
 
 def failures(junit: Path) -> list[Seen]:
@@ -118,6 +122,7 @@ def failures(junit: Path) -> list[Seen]:
                             int(status.group(1)) if status else 0,
                             method.group(1) if method else "",
                             status.group(2) if status else "",
+                            model=json.loads(found.group(1)) if (found := _MODEL.search(section)) else None,
                         )
                     )
     return seen
@@ -153,6 +158,8 @@ def judge(one: Seen, pairs: set[tuple[str, str]], missing: set[str]) -> str:
         why = refused_as_openai_does(one.status, one.body.encode())
         if why:
             return f"by design: {why}"
+        if one.model is not None and one.model not in (chat_model(), embedding_model()) and 400 <= one.status < 500:
+            return "by design: a model the target was not said to serve, which OpenAI refuses too (404 model_not_found)"
     if "response_schema_conformance" in one.checks and one.status >= 400:
         envelope = {(one.operation, r.check) for r in RULES.values() if r.name.startswith("openai_error")}
         if envelope & pairs:
