@@ -279,3 +279,11 @@ def test_a_rule_broken_on_an_operation_outside_openais_api_is_a_should() -> None
     seen.failed(MODELS, "coverage", rule, Failure(), "curl", 500, said="TypeError")
     levels = {g.operation: g.level for g in seen.groups.values()}
     assert levels == {"GET /models/search": "SHOULD", MODELS: "MUST"}
+
+
+def test_an_error_without_the_envelope_is_a_cause_per_status() -> None:
+    seen = Findings()
+    _fail(seen, MODELS, "openai_error_envelope", "HTTP 401 without the OpenAI error envelope: None", 401)
+    _fail(seen, CHAT, "openai_error_envelope", "HTTP 500 without the OpenAI error envelope: None", 500)
+    _fail(seen, EMBED, "openai_error_envelope", "HTTP 500 without the OpenAI error envelope: 'x'", 500)
+    assert sorted(c.responses for c in causes(seen, [])) == [1, 2]  # a 401 as text, and a 500 as text

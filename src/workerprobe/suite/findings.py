@@ -107,7 +107,8 @@ def _cause(rule: str, failure: Any) -> str:
     """What makes two failures the same finding: the rule and the kind of failure (numbers and ids
     in our own messages do not make a new cause)."""
     if isinstance(failure, Finding):  # "what is wrong: the sample that shows it" -> what is wrong
-        return re.sub(r"\d+", "N", failure.message.split(": ", 1)[0])
+        head = failure.message.split(": ", 1)[0]  # a status stays: a 401 as text and a 500 as text differ
+        return re.sub(r"(?<!HTTP )(?<!\d)\d+", "N", head)
     key = getattr(failure, "_unique_key", "") or ""
     # one schema's failure is not another's ("created" missing from a model and from an assistant)
     where = re.search(r"Schema at (/components/schemas/[\w.-]+)", str(getattr(failure, "message", "") or ""))
