@@ -107,8 +107,10 @@ def _cause(rule: str, failure: Any) -> str:
     """What makes two failures the same finding: the rule and the kind of failure (numbers and ids
     in our own messages do not make a new cause)."""
     if isinstance(failure, Finding):  # "what is wrong: the sample that shows it" -> what is wrong
-        head = failure.message.split(": ", 1)[0]  # a status stays: a 401 as text and a 500 as text differ
-        return re.sub(r"(?<!HTTP )(?<!\d)\d+", "N", head)
+        head = failure.message.split(": ", 1)[0]
+        if rule == "openai_error_envelope":  # its status stays: a 401 as text and a 500 as text differ
+            return re.sub(r"(?<!HTTP )(?<!\d)\d+", "N", head)
+        return re.sub(r"\d+", "N", head)  # an envelope that lacks `param` lacks it on every status
     key = getattr(failure, "_unique_key", "") or ""
     # one schema's failure is not another's ("created" missing from a model and from an assistant)
     where = re.search(r"Schema at (/components/schemas/[\w.-]+)", str(getattr(failure, "message", "") or ""))
