@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["OF_A_SERVER_ERROR", "body_kind", "culprit", "echoed", "without_sent"]
+__all__ = ["OF_A_SERVER_ERROR", "body_kind", "culprit", "echoed", "json_body", "without_sent"]
 
 
-def _json(response: Any) -> Any:
+def json_body(response: Any) -> Any:
     """The JSON body of an answer that says it is JSON (None otherwise)."""
     if "json" not in str(response.headers.get("content-type") or ""):
         return None
@@ -54,7 +54,7 @@ def culprit(response: Any, failure: Any) -> str | None:
     path = getattr(failure, "instance_path", None)
     if not isinstance(path, list) or not 200 <= response.status_code < 300:
         return None
-    node, found = _json(response), None
+    node, found = json_body(response), None
     for step in [None, *path]:
         if step is not None:
             try:

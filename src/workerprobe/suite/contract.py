@@ -24,6 +24,7 @@ from workerprobe.suite import bounds, objects
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
 from workerprobe.suite import schema_check as _schema_check  # noqa: F401  (the bounded schema check)
 from workerprobe.suite.blame import OF_A_SERVER_ERROR, body_kind, culprit, echoed
+from workerprobe.suite.blame import json_body as _json
 from workerprobe.suite.budget import GENERATION_CAP, Budget, Exhausted, Hold
 from workerprobe.suite.findings import BUDGET, RUN_OVER, Findings, Group, curl, explanation
 from workerprobe.suite.ledger import Ledger
@@ -98,16 +99,6 @@ def cap_generation(case: Any) -> None:
         given = case.body[name]
         if isinstance(given, int) and not isinstance(given, bool) and given > GENERATION_CAP:
             case.body[name] = GENERATION_CAP
-
-
-def _json(response: Any) -> Any:
-    """The JSON body of an answer that says it is JSON (None otherwise)."""
-    if "json" not in str(response.headers.get("content-type") or ""):
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def tokens_of(case: Any, response: Any) -> tuple[int, int] | None:
