@@ -326,7 +326,8 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             continue  # a refusal OpenAI makes the same (OPENAI_REFUSALS), or of a model not served
         folded = server_error and rule.name in OF_A_SERVER_ERROR
         if folded or (no_envelope and rule.name == "content_type_conformance"):
-            FINDINGS.cells[operation][rule.name].failed += rule.name not in broken
+            if rule.name not in broken:
+                FINDINGS.counted(operation, rule)
             broken.add(rule.name)
             continue  # one fact, one finding: the 500 (what its page lacks is said in it), the envelope missing
         FINDINGS.failed(

@@ -203,6 +203,10 @@ class Findings:
         if repro and (object_id in self.made_repro or len(self.made_repro) < MADE_REPRO_KEPT):
             self.made_repro[object_id] = repro
 
+    def counted(self, operation: str, rule: Rule) -> None:
+        """One response broke the rule, counted in the matrix only (its finding is another's)."""
+        self.cells[operation][rule.name].failed += 1
+
     def wrote(self, object_id: str, body: Any) -> None:
         """A write of this process sent `body` for the object (its values may come back later)."""
         if object_id not in self.written and len(self.written) >= MADE_KEPT:
@@ -272,7 +276,7 @@ class Findings:
         response's schema is the one the request sent (one cause, whichever field it was). `sent`: the
         request's body, whose values an answer quotes back are not what tells two causes apart."""
         if cell:
-            self.cells[operation][rule.name].failed += 1
+            self.counted(operation, rule)
         cause, message = _cause(rule.name, failure), _summary(failure)
         cause = f"{ECHO} | {cause}" if echoed else cause  # a group per field, one cause for them all
         if said:
