@@ -6,6 +6,8 @@ hang or the machine's memory. The figures (wall time and peak memory for every b
 from __future__ import annotations
 
 import json
+import resource
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,3 +77,23 @@ def test_a_load_run_that_measured_nothing_exits_2_and_says_why(hostile: str, tmp
     )  # fmt: skip
     assert done.returncode == 2, done.stdout[-3000:]
     assert "nothing could be measured: no request completed" in done.stdout
+
+
+@pytest.mark.parametrize("hostile", ["endless-chat"], indirect=True)
+def test_the_sdk_scenarios_read_an_endless_answer_only_up_to_their_bounds(hostile: str, tmp_path: Path) -> None:
+    """The official SDKs' scenarios, Python (a client of its own, as test_wrong_key makes) and Node,
+    against answers that never end: each is cut at the stream cap and fails with what happened;
+    no process of the run takes the machine's memory (unbounded, one took 20 GB, node 3 GB)."""
+    done = _run(
+        "test", hostile, "--key", "sk-x", "--request-deadline", "20", "--deadline", "120",
+        "--report", str(tmp_path), "--", "-k", "test_wrong_key or test_node_sdk",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    failed = " ".join(c["what"] for c in summary["causes"] if c["rule"] == "scenario")
+    assert "Connection error" in failed or "APIConnectionError" in failed, failed  # the bounded transport's refusal
+    if shutil.which("node") and shutil.which("npm"):
+        assert "larger than" in failed, failed  # the Node script's bounded fetch
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest process waited for
+    assert peak_mb < 1024, f"a process of the run reached {peak_mb:.0f} MB"
