@@ -148,8 +148,8 @@ def run(name: str, out: Path, depth: str) -> dict[str, object]:
     where.mkdir(parents=True, exist_ok=True)
     (where / "output.txt").write_text(done.stdout + done.stderr)
     for report in ("summary.json", "summary.md", "findings.md", "findings.json", "conformance.md", "conformance.json"):
-        if (ROOT / "reports" / report).exists():
-            shutil.copy(ROOT / "reports" / report, where / report)
+        if (ROOT / "reports" / "latest" / report).exists():
+            shutil.copy(ROOT / "reports" / "latest" / report, where / report)
     summary = json.loads((where / "summary.json").read_text()) if (where / "summary.json").exists() else {}
     totals = summary.get("causes_total", {})
     return {

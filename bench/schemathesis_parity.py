@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             env={k: v for k, v in os.environ.items() if k not in ("CLOUDFLARE_WORKER_URL", "API_KEY")},
         )  # fmt: skip
         suite_s = time.monotonic() - started
+        reports = reports / "latest"
         if not (reports / "findings.json").exists():
             print(suite.stdout[-3000:])
             return 2

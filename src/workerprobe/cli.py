@@ -209,14 +209,20 @@ def _parser() -> argparse.ArgumentParser:
   workerprobe test https://my-worker.example.workers.dev/v1 --key sk-...
   workerprobe test --max-neurons 100 --depth quick     a cheaper run
   workerprobe test -- -k chat -x                       options after -- go to pytest
-reports: reports/summary.md, findings.md (a curl per finding), conformance.md; `workerprobe report`""",
+reports: reports/<run id>/ (reports/latest: the newest): summary.md, findings.md (a curl per finding),
+conformance.md, junit.xml; `workerprobe report` builds the Allure HTML""",
         formatter_class=Help,
     )
     test.add_argument("url", nargs="?", help="base URL ending in /v1 (default: CLOUDFLARE_WORKER_URL, else embedded)")
     test.add_argument("--key", help="API key (default: API_KEY)")
     test.add_argument("--max-neurons", type=float, default=300.0, help="neurons the run may spend, all processes")
     test.add_argument("--depth", choices=sorted(DEPTHS), default="default", help="generated cases per operation")
-    test.add_argument("--report", default="reports", help="where the reports (and the Allure results) go")
+    test.add_argument(
+        "--report",
+        default="reports",
+        help="the reports' folder: this run writes to <folder>/<run id>/ (with its Allure results and junit.xml), "
+        "and <folder>/latest points at it",
+    )
     test.add_argument("--processes", default="auto", help="test processes (pytest-xdist -n)")
     test.add_argument(
         "--project-tests", action="store_true", help="with the embedded default, also this repository's own tests"
@@ -245,7 +251,9 @@ reports: reports/summary.md, findings.md (a curl per finding), conformance.md; `
         help="build the Allure HTML of the last run and serve the reports on 127.0.0.1",
         formatter_class=Help,
     )
-    report.add_argument("--dir", default="reports", help="the reports folder")
+    report.add_argument(
+        "--dir", default="reports", help="the reports' folder (its newest runs are shown), or one run's folder"
+    )
     report.add_argument("--port", type=int, default=8089, help="port on 127.0.0.1 (0: any free one)")
     report.add_argument("--no-build", action="store_true", help="serve what is there; do not run Allure")
     report.add_argument("--no-serve", action="store_true", help="build, then print the files' paths")

@@ -61,7 +61,7 @@ def test_answers_that_never_end_are_a_must_finding_and_the_run_ends(hostile: str
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["verdict"] == "FAIL"
     bounded = [c for c in summary["causes"] if c["rule"] == "openai_answer_bounded"]
     # cut at the deadline or past the size cap, whichever a stream reached first: either is the cause
@@ -90,7 +90,7 @@ def test_the_sdk_scenarios_read_an_endless_answer_only_up_to_their_bounds(hostil
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     failed = " ".join(c["what"] for c in summary["causes"] if c["rule"] == "scenario")
     assert "Connection error" in failed or "APIConnectionError" in failed, failed  # the bounded transport's refusal
     if shutil.which("node") and shutil.which("npm"):

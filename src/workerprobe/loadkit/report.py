@@ -12,7 +12,22 @@ import requests
 
 from workerprobe.loadkit.summary import Collector, accuracy, generator_health
 
-__all__ = ["conclude"]
+__all__ = ["SCHEMA_VERSION", "conclude"]
+
+SCHEMA_VERSION = 1  # of the load summary.json (loadkit/summary.schema.json)
+
+
+def _step_summary(table: str, summary: dict[str, Any], breaches: list[str]) -> None:
+    """On GitHub Actions, the run's table appended to the job's step summary."""
+    import os
+
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return
+    said = "".join(f"- threshold breached: {b}\n" for b in breaches) or "- no threshold breached\n"
+    text = f"## workerprobe load: {summary['profile']} against {summary['target']}\n\n```\n{table}\n```\n\n{said}"
+    with open(target, "a", encoding="utf-8") as out:
+        out.write(text + "\n")
 
 
 def conclude(options: Any, collector: Collector, state: dict[str, Any], host: str | None) -> int | None:
@@ -24,7 +39,7 @@ def conclude(options: Any, collector: Collector, state: dict[str, Any], host: st
     duration = max(ended - started, 1e-9)
     collector.cpu_s += time.process_time() - state.get("cpu_reported", state.get("cpu_started", 0.0))
     processes = 1 + (options.expect_workers if getattr(options, "master", False) else 0)
-    summary = collector.summary() | {
+    summary = {"schema_version": SCHEMA_VERSION} | collector.summary() | {
         "stop_reason": state["stop_reason"],
         "profile": options.load_profile,
         "users": options.load_users,
@@ -54,7 +69,9 @@ def conclude(options: Any, collector: Collector, state: dict[str, Any], host: st
 
     write_page(summary, out.parent)
     ttft = summary["ttft_s"] or {}
-    print(_table(summary), flush=True)
+    table = _table(summary)
+    print(table, flush=True)
+    _step_summary(table, summary, breaches)
     print(
         f"workerprobe load: {summary['requests']} LLM requests, error rate {summary['error_rate']:.3f}, "
         f"p50/p95 TTFT {_ms(ttft)}, truncation rate "

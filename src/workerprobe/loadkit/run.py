@@ -1,4 +1,5 @@
-"""`workerprobe load`: a load profile, headless, against one target; the reports in reports/load/.
+"""`workerprobe load`: a load profile, headless, against one target; the reports in
+reports/<run id>/load/ (reports/latest points at the newest run).
 
 The target is a URL (or CLOUDFLARE_WORKER_URL and API_KEY, environment or .env), or, with
 neither, the embedded gateway in front of the emulator (with the emulator's latency model, and
@@ -196,7 +197,10 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a setting of the embedded gateway, e.g. free_plan=true (repeatable)",
     )
-    p.add_argument("--out", default="reports/load", help="where the reports go")
+    p.add_argument(
+        "--out",
+        help="where the reports go (default: reports/<run id>/load, with reports/latest pointing at the run)",
+    )
     return p
 
 
@@ -236,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     except TargetError as exc:
         print(f"workerprobe load: {exc}; exit 2", file=sys.stderr)
         return 2
-    out = Path(args.out)
+    if args.out is None:
+        from workerprobe.runs import new_run_id, open_run_folder
+
+        out = open_run_folder(Path("reports"), new_run_id()) / "load"
+    else:
+        out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         target = chosen

@@ -32,10 +32,13 @@ def test(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
+    from workerprobe.runs import new_run_id
     from workerprobe.suite.cases import SUITE
     from workerprobe.suite.target import TargetError, configured
 
-    reports = Path(args.report).resolve()
+    root = Path(args.report).resolve()
+    run_id = new_run_id()
+    reports = root / run_id  # this run's folder; root/latest points at it from the run's start
     checkout = Path(__file__).resolve().parents[3]  # src/workerprobe/suite/commands.py -> the checkout
     project = checkout / "tests" / "gateway"  # this repository's own tests, when run from a checkout
     env = _target_env(args)
@@ -46,9 +49,7 @@ def test(args: argparse.Namespace) -> int:
     bounded = ("CLOUDFLARE_WORKER_URL", "API_KEY", "WORKERPROBE_REQUEST_DEADLINE_S", "WORKERPROBE_MAX_ANSWER_BYTES")
     os.environ.update({k: v for k, v in env.items() if k in bounded})
     from workerprobe.suite import preflight
-    from workerprobe.suite.reports import clear_reports
 
-    clear_reports(reports)
     for warning in preflight.env_warnings(Path(".env"), env):
         print(warning, flush=True)
     try:
@@ -69,16 +70,15 @@ def test(args: argparse.Namespace) -> int:
         print("workerprobe test: --project-tests needs a checkout of the repository; running the suite only")
     paths = [str(checkout / "tests"), "--ignore", str(checkout / "tests" / "load"), *SUITE] if own else list(SUITE)
     pytest = [sys.executable, "-m", "pytest", "--workerprobe", "-n", args.processes]
-    pytest += [f"--max-neurons={args.max_neurons}", f"--workerprobe-reports={reports}"]
-    # what the repository's pyproject.toml sets, for an installed suite run from anywhere
-    pytest += ["-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function"]
-    pytest += [f"--alluredir={reports}/allure-results", "--clean-alluredir", *args.pytest_args]
+    pytest += [f"--max-neurons={args.max_neurons}", f"--workerprobe-reports={root}", f"--workerprobe-run-id={run_id}"]
+    pytest += [f"--alluredir={reports}/allure-results", *_junit(args.pytest_args, reports), *args.pytest_args]
     cwd = checkout if own else Path.cwd()
     try:
         code = _bounded_run([*pytest, *paths], cwd, env, args.deadline + _GRACE_S)
     except KeyboardInterrupt:
-        written = "hold what ran until then" if (reports / "summary.md").exists() else "were not written"
+        written = "say what ran and what did not" if (reports / "summary.md").exists() else "were not written"
         print(f"\nworkerprobe test: UNVERIFIED (interrupted; the reports in {reports} {written}); exit 2")
+        _step_summary(reports)
         return 2
     if code is None:
         print(
@@ -101,7 +101,31 @@ def test(args: argparse.Namespace) -> int:
     if summary.exists() and code in (0, 1, 2):
         verdict = json.loads(summary.read_text())
         print(f"workerprobe test: {_final(verdict, code, loaded_failed=own and loaded not in (0, 5))}; exit {code}")
+        print(f"reports: {reports} (also {root / 'latest'})")
+    _step_summary(reports)
     return code
+
+
+def _junit(pytest_args: list[str], reports: object) -> list[str]:
+    """A JUnit XML file in the run's folder, unless the options after -- ask for one elsewhere."""
+    if any(a.startswith("--junitxml") or a.startswith("--junit-xml") for a in pytest_args):
+        return []
+    return [f"--junitxml={reports}/junit.xml", "-o", "junit_suite_name=workerprobe"]
+
+
+def _step_summary(reports: Any) -> None:
+    """On GitHub Actions, the run's summary.md appended to the job's step summary (the links to
+    findings.md pointed at the uploaded reports' file names)."""
+    import os
+    import re
+    from pathlib import Path
+
+    target, summary = os.environ.get("GITHUB_STEP_SUMMARY"), Path(reports) / "summary.md"
+    if not target or not summary.exists():
+        return
+    text = re.sub(r"\[details\]\(findings\.md#cause-(\d+)\)", r"(findings.md, cause \1)", summary.read_text())
+    with open(target, "a", encoding="utf-8") as out:
+        out.write(text + "\n")
 
 
 _WORDS = {0: "PASS", 1: "FAIL", 2: "UNVERIFIED"}
@@ -197,46 +221,59 @@ ALLURE = "allure@3.18.0"  # Allure 3, from npm (no Java)
 
 
 def report(args: argparse.Namespace) -> int:
-    """Build the Allure HTML of the last suite run (npx, Node.js) and serve the reports on
-    127.0.0.1: Allure's page needs an HTTP server (opened as a file it never loads its data)."""
+    """Build the Allure HTML of the newest suite run (npx, Node.js): one self-contained file, with
+    MUST and SHOULD categories, that opens from disk as a CI artifact is opened; and serve the
+    newest run's reports on 127.0.0.1 (or, with --no-serve, print their paths)."""
     import functools
     import http.server
     import shutil
     import subprocess
+    from importlib.resources import files
     from pathlib import Path
 
+    from workerprobe.runs import latest
+
     root = Path(args.dir).resolve()
-    results, built = root / "allure-results", root / "allure-report"
-    pages: list[tuple[str, str]] = []
-    if results.is_dir() and any(results.iterdir()) and not args.no_build:
+    suite = latest(root, "allure-results") or latest(root, "summary.md")
+    load = latest(root, "load/index.html")
+    pages: list[tuple[str, Path]] = []
+    results = suite / "allure-results" if suite else None
+    if results is not None and results.is_dir() and any(results.iterdir()) and not args.no_build:
         npx = shutil.which("npx")
         if npx is None:
             print("workerprobe report: Allure needs Node.js and npm (apt-get install nodejs npm); skipped it")
         else:
-            done = subprocess.run([npx, "--yes", ALLURE, "generate", str(results), "-o", str(built)], check=False)
+            config = str(files("workerprobe.suite") / "spec" / "allurerc.json")
+            built = results.parent / "allure-report"
+            command = [npx, "--yes", ALLURE, "generate", str(results), "-o", str(built), "-c", config]
+            done = subprocess.run(command, check=False, cwd=results.parent)
             if done.returncode != 0:
                 print(f"workerprobe report: allure generate failed (exit {done.returncode})", file=sys.stderr)
                 return 1
-    if (built / "index.html").exists():
-        pages.append(("the suite's Allure report", "allure-report/index.html"))
-    if (root / "load" / "index.html").exists():
-        pages.append(("the last load run", "load/index.html"))
-        pages.append(("Locust's own report of it", "load/locust.html"))
-    for name, path in (("the conformance matrix", "conformance.md"), ("the findings", "findings.md")):
-        if (root / path).exists():
-            pages.append((name, path))
+    if suite is not None:
+        if (suite / "allure-report" / "index.html").exists():
+            built = suite / "allure-report" / "index.html"
+            pages.append(("the suite's Allure report (one file: opens from disk too)", built))
+        for name, file in (("the summary", "summary.md"), ("the findings", "findings.md")):
+            if (suite / file).exists():
+                pages.append((name, suite / file))
+        if (suite / "conformance.md").exists():
+            pages.append(("the conformance matrix", suite / "conformance.md"))
+    if load is not None:
+        pages.append(("the last load run", load / "load/index.html"))
+        pages.append(("Locust's own report of it", load / "load/locust.html"))
     if not pages:
         print(f"workerprobe report: nothing in {root} yet; run `workerprobe test` or `workerprobe load` first")
         return 2
     if args.no_serve:
         for name, path in pages:
-            print(f"{name}: {root / path}")
+            print(f"{name}: {path}")
         return 0
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     with http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
         port = server.server_address[1]
         for name, path in pages:
-            print(f"{name}: http://127.0.0.1:{port}/{path}", flush=True)
+            print(f"{name}: http://127.0.0.1:{port}/{path.relative_to(root).as_posix()}", flush=True)
         print("serving on 127.0.0.1 only; Ctrl-C stops", flush=True)
         try:
             server.serve_forever()

@@ -11,7 +11,7 @@
 - An operation is *not checked* when fewer than half of the calls the run meant to make to it were
   made for the budget (`starved`), and *partly checked* when some were not.
 
-Written to `reports/conformance.{json,md}`.
+Written to the run's folder, `reports/<run id>/conformance.{json,md}`.
 """
 
 from __future__ import annotations

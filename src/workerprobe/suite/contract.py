@@ -360,5 +360,5 @@ def verdict_of(groups: list[Group], strict: bool) -> str | None:
         return None
     shown.sort(key=lambda g: (g.level != "MUST", -g.count))
     lines = [f"{g.level} {g.rule} x{g.count} (HTTP {g.status}): {g.message[:200]}" for g in shown]
-    lines.append("reproductions: reports/findings.md")
+    lines.append("reproductions: findings.md in the run's reports folder (reports/latest/findings.md)")
     return "\n".join(lines)

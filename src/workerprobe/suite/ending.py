@@ -38,10 +38,16 @@ def cost(budget_file: Path) -> dict[str, Any]:
 
 
 def conclude(
-    parts_dir: Path, reports: Path, header: dict[str, Any], outcomes: list[Outcome], errors: int
+    parts_dir: Path,
+    reports: Path,
+    header: dict[str, Any],
+    outcomes: list[Outcome],
+    errors: int,
+    not_run: list[str] | None = None,
 ) -> tuple[Verdict, Findings] | None:
     """The verdict and the evidence of the run whose part files are in `parts_dir` (removed after),
-    its reports written to `reports`; None when no test of the suite ran."""
+    its reports written to `reports`; None when no test of the suite ran. `not_run`: the tests an
+    interrupted run did not reach."""
     parts = sorted(parts_dir.glob("findings-*.json"))
     spent = cost(parts_dir / "budget.sqlite3")
     if not parts and not outcomes:
@@ -55,9 +61,9 @@ def conclude(
         f"Target: {header['target']}; run {header['run_id']}, "
         f"{header['started']} to {header['finished']}, workerprobe {header['version']}",
     )
-    verdict = judge(findings, outcomes, spent, errors=errors, operations=operations)
+    verdict = judge(findings, outcomes, spent, errors=errors, operations=operations, not_run=not_run)
     shutil.rmtree(parts_dir, ignore_errors=True)
-    write(reports, header, verdict, findings, outcomes)
+    write(reports, header, verdict, findings, outcomes, not_run)
     return verdict, findings
 
 

@@ -17,10 +17,9 @@ Against a deployed Worker only the suite runs, and the exit code is the target's
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
-import secrets
-import shutil
 import time
 from collections.abc import Generator
 from datetime import UTC, datetime
@@ -30,11 +29,21 @@ from typing import Any
 import pytest
 
 import workerprobe
-from workerprobe.suite import bounds, contract, ending, fixtures, preflight, shares
+from workerprobe.runs import new_run_id, open_run_folder
+from workerprobe.suite import bounds, contract, ending, fixtures, operations, preflight, shares
 from workerprobe.suite.cases import CASES, CONTRACT, SCENARIOS
 from workerprobe.suite.reporting import write_allure_metadata
-from workerprobe.suite.reports import clear_reports
-from workerprobe.suite.runstate import ACTIVE, RUN, Run, active, is_worker, parts_dir, reports_dir, run_of
+from workerprobe.suite.runstate import (
+    ACTIVE,
+    RUN,
+    Run,
+    active,
+    is_worker,
+    parts_dir,
+    reports_dir,
+    reports_root,
+    run_of,
+)
 from workerprobe.suite.target import Target, TargetError, configured
 from workerprobe.suite.verdict import Outcome
 
@@ -62,10 +71,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the workerprobe suite (with no --workerprobe-url: against the target of the environment or .env, "
         "else the embedded default)",
     )
-    group.addoption("--workerprobe-reports", default=None, help="where the suite's reports go (default: ./reports)")
+    group.addoption(
+        "--workerprobe-reports",
+        default=None,
+        help="the reports' folder: each run writes to <folder>/<run id>/, and <folder>/latest points at the newest "
+        "(default: ./reports)",
+    )
+    group.addoption("--workerprobe-run-id", default=None, help=argparse.SUPPRESS)  # `workerprobe test` names it
     parser.addini("workerprobe", type="bool", default=False, help="the workerprobe suite plugin is on")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio's, which warns at its configure
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "family(name): the endpoint family a scenario test covers")
     config.addinivalue_line("markers", "client(name): the official SDK a scenario drives (python, node)")
@@ -75,6 +91,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[ACTIVE] = asked or bool(config.getini("workerprobe"))
     if not active(config):
         return
+    if not _ini(config, "asyncio_default_fixture_loop_scope"):
+        # pytest-asyncio (which the suite brought) warns that a project which never asked for it leaves
+        # this unset; the suite's own async fixture names its loop scope
+        import warnings
+
+        warnings.filterwarnings("ignore", 'The configuration option "asyncio_default_fixture_loop_scope" is unset')
     config.pluginmanager.register(fixtures, "workerprobe-fixtures")
     for option, name in (("--workerprobe-url", "CLOUDFLARE_WORKER_URL"), ("--workerprobe-key", "API_KEY")):
         value = config.getoption(option)
@@ -86,14 +108,36 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[RUN] = Run(str(config.workerinput["workerprobe_run"]))  # type: ignore[attr-defined]
     else:
         now = datetime.now(UTC)
-        config.stash[RUN] = Run(f"wp-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}", now.isoformat(timespec="seconds"))
+        run_id = config.getoption("--workerprobe-run-id") or new_run_id()
+        config.stash[RUN] = Run(run_id, now.isoformat(timespec="seconds"))
+        open_run_folder(reports_root(config), run_id)
         _CONTROLLER["config"] = config
+
+
+def _ini(config: pytest.Config, name: str) -> object:
+    try:
+        return config.getini(name)
+    except ValueError:  # not a known option: the plugin that adds it is not installed
+        return "unknown"
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     if active(node.config):
         node.workerinput["workerprobe_run"] = run_of(node.config).run_id
+        _WORKERS.add(str(node.gateway.id))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Under xdist the controller learns what was collected from the first worker's list."""
+    config = node.config
+    if active(config) and not run_of(config).collected:
+        run_of(config).collected = [i for i in ids if _of_suite(config, i)]
+
+
+def _of_suite(config: pytest.Config, nodeid: str) -> bool:
+    return _in((Path(config.rootpath) / nodeid.split("::")[0]).resolve(), CASES)
 
 
 def _target() -> Target | None:
@@ -128,19 +172,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if not active(config) or is_worker(config):
         return
-    reports = reports_dir(config)
-    for stale in (reports / "parts").glob("wp-*"):  # runs that died a day ago or more
-        if stale.is_dir() and time.time() - stale.stat().st_mtime > 86_400:
-            shutil.rmtree(stale, ignore_errors=True)
     if os.environ.get("WORKERPROBE_PREFLIGHT") == "done":  # `workerprobe test` did all this before pytest
         return
-    clear_reports(reports)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     for warning in preflight.env_warnings(Path(".env"), dict(os.environ)):
         if terminal is not None:
             terminal.write_line(warning, yellow=True)
     try:
-        target = _target()
+        target = configured()
     except TargetError as exc:
         pytest.exit(f"workerprobe verdict: UNVERIFIED ({exc}); exit 2", returncode=2)
     if target is None:
@@ -180,12 +219,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     spend past theirs (a server that ignores an invalid token limit generates at length)."""
     if active(config):
         items.sort(key=lambda item: 0 if _scenario(item) else 1)
+        for item in items:
+            if _in(Path(item.path), CASES):
+                for quiet in QUIET_WARNINGS:  # the suite's own: a project's settings need not know them
+                    item.add_marker(pytest.mark.filterwarnings(quiet))
+
+
+# Warnings the suite's own tests raise by design, filtered on its tests only (in any project): the
+# SDKs mark the Assistants API deprecated on every call (the Worker serves it), and the libraries
+# the suite drives warn of their own deprecations.
+QUIET_WARNINGS = (
+    "ignore:deprecated$:DeprecationWarning",
+    "ignore:The Assistants API is deprecated:DeprecationWarning",
+    "ignore::DeprecationWarning:openai.*",
+    "ignore::DeprecationWarning:schemathesis.*",
+    "ignore::DeprecationWarning:hypothesis.*",
+    "ignore::pytest.PytestDeprecationWarning:pytest_asyncio.*",
+)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What shares the budget: the same plan in every test process (each collects every test)."""
     if active(session.config):
         session.config.stash[shares.PLAN] = shares.plan(session.items)
+        if not is_worker(session.config):
+            run_of(session.config).collected = [i.nodeid for i in session.items if _in(Path(i.path), CASES)]
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -219,12 +277,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     allure.dynamic.parameter("operation", label)
     allure.dynamic.parameter("phase", phase)
     allure.dynamic.title(f"{label} ({phase})")  # type: ignore[no-untyped-call]
+    family = operations.load().family_of(label)
+    item.user_properties += [("operation", label), ("phase", phase), ("family", family)]
     before = contract.FINDINGS.total_requests
     result = yield
     target = getattr(item, "funcargs", {}).get("target")
     strict = bool(target is not None and target.embedded)
     groups = contract.FINDINGS.of(label, phase)
     levels = [g.level for g in groups]
+    # the junit case's level: the highest of what this operation and phase broke ("none": nothing)
+    item.user_properties.append(("level", "MUST" if "MUST" in levels else "SHOULD" if levels else "none"))
     item.user_properties.append(
         (
             "workerprobe_progress",
@@ -238,8 +300,21 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     )
     message = contract.verdict_of(groups, strict=strict)
     if message is not None:
+        _attach_findings(groups)
         pytest.fail(message, pytrace=False)
     return result
+
+
+def _attach_findings(groups: list[Any]) -> None:
+    """A failed contract test's Allure result: its level (Allure 3's categories group by it) and
+    each finding's shortest reproduction, as a curl command to paste."""
+    import allure
+
+    levels = {g.level for g in groups}
+    allure.dynamic.label("level", "MUST" if "MUST" in levels else "SHOULD")  # type: ignore[no-untyped-call]
+    for g in sorted(groups, key=lambda g: (g.level != "MUST", -g.count))[:10]:
+        if g.repro:
+            allure.attach(g.repro, f"{g.level} {g.rule}: curl", allure.attachment_type.TEXT)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost, as a conftest plugin would be
@@ -259,28 +334,37 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     family = item.get_closest_marker("family")
     client = item.get_closest_marker("client")
     level = shares.level_of(item)
+    import allure
+
+    allure.dynamic.label("level", level)  # type: ignore[no-untyped-call]
     item.user_properties += [
-        ("workerprobe_family", family.args[0] if family else "chat"),
-        ("workerprobe_client", client.args[0] if client else "python"),
-        ("workerprobe_level", level),
+        ("family", family.args[0] if family else "chat"),
+        ("client", client.args[0] if client else "python"),
+        ("level", level),
     ]
 
 
+@pytest.hookimpl(tryfirst=True)  # before junitxml writes the case's properties
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """The controller keeps every scenario's outcome (reports from all test processes pass here)."""
     props = dict(report.user_properties)
+    if "workerprobe_progress" in props:  # for the progress line, not a property of the junit case
+        report.user_properties = [p for p in report.user_properties if p[0] != "workerprobe_progress"]
     config = _CONTROLLER.get("config")
     if config is None:
         return
     store = run_of(config)
-    if report.when == "call" and _in((Path(config.rootpath) / report.fspath).resolve(), CASES):
+    ours = _in((Path(config.rootpath) / report.fspath).resolve(), CASES)
+    if ours and (report.when == "call" or (report.when == "setup" and not report.passed)):
+        store.finished.add(report.nodeid)
+    if report.when == "call" and ours:
         _progress(config, store, report, props.get("workerprobe_progress"))  # the suite's tests only
-    if report.failed and not _in((Path(config.rootpath) / report.fspath).resolve(), CASES):
+    if report.failed and not ours:
         store.others_failed += 1
         return
     if report.when != "call" and report.failed:
         store.errors += 1
-    if "workerprobe_family" not in props:
+    if "client" not in props:
         return
     if report.when == "call" or (report.when == "setup" and report.skipped):
         message = str(report.longrepr[-1]) if report.skipped and isinstance(report.longrepr, tuple) else ""
@@ -289,9 +373,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         store.outcomes.append(
             Outcome(
                 report.nodeid,
-                str(props["workerprobe_family"]),
-                str(props["workerprobe_client"]),
-                str(props["workerprobe_level"]),
+                str(props["family"]),
+                str(props["client"]),
+                str(props["level"]),
                 report.outcome,
                 message,
             )
@@ -299,6 +383,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 _CONTROLLER: dict[str, pytest.Config] = {}
+_WORKERS: set[str] = set()  # the xdist workers the controller started
 PROGRESS_EVERY_S = 5.0
 
 
@@ -334,20 +419,29 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not active(config):
         return
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
-    if contract.FINDINGS.total_requests or contract.FINDINGS.not_run or contract.FINDINGS.cleanup != (0, 0):
+    if is_worker(config) or contract.FINDINGS.total_requests or contract.FINDINGS.not_run:
+        contract.FINDINGS.dump(parts_dir(config) / f"findings-{worker}.json")  # a worker's always: see below
+    elif contract.FINDINGS.cleanup != (0, 0):
         contract.FINDINGS.dump(parts_dir(config) / f"findings-{worker}.json")
     if is_worker(config):
         return
+    interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+    if interrupted:
+        _await_workers(parts_dir(config))
+    store = run_of(config)
+    not_run = [i for i in store.collected if i not in store.finished]
     target = _target()
-    header = {
+    header: dict[str, Any] = {
         "target": target.describe() if target else "the embedded default",
         "run_id": run_of(config).run_id,
         "started": run_of(config).started,
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "version": workerprobe.__version__,
     }
+    if interrupted:
+        header["interrupted"] = True
     concluded = ending.conclude(
-        parts_dir(config), reports_dir(config), header, run_of(config).outcomes, run_of(config).errors
+        parts_dir(config), reports_dir(config), header, store.outcomes, store.errors, not_run if interrupted else []
     )
     if concluded is None:
         return
@@ -357,6 +451,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         # the suite's verdict (a SHOULD test may fail and the verdict still be PASS), never
         # hiding a failed test of the project the suite runs beside
         session.exitstatus = max(verdict.exit_code, 1 if run_of(config).others_failed else 0)
+
+
+def _await_workers(parts: Path, patience_s: float = 15.0) -> None:
+    """Ctrl-C reached every test process at once: the workers write their evidence as they stop,
+    maybe after the controller got here. Wait for each worker's part file (a short while)."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        if all((parts / f"findings-{w}.json").exists() for w in _WORKERS):
+            return
+        time.sleep(0.2)
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter kept it
+def pytest_keyboard_interrupt(excinfo: Any) -> None:
+    """Ctrl-C: the partial reports say so; pytest's own notice (a traceback's last line) is not shown."""
+    config = _CONTROLLER.get("config")
+    terminal = config.pluginmanager.get_plugin("terminalreporter") if config else None
+    if terminal is not None and config is not None and active(config):
+        terminal._report_keyboardinterrupt = lambda: None  # pytest's private reporter; said by the summary
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -20,16 +20,11 @@ from workerprobe.suite.conformance import checked
 from workerprobe.suite.findings import BUDGET, Findings
 from workerprobe.suite.verdict import Verdict, distinct
 
-__all__ = ["FIRST_SCREEN", "REPORTS", "clear_reports", "write"]
+__all__ = ["FIRST_SCREEN", "REPORTS", "SCHEMA_VERSION", "write"]
 
 REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md", "findings.json")
 FIRST_SCREEN = 8  # causes listed at the top of summary.md
-
-
-def clear_reports(reports: Path) -> None:
-    """The previous run's reports go before a new run starts: none can be taken for this one's."""
-    for name in REPORTS:
-        (reports / name).unlink(missing_ok=True)
+SCHEMA_VERSION = 1  # of summary.json (suite/spec/summary.schema.json); raised when a field changes meaning
 
 
 def _where(cause: Cause) -> str:
@@ -78,8 +73,12 @@ def _retired(verdict: Verdict) -> list[str]:
     ]
 
 
-def _not_checked(findings: Findings, verdict: Verdict, outcomes: list[Any]) -> list[str]:
+def _not_checked(findings: Findings, verdict: Verdict, outcomes: list[Any], not_run: list[str]) -> list[str]:
     lines = []
+    if not_run:
+        shown = ", ".join(f"`{t.rsplit('::', 1)[-1]}`" for t in not_run[:10])
+        more = f" and {len(not_run) - 10} more" if len(not_run) > 10 else ""
+        lines.append(f"- the run was interrupted: {len(not_run)} test(s) did not run: {shown}{more}")
     for op, starved in findings.starved.most_common():
         made = findings.requests.get(op, 0)
         lines.append(f"- `{op}`: {starved} of {made + starved} calls not made for the budget ({checked(findings, op)})")
@@ -95,7 +94,12 @@ def _not_checked(findings: Findings, verdict: Verdict, outcomes: list[Any]) -> l
 
 
 def _summary(
-    header: dict[str, Any], verdict: Verdict, findings: Findings, causes: list[Cause], outcomes: list[Any]
+    header: dict[str, Any],
+    verdict: Verdict,
+    findings: Findings,
+    causes: list[Cause],
+    outcomes: list[Any],
+    not_run: list[str],
 ) -> str:
     must = sum(1 for c in causes if c.level == "MUST")
     lines = [
@@ -111,7 +115,7 @@ def _summary(
     if len(causes) > FIRST_SCREEN:
         lines.append(f"\n... and {len(causes) - FIRST_SCREEN} more causes, in the same order: findings.md")
     lines += ["", "## Readiness", "", *_table(verdict), *_retired(verdict)]
-    lines += ["", "## Not checked", "", *_not_checked(findings, verdict, outcomes)]
+    lines += ["", "## Not checked", "", *_not_checked(findings, verdict, outcomes, not_run)]
     if verdict.cost:
         c = verdict.cost
         lines += [
@@ -165,12 +169,18 @@ def _findings(header: dict[str, Any], causes: list[Cause]) -> str:
 
 
 def write(
-    out_dir: Path, header: dict[str, Any], verdict: Verdict, findings: Findings, outcomes: list[Any] | None = None
+    out_dir: Path,
+    header: dict[str, Any],
+    verdict: Verdict,
+    findings: Findings,
+    outcomes: list[Any] | None = None,
+    not_run: list[str] | None = None,
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     causes = verdict.causes
     tree = [c.as_dict() for c in causes]
     data = {
+        "schema_version": SCHEMA_VERSION,
         **header,
         "verdict": verdict.word,
         "exit_code": verdict.exit_code,
@@ -188,6 +198,7 @@ def write(
             "scenarios_not_run_for_the_budget": sum(
                 1 for o in outcomes or [] if o.outcome == "skipped" and BUDGET in o.message
             ),
+            "tests_not_run_when_interrupted": list(not_run or []),
         },
         "cost": verdict.cost,
         "distinct_findings": distinct(list(findings.groups.values())),
@@ -195,5 +206,6 @@ def write(
     }
     (out_dir / "summary.json").write_text(json.dumps(data, indent=2))
     (out_dir / "findings.json").write_text(json.dumps({**header, "causes": tree}, indent=2))
-    (out_dir / "summary.md").write_text(_summary(header, verdict, findings, causes, outcomes or []))
+    summary = _summary(header, verdict, findings, causes, outcomes or [], list(not_run or []))
+    (out_dir / "summary.md").write_text(summary)
     (out_dir / "findings.md").write_text(_findings(header, causes))

@@ -11,7 +11,7 @@ import pytest
 from workerprobe.suite.findings import Findings
 from workerprobe.suite.verdict import Outcome, Verdict
 
-__all__ = ["ACTIVE", "RUN", "Run", "active", "is_worker", "parts_dir", "reports_dir", "run_of"]
+__all__ = ["ACTIVE", "RUN", "Run", "active", "is_worker", "parts_dir", "reports_dir", "reports_root", "run_of"]
 
 ACTIVE = pytest.StashKey[bool]()
 
@@ -33,6 +33,8 @@ class Run:
     last_line: float = 0.0
     verdict: Verdict | None = None
     findings: Findings | None = None
+    collected: list[str] = field(default_factory=list)  # the suite's test ids, as collected
+    finished: set[str] = field(default_factory=set)  # those that ran (passed, failed or were skipped)
 
 
 RUN = pytest.StashKey[Run]()
@@ -50,11 +52,17 @@ def active(config: pytest.Config) -> bool:
     return config.stash.get(ACTIVE, False)
 
 
-def reports_dir(config: pytest.Config) -> Path:
+def reports_root(config: pytest.Config) -> Path:
+    """The folder of every run's reports (`--workerprobe-reports`, default ./reports)."""
     chosen = config.getoption("--workerprobe-reports")
     return Path(chosen) if chosen else Path(config.invocation_params.dir) / "reports"
 
 
+def reports_dir(config: pytest.Config) -> Path:
+    """This run's reports: `<root>/<run id>/` (two runs in one root never overwrite each other)."""
+    return reports_root(config) / run_of(config).run_id
+
+
 def parts_dir(config: pytest.Config) -> Path:
-    """This run's part files (one folder per run: two runs in one checkout never meet)."""
-    return reports_dir(config) / "parts" / run_of(config).run_id
+    """This run's part files, removed when the run ends."""
+    return reports_dir(config) / "parts"

@@ -56,6 +56,7 @@ def run_suite(defect: str | None, out: Path, examples: int) -> tuple[int, list[s
             "-p",
             "no:cacheprovider",
             f"--junitxml={junit}",
+            f"--workerprobe-reports={out / 'runs'}",
         ],
         env=env,
         capture_output=True,

@@ -148,9 +148,11 @@ def judge(
     cost: dict[str, Any] | None = None,
     errors: int = 0,
     operations: list[str] | None = None,
+    not_run: list[str] | None = None,
 ) -> Verdict:
     """The run's verdict from what it saw. `errors`: tests that broke (not a finding: the suite
-    itself could not run them)."""
+    itself could not run them); `not_run`: the tests an interrupted run did not reach (never a
+    pass: a MUST already failed still fails)."""
     groups = list(findings.groups.values())
     total = findings.total_requests
     refused = findings.auth_rejected
@@ -183,6 +185,13 @@ def judge(
     elif stopped := _cut_short(findings, outcomes):
         # Nothing unchecked is a pass: the run's deadline, or a target past its bounds, cut it short.
         verdict.exit_code, verdict.word, verdict.reason = 2, "UNVERIFIED", stopped
+    if not_run:
+        stopped = f"interrupted: {len(not_run)} test(s) did not run"
+        if verdict.exit_code == 1:
+            verdict.reason += f"; {stopped}"
+        else:
+            verdict.exit_code, verdict.word = 2, "UNVERIFIED"
+            verdict.reason = stopped if verdict.reason == "every MUST holds" else f"{stopped}; {verdict.reason}"
     should = distinct([g for g in groups if g.level == "SHOULD"])
     if verdict.exit_code == 0 and should:
         verdict.reason += f"; {should} distinct SHOULD findings"

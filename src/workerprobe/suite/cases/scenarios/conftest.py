@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import pytest_asyncio
 
 from workerprobe.suite import bounds
 from workerprobe.suite.budget import Budget, Exhausted, Hold
@@ -70,7 +71,7 @@ def client(target: Target, exchanges: Exchanges) -> Iterator[openai.OpenAI]:
         yield client
 
 
-@pytest.fixture()
+@pytest_asyncio.fixture(loop_scope="function")  # strict mode too (a project's default)
 async def async_client(target: Target, exchanges: Exchanges) -> AsyncIterator[openai.AsyncOpenAI]:
     client = openai.AsyncOpenAI(
         base_url=target.v1,

@@ -328,6 +328,7 @@ def test_a_streamed_runs_tool_calls_reach_the_sdks_event_handler(client: openai.
 
 
 @pytest.mark.family("runs")
+@pytest.mark.asyncio(loop_scope="function")
 async def test_the_async_client_runs_the_tool_loop_polled_and_streamed(async_client: openai.AsyncOpenAI) -> None:
     """The same tool loop through `AsyncOpenAI`: create_and_poll / submit_tool_outputs_and_poll,
     then runs.stream / submit_tool_outputs_stream."""
@@ -367,6 +368,7 @@ async def test_the_async_client_runs_the_tool_loop_polled_and_streamed(async_cli
 
 @pytest.mark.should
 @pytest.mark.family("runs")
+@pytest.mark.asyncio(loop_scope="function")
 async def test_the_async_client_sees_structured_output_and_the_run_limits(async_client: openai.AsyncOpenAI) -> None:
     """Through `AsyncOpenAI`: a run's `response_format` (json_object) is echoed and answered as
     JSON; a thread over `max_prompt_tokens` ends the run `incomplete` with that reason."""

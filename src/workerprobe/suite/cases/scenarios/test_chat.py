@@ -64,6 +64,7 @@ def test_streamed_text_equals_plain_text_for_one_seed(client: openai.OpenAI, tar
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == plain
 
 
+@pytest.mark.asyncio(loop_scope="function")
 async def test_async_plain_and_streamed(async_client: openai.AsyncOpenAI) -> None:
     completion = await async_client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, max_tokens=24)
     assert completion.choices[0].message.content
