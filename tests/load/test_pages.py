@@ -1,10 +1,11 @@
 """The report pages a person opens, rendered in headless Chromium: the load run's page (its
 figures, its plots loaded), Locust's report beside it, and the suite's Allure report, all served
-by `workerprobe report` on 127.0.0.1 (Allure's page needs a server; opened as a file it never
-loads its data)."""
+by `workerprobe report` on 127.0.0.1, and the Allure report opened as a file, as a CI artifact is
+opened (one self-contained page), with a failed MUST test under its category."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -107,3 +108,33 @@ def test_the_allure_report_renders_the_suites_tests(served: tuple[str, Path], br
     page.wait_for_function("() => document.body.innerText.includes('Passed')", timeout=30_000)  # type: ignore[attr-defined]
     text = page.inner_text("body")  # type: ignore[attr-defined]
     assert ran > 0 and re.search(rf"Total\s+{ran}\b", text) and re.search(rf"Passed\s+{ran}\b", text), text[:500]
+
+
+def test_the_allure_report_opens_from_a_file_with_the_must_category(browser: object, tmp_path: Path) -> None:
+    """A real run against a gateway whose chat choices lack `index`, its Allure report built by
+    `workerprobe report --no-serve` and opened from file://: the failed test is under the MUST
+    category, with the finding's curl among its attachments."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CLOUDFLARE_WORKER_URL", "API_KEY")}
+    env |= {"WORKERPROBE_TARGET": "embedded", "WORKERPROBE_SELFTEST_DEFECTS": '["choices_without_index"]'}
+    run = [sys.executable, "-m", "workerprobe", "test", "--processes", "1", "--", "-k", "test_examples and chat"]
+    done = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 1, done.stdout[-2000:]
+    subprocess.run(
+        [sys.executable, "-m", "workerprobe", "report", "--no-serve"], cwd=tmp_path, check=False, timeout=600
+    )
+    built = tmp_path / "reports" / "latest" / "allure-report" / "index.html"
+    if not built.exists():
+        pytest.skip("the Allure report was not built (npx could not fetch allure from npm)")
+    assert [p.name for p in built.parent.iterdir() if p.suffix in (".js", ".css")] == []  # one file, data inside
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})  # type: ignore[attr-defined]
+    page.goto(built.as_uri())
+    page.wait_for_function("() => document.body.innerText.includes('Failed')", timeout=30_000)
+    page.click("text=Categories")
+    page.wait_for_function(
+        "() => document.body.innerText.includes('MUST: an official OpenAI client breaks')", timeout=30_000
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "allure-from-file.png"), full_page=True)
+    page.click("text=POST /v1/chat/completions (examples)")
+    page.wait_for_function("() => document.body.innerText.includes(': curl')", timeout=30_000)
+    page.close()
