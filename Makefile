@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-accuracy bench-free-plan bench-foreign bench-loadgen chaos chaos-short clean
+.PHONY: action-check wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-accuracy bench-free-plan bench-foreign bench-loadgen chaos chaos-short clean
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,11 @@ image: install
 # `workerprobe test` run against the embedded default (and the pytest plugin in another project).
 wheel-check: install
 	$(PY) bench/wheel_check.py
+
+# The GitHub Action (action.yml) as a runner runs it: its script, in a fresh folder, installing the
+# suite from this checkout, against the embedded default (and a load run) and a foreign target.
+action-check: install
+	$(PYTEST) -q tests/ci
 
 test-unit: install
 	$(PYTEST) tests/unit

@@ -198,9 +198,11 @@ def parser() -> argparse.ArgumentParser:
         help="a setting of the embedded gateway, e.g. free_plan=true (repeatable)",
     )
     p.add_argument(
-        "--out",
-        help="where the reports go (default: reports/<run id>/load, with reports/latest pointing at the run)",
+        "--report",
+        default="reports",
+        help="the reports' folder: this run writes to <folder>/<run id>/load/, and <folder>/latest points at it",
     )
+    p.add_argument("--out", help="one folder for this run's reports, instead of <--report>/<run id>/load/")
     return p
 
 
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         from workerprobe.runs import new_run_id, open_run_folder
 
-        out = open_run_folder(Path("reports"), new_run_id()) / "load"
+        out = open_run_folder(Path(args.report), new_run_id()) / "load"
     else:
         out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

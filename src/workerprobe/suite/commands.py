@@ -68,7 +68,8 @@ def test(args: argparse.Namespace) -> int:
     own = not deployed and args.project_tests and project.is_dir()
     if args.project_tests and not own and not deployed:
         print("workerprobe test: --project-tests needs a checkout of the repository; running the suite only")
-    paths = [str(checkout / "tests"), "--ignore", str(checkout / "tests" / "load"), *SUITE] if own else list(SUITE)
+    skipped = ["--ignore", str(checkout / "tests" / "load"), "--ignore", str(checkout / "tests" / "ci")]  # their own
+    paths = [str(checkout / "tests"), *skipped, *SUITE] if own else list(SUITE)
     pytest = [sys.executable, "-m", "pytest", "--workerprobe", "-n", args.processes]
     pytest += [f"--max-neurons={args.max_neurons}", f"--workerprobe-reports={root}", f"--workerprobe-run-id={run_id}"]
     pytest += [f"--alluredir={reports}/allure-results", *_junit(args.pytest_args, reports), *args.pytest_args]
