@@ -1,5 +1,6 @@
-"""`make image`: the gateway's container image built and run for real, amd64 and arm64, and the
-compose stack brought up with Redis and Prometheus.
+"""`make image`: the gateway's container image built and run for real, amd64 and arm64, the
+suite's image (workerprobe-suite) built and run as a user runs it, and the compose stack brought up
+with Redis and Prometheus.
 
 1. The engine: the running Docker engine, or (as root, where none runs) Debian's docker.io
    installed and `dockerd` started here, and stopped again at the end.
@@ -17,7 +18,11 @@ compose stack brought up with Redis and Prometheus.
 5. Each image run on a network of its own, the emulator (amd64 image) as its upstream: time from
    start to `/health`, the machine it names, its user, its idle RSS, then the SDK scenario tests
    against it, and its throughput beside the other platform's.
-6. Compose: compose.yaml with deploy/compose.local.yaml (Redis and Prometheus built from Debian's
+6. The suite's image (deploy/suite.Dockerfile, the [suite] extra's wheels for each platform):
+   `docker run --rm -v reports:/work/reports workerprobe-suite test [URL]` against the embedded
+   default and against the emulator's /ai/v1 on the host's platform, the chat scenarios under
+   qemu on the other (deploy/suite_image.py): exit code, verdict and junit.xml in the mounted folder.
+7. Compose: compose.yaml with deploy/compose.local.yaml (Redis and Prometheus built from Debian's
    packages on the same base where no registry answers), up with the emulator, the scenario tests
    through the stack, the gateway's state seen in Redis, Prometheus's `up` for the gateway, then
    down with its volumes.
@@ -43,6 +48,7 @@ import arm64 as chroot  # deploy/arm64.py, beside this script: root, qemu-user-s
 from engine import IMAGE, MACHINES, UPSTREAM_BASE, Engine, Failed, Missing, base, engine, host_arch, say, sh
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
+from suite_image import SUITE_IMAGE, suite_check
 from trial import compose_check, run_images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,16 +61,17 @@ REPORT = ROOT / "reports" / "image.json"
 # --- 3. the wheels -------------------------------------------------------------------------------
 
 
-def wheels(arch: str) -> tuple[int, float]:
-    """build/image/wheels/<arch>/: the project's wheel and its dependencies for that platform."""
+def wheels(arch: str, extra: str = "") -> tuple[int, float]:
+    """build/image/wheels/<arch>/: the project's wheel and its dependencies for that platform (with
+    `extra`, e.g. the suite's: in suite-deps/)."""
     started = time.monotonic()
     folder = WHEELS / arch
-    deps, project = folder / "deps", folder / "project"
+    deps, project = folder / (f"{extra}-deps" if extra else "deps"), folder / "project"
     shutil.rmtree(project, ignore_errors=True)
     deps.mkdir(parents=True, exist_ok=True)
     project.mkdir(parents=True)
     machine = MACHINES[arch]
-    pinned = folder / "requirements.txt"
+    pinned = folder / (f"requirements-{extra}.txt" if extra else "requirements.txt")
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if uv is None:
         raise Missing("uv is not installed (it resolves the dependencies for each platform): make install")
@@ -76,6 +83,7 @@ def wheels(arch: str) -> tuple[int, float]:
             "pip",
             "compile",
             str(ROOT / "pyproject.toml"),
+            *(["--extra", extra] if extra else []),
             "--python-version",
             PYTHON,
             "--python-platform",
@@ -139,8 +147,11 @@ def wheels(arch: str) -> tuple[int, float]:
 # --- 4. the images -------------------------------------------------------------------------------
 
 
-def build(docker: Engine, arch: str, base_tag: str) -> dict[str, object]:
-    tag = f"{IMAGE}:{arch}"
+def build(
+    docker: Engine, arch: str, base_tag: str, image: str = IMAGE, dockerfile: Path | None = None
+) -> dict[str, object]:
+    tag = f"{image}:{arch}"
+    chosen = ["-f", str(dockerfile)] if dockerfile else []
     started = time.monotonic()
     if docker.buildx:
         command = [
@@ -154,6 +165,7 @@ def build(docker: Engine, arch: str, base_tag: str) -> dict[str, object]:
             f"BASE={base_tag}",
             "-t",
             tag,
+            *chosen,
             str(ROOT),
         ]
         env = dict(os.environ)
@@ -170,11 +182,12 @@ def build(docker: Engine, arch: str, base_tag: str) -> dict[str, object]:
             "--force-rm",  # no stopped container left behind by a failed step
             "-t",
             tag,
+            *chosen,
             str(ROOT),
         ]
         env = {**os.environ, "DOCKER_BUILDKIT": "0"}
         how = "legacy builder"
-    log = ROOT / "build" / "image" / f"build-{arch}.log"
+    log = ROOT / "build" / "image" / f"build-{image}-{arch}.log"
     before = subprocess.run([docker.docker, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True)
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     after = subprocess.run([docker.docker, "image", "inspect", "--format", "{{.Id}}", tag], capture_output=True)
@@ -267,6 +280,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--arch", default="amd64,arm64", help="platforms to build and run (default %(default)s)")
     parser.add_argument("--no-compose", action="store_true", help="skip the compose stack")
+    parser.add_argument("--no-suite", action="store_true", help="skip the suite's image")
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install docker.io or debootstrap")
     parser.add_argument("--rebuild-base", action="store_true", help="build or pull the base images again")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each throughput run")
@@ -327,6 +341,23 @@ def main() -> int:
                 report["arm64_emulated_over_native_rps"] = round(
                     float(runs["arm64"]["chat_rps_c8"]) / float(runs["amd64"]["chat_rps_c8"]), 3
                 )  # type: ignore[index]
+            if not args.no_suite:
+                suite_builds = {}
+                for arch in archs:
+                    count, seconds = wheels(arch, "suite")
+                    say(f"{arch} suite wheels: {count} in build/image/wheels/{arch}/suite-deps ({seconds:.0f} s)")
+                    dockerfile = ROOT / "deploy" / "suite.Dockerfile"
+                    suite_builds[arch] = build(docker, arch, bases[arch]["tag"], SUITE_IMAGE, dockerfile)
+                    say(
+                        f"{arch} suite image built in {suite_builds[arch]['build_s']:.0f} s, "
+                        f"{suite_builds[arch]['size_mb']} MB, metadata {suite_builds[arch]['architecture']}"
+                    )
+                    found = leaks(docker, f"{SUITE_IMAGE}:{arch}", {"a .env value": _env_values()})
+                    if found:
+                        raise Failed(f"the {arch} suite image holds what it must not: {found[:5]}")
+                docker("tag", f"{SUITE_IMAGE}:{host_arch()}", f"{SUITE_IMAGE}:latest")
+                report["suite_images"] = suite_builds
+                report["suite_runs"] = suite_check(docker, archs)
             if not args.no_compose:
                 local = bases[host_arch()]["how"] != f"pulled {UPSTREAM_BASE}" or not docker.ok(
                     "pull", "redis:7-bookworm"
