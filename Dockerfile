@@ -1,7 +1,7 @@
 # The workerprobe reference gateway, for linux/amd64 and linux/arm64. Build it with `make image`,
 # which downloads the wheels for each platform on the host first (build/image/wheels/<arch>/):
 # nothing inside the build reaches PyPI, so no certificate, token or pip setting is needed in it,
-# and nothing is compiled (binary wheels only). By hand, after `make image-wheels`:
+# and nothing is compiled (binary wheels only). By hand, after `make image-wheels` (the wheels):
 #   docker build --build-arg TARGETARCH=amd64 -t workerprobe-gateway .          (legacy builder)
 #   docker buildx build --platform linux/arm64,linux/amd64 -t workerprobe-gateway .   (BuildKit)
 # The base is Debian bookworm with its own Python 3.11. Where no registry answers, `make image`

@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: action-check wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-accuracy bench-free-plan bench-foreign bench-loadgen chaos chaos-short clean
+.PHONY: image-wheels action-check wheel-check install test test-deep test-unit report load selftest arm64-check image lint emulator gateway bench bench-gateway bench-accuracy bench-free-plan bench-foreign bench-loadgen chaos chaos-short clean
 
 install: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ arm64-check: install
 IMAGE_ARGS ?=
 image: install
 	$(PY) deploy/image.py $(IMAGE_ARGS)
+
+# The wheels the Dockerfiles install (build/image/wheels/<arch>/), for a `docker build` by hand.
+image-wheels: install
+	$(PY) deploy/image.py --wheels-only
 
 # The wheel a user installs: built, installed in a fresh venv outside the repository, and its
 # `workerprobe test` run against the embedded default (and the pytest plugin in another project).

@@ -281,6 +281,9 @@ def main() -> int:
     parser.add_argument("--arch", default="amd64,arm64", help="platforms to build and run (default %(default)s)")
     parser.add_argument("--no-compose", action="store_true", help="skip the compose stack")
     parser.add_argument("--no-suite", action="store_true", help="skip the suite's image")
+    parser.add_argument(
+        "--wheels-only", action="store_true", help="download the wheels the Dockerfiles install, then stop"
+    )
     parser.add_argument("--no-install", action="store_true", help="do not apt-get install docker.io or debootstrap")
     parser.add_argument("--rebuild-base", action="store_true", help="build or pull the base images again")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each throughput run")
@@ -291,6 +294,16 @@ def main() -> int:
         parser.error(f"unknown --arch {', '.join(sorted(unknown))} (amd64, arm64)")
     started = time.monotonic()
     (ROOT / "build" / "image").mkdir(parents=True, exist_ok=True)
+    if args.wheels_only:  # make image-wheels: for a docker build by hand
+        try:
+            for arch in archs:
+                for extra in ("", "suite"):
+                    count, seconds = wheels(arch, extra)
+                    say(f"{arch} {extra or 'gateway'} wheels: {count} in build/image/wheels/{arch} ({seconds:.0f} s)")
+        except (Missing, Failed, subprocess.CalledProcessError) as failure:
+            say(f"FAILED: {failure}")
+            return 1
+        return 0
     report: dict[str, object] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
         if any(a != host_arch() for a in archs):

@@ -95,6 +95,15 @@ def test_the_action_against_the_embedded_default_with_a_load_run(tmp_path: Path,
     assert "# workerprobe: PASS (exit 0)" in step and "## workerprobe load: steady" in step
     load = tmp_path / "workspace" / "workerprobe-reports" / "latest" / "load" / "summary.json"
     assert json.loads(load.read_text())["requests"] > 0
+    # the README's "what success looks like" is what this run printed (numbers and paths aside)
+    readme = (ROOT / "README.md").read_text()
+    sample = readme.split("**What success looks like**", 1)[1].split("```", 2)[1]
+    printed = {_shape(line) for line in said.splitlines()}
+    assert [line for line in sample.strip().splitlines() if _shape(line) not in printed] == []
+
+
+def _shape(line: str) -> str:
+    return re.sub(r"\d+", "N", re.sub(r"\(/?[^()]*reports[^()]*\)", "(PATHS)", line.strip()))
 
 
 @pytest.fixture
