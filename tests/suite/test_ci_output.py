@@ -107,11 +107,13 @@ def test_a_load_run_has_its_folder_and_a_summary_its_schema_accepts(tmp_path: Pa
     assert summary["requests"] > 0
 
 
-def test_ctrl_c_ends_with_a_partial_summary_and_no_traceback(tmp_path: Path) -> None:
+def _interrupt(cwd: Path, args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """`workerprobe test`, stopped by Ctrl-C (SIGINT to it, as a terminal sends) at its first progress
+    line: some tests ran, most have not."""
     with subprocess.Popen(
-        [*WORKERPROBE, "test", "--processes", "2"],
-        cwd=tmp_path,
-        env=ENV,
+        [*WORKERPROBE, "test", "--processes", "2", *args],
+        cwd=cwd,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -125,7 +127,11 @@ def test_ctrl_c_ends_with_a_partial_summary_and_no_traceback(tmp_path: Path) -> 
                 break
         rest = process.stdout.read()
         code = process.wait(timeout=300)
-    output = "".join(seen) + rest
+    return code, "".join(seen) + rest
+
+
+def test_ctrl_c_ends_with_a_partial_summary_and_no_traceback(tmp_path: Path) -> None:
+    code, output = _interrupt(tmp_path, [], ENV)
     assert code == 2, output[-3000:]
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-3000:]
     assert "workerprobe test: UNVERIFIED (interrupted" in output
@@ -133,3 +139,20 @@ def test_ctrl_c_ends_with_a_partial_summary_and_no_traceback(tmp_path: Path) -> 
     assert summary["interrupted"] is True and summary["verdict"] == "UNVERIFIED"
     assert summary["not_checked"]["tests_not_run_when_interrupted"]
     assert "did not run" in (tmp_path / "reports" / "latest" / "summary.md").read_text()
+
+
+def test_ctrl_c_leaves_nothing_on_a_deployed_target(tmp_path: Path) -> None:
+    """Against a target that outlives the run (a gateway and emulator started here, given by URL
+    as a deployed Worker is): after Ctrl-C, `workerprobe clean` finds nothing of the run's left."""
+    from workerprobe.suite.target import embedded
+
+    env = {**ENV, "WORKERPROBE_STATE_DIR": str(tmp_path / "state")}
+    env.pop("WORKERPROBE_TARGET")
+    with embedded(tmp_path / "gateway.sqlite3") as target:
+        env |= {"API_KEY": target.api_key, "WORKERPROBE_TARGET_UPSTREAM": "emulator"}
+        code, output = _interrupt(tmp_path, [target.v1], env)
+        assert code == 2 and "Traceback" not in output, output[-3000:]
+        clean = subprocess.run(
+            [*WORKERPROBE, "clean", target.v1], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+    assert clean.returncode == 0 and "workerprobe clean: 0 object(s) deleted" in clean.stdout, clean.stdout

@@ -77,11 +77,13 @@ def test(args: argparse.Namespace) -> int:
     try:
         code = _bounded_run([*pytest, *paths], cwd, env, args.deadline + _GRACE_S)
     except KeyboardInterrupt:
+        _leftovers(chosen, run_id)
         written = "say what ran and what did not" if (reports / "summary.md").exists() else "were not written"
         print(f"\nworkerprobe test: UNVERIFIED (interrupted; the reports in {reports} {written}); exit 2")
         _step_summary(reports)
         return 2
     if code is None:
+        _leftovers(chosen, run_id)
         print(
             f"workerprobe test: UNVERIFIED (the run did not end within its deadline of {args.deadline:g} s and "
             f"{_GRACE_S:g} s of grace; reports in {reports} are partial or missing); exit 2"
@@ -105,6 +107,23 @@ def test(args: argparse.Namespace) -> int:
         print(f"reports: {reports} (also {root / 'latest'})")
     _step_summary(reports)
     return code
+
+
+def _leftovers(target: Any, run_id: str) -> None:
+    """A run stopped from outside: its test processes may have been ended before they deleted what
+    they created. Delete what is left of this run's objects (its ledgers, its tagged objects; never
+    another run's, which may be under way on the same target)."""
+    if target is None:
+        return  # the embedded default ended with the run
+    from workerprobe.suite.ledger import clean
+
+    try:
+        deleted, left = clean(target.root, target.api_key, run_id)
+    except Exception as exc:  # noqa: BLE001 - the target may be what failed; say so, never a traceback
+        print(f"workerprobe test: the run's objects could not be deleted ({exc}); `workerprobe clean` will try again")
+        return
+    if deleted or left:
+        print(f"objects this run created on the target: {deleted} deleted after it stopped, {left} left")
 
 
 def _junit(pytest_args: list[str], reports: object) -> list[str]:

@@ -98,8 +98,8 @@ def _delete(path: Path, root: str, api_key: str) -> tuple[int, int]:
     return deleted, len(keep)
 
 
-def _tagged(client: httpx.Client, listing: Operation) -> Iterator[str]:
-    """The ids on a list whose metadata carries a run id (at most 10,000)."""
+def _tagged(client: httpx.Client, listing: Operation, run_id: str | None = None) -> Iterator[str]:
+    """The ids on a list whose metadata carries a run id (that run's, when given; at most 10,000)."""
     after: str | None = None
     for _ in range(100):
         params: dict[str, Any] = {"limit": 100, **({"after": after} if after else {})}
@@ -111,7 +111,8 @@ def _tagged(client: httpx.Client, listing: Operation) -> Iterator[str]:
         if not isinstance(data, list) or not data:
             return
         for item in data:
-            if isinstance(item, dict) and (item.get("metadata") or {}).get("workerprobe_run"):
+            tag = (item.get("metadata") or {}).get("workerprobe_run") if isinstance(item, dict) else None
+            if tag and (run_id is None or tag == run_id):
                 yield str(item["id"])
         if not page.get("has_more"):
             return
@@ -130,16 +131,17 @@ def _listable() -> dict[str, Operation]:
     return found
 
 
-def clean(root: str, api_key: str) -> tuple[int, int]:
-    """Delete every object earlier runs left on this target; returns (deleted, left)."""
+def clean(root: str, api_key: str, run_id: str | None = None) -> tuple[int, int]:
+    """Delete every object earlier runs left on this target (only one run's, given its id: another
+    run on the same target may be under way); returns (deleted, left)."""
     deleted = left = 0
-    for ledger in sorted(_folder_for(root).glob("*.jsonl")):
+    for ledger in sorted(_folder_for(root).glob(f"{run_id}-*.jsonl" if run_id else "*.jsonl")):
         done, kept = _delete(ledger, root, api_key)
         deleted, left = deleted + done, left + kept
     headers = {"Authorization": f"Bearer {api_key}", "OpenAI-Beta": "assistants=v2"}
     with bounds.client(30, base_url=root, headers=headers) as client:
         for delete, listing in _listable().items():
-            for object_id in list(_tagged(client, listing)):
+            for object_id in list(_tagged(client, listing, run_id)):
                 status = client.delete(delete.replace("{id}", object_id)).status_code
                 if 200 <= status < 300:
                     deleted += 1
