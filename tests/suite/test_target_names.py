@@ -82,3 +82,23 @@ def test_the_command_ends_unverified_and_names_the_typo(tmp_path: Path) -> None:
     assert last.startswith("workerprobe test: UNVERIFIED") and last.endswith("exit 2")
     assert "CLOUDFLARE_WORKER_ULR" in last
     assert not list(tmp_path.glob("reports/*/summary.json"))  # no test ran
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["workerprobe", "test", "https://w.example/v1"],
+        ["workerprobe", "load", "https://w.example/v1"],
+        ["pytest", "-p", "workerprobe", "--workerprobe-url", "https://w.example/v1", "-q"],
+    ],
+    ids=["test", "load", "plugin"],
+)
+def test_a_url_without_api_key_is_one_clear_line_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    """The plugin read the error as a collection error (exit 4 and a traceback's last line)."""
+    done = subprocess.run(
+        [sys.executable, "-m", *command], cwd=tmp_path, env=CLEAN, capture_output=True, text=True, timeout=120
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output[-2000:]
+    assert "CLOUDFLARE_WORKER_URL is set but API_KEY is not: the suite needs both" in output
+    assert "Traceback" not in output and "TargetError" not in output, output[-2000:]
