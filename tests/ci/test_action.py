@@ -95,6 +95,8 @@ def test_the_action_against_the_embedded_default_with_a_load_run(tmp_path: Path,
     assert "# workerprobe: PASS (exit 0)" in step and "## workerprobe load: steady" in step
     load = tmp_path / "workspace" / "workerprobe-reports" / "latest" / "load" / "summary.json"
     assert json.loads(load.read_text())["requests"] > 0
+    # the progress lines count what the test processes sent (a worker's report reaches the controller whole)
+    assert re.search(r"workerprobe: \d+ tests done \(last: [^)]*\); [1-9]\d* generated requests", said), said[-3000:]
     # the README's "what success looks like" is what this run printed (numbers and paths aside)
     readme = (ROOT / "README.md").read_text()
     sample = readme.split("**What success looks like**", 1)[1].split("```", 2)[1]

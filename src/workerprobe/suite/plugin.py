@@ -348,11 +348,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """The controller keeps every scenario's outcome (reports from all test processes pass here)."""
     props = dict(report.user_properties)
-    if "workerprobe_progress" in props:  # for the progress line, not a property of the junit case
-        report.user_properties = [p for p in report.user_properties if p[0] != "workerprobe_progress"]
     config = _CONTROLLER.get("config")
     if config is None:
-        return
+        return  # a worker: the report goes to the controller as it is
+    if "workerprobe_progress" in props:  # for the progress line, not a property of the junit case
+        report.user_properties = [p for p in report.user_properties if p[0] != "workerprobe_progress"]
     store = run_of(config)
     ours = _in((Path(config.rootpath) / report.fspath).resolve(), CASES)
     if ours and (report.when == "call" or (report.when == "setup" and not report.passed)):
