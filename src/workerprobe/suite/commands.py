@@ -184,6 +184,10 @@ def _bounded_run(command: list[str], cwd: object, env: dict[str, str], timeout: 
         raise _Terminated
 
     previous = signal.signal(signal.SIGTERM, _terminated)
+    # Ctrl-C is this command's whatever it inherited: a shell's background job, a CI runner or an
+    # xdist worker starts it with SIGINT ignored, which the test processes would inherit too (an
+    # ignored signal stays ignored across exec; a handled one is reset to the default).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)  # type: ignore[call-overload]
     try:
         return int(process.wait(timeout=timeout))
@@ -195,6 +199,7 @@ def _bounded_run(command: list[str], cwd: object, env: dict[str, str], timeout: 
         raise KeyboardInterrupt from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         try:
             os.killpg(process.pid, signal.SIGKILL)  # what is left of the group: no one waits for it
         except (ProcessLookupError, PermissionError):
