@@ -110,8 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
         now = datetime.now(UTC)
         run_id = config.getoption("--workerprobe-run-id") or new_run_id()
         config.stash[RUN] = Run(run_id, now.isoformat(timespec="seconds"))
-        open_run_folder(reports_root(config), run_id)
-        _CONTROLLER["config"] = config
+        _CONTROLLER["config"] = config  # the run's folder is made when the suite's tests are collected
 
 
 def _ini(config: pytest.Config, name: str) -> object:
@@ -134,6 +133,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     config = node.config
     if active(config) and not run_of(config).collected:
         run_of(config).collected = [i for i in ids if _of_suite(config, i)]
+        _open(config)
 
 
 def _of_suite(config: pytest.Config, nodeid: str) -> bool:
@@ -244,6 +244,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         session.config.stash[shares.PLAN] = shares.plan(session.items)
         if not is_worker(session.config):
             run_of(session.config).collected = [i.nodeid for i in session.items if _in(Path(i.path), CASES)]
+            _open(session.config)
+
+
+def _open(config: pytest.Config) -> None:
+    """The run's folder, and `latest` pointed at it, once the suite's tests are among those
+    collected (a pytest run of a project's own tests alone, with the plugin on, makes none)."""
+    if run_of(config).collected:
+        open_run_folder(reports_root(config), run_of(config).run_id)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -419,12 +427,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not active(config):
         return
     worker = getattr(config, "workerinput", {}).get("workerid", "main")
-    if is_worker(config) or contract.FINDINGS.total_requests or contract.FINDINGS.not_run:
-        contract.FINDINGS.dump(parts_dir(config) / f"findings-{worker}.json")  # a worker's always: see below
+    suite_here = any(_in(Path(item.path), CASES) for item in session.items)
+    if (is_worker(config) and suite_here) or contract.FINDINGS.total_requests or contract.FINDINGS.not_run:
+        # a worker of the suite's always writes one: an interrupted controller waits for each
+        contract.FINDINGS.dump(parts_dir(config) / f"findings-{worker}.json")
     elif contract.FINDINGS.cleanup != (0, 0):
         contract.FINDINGS.dump(parts_dir(config) / f"findings-{worker}.json")
-    if is_worker(config):
-        return
+    if is_worker(config) or not run_of(config).collected:
+        return  # a worker, or a run of a project's own tests alone: no verdict of the suite's
     interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
     if interrupted:
         _await_workers(parts_dir(config))
