@@ -20,8 +20,9 @@ with Redis and Prometheus.
    against it, and its throughput beside the other platform's.
 6. The suite's image (deploy/suite.Dockerfile, the [suite] extra's wheels for each platform):
    `docker run --rm -v reports:/work/reports workerprobe-suite test [URL]` against the embedded
-   default and against the emulator's /ai/v1 on the host's platform, the chat scenarios under
-   qemu on the other (deploy/suite_image.py): exit code, verdict and junit.xml in the mounted folder.
+   default and against the emulator's /ai/v1 on the host's platform (exit code, verdict and
+   junit.xml in the mounted folder); on the other, under qemu, `--version` and the suite's
+   libraries and plugin imported (deploy/suite_image.py).
 7. Compose: compose.yaml with deploy/compose.local.yaml (Redis and Prometheus built from Debian's
    packages on the same base where no registry answers), up with the emulator, the scenario tests
    through the stack, the gateway's state seen in Redis, Prometheus's `up` for the gateway, then

@@ -38,7 +38,7 @@ def test(args: argparse.Namespace) -> int:
 
     root = Path(args.report).resolve()
     run_id = new_run_id()
-    reports = root / run_id  # this run's folder; root/latest points at it from the run's start
+    reports = root / run_id  # this run's folder; root/latest points at it once the suite is collected
     checkout = Path(__file__).resolve().parents[3]  # src/workerprobe/suite/commands.py -> the checkout
     project = checkout / "tests" / "gateway"  # this repository's own tests, when run from a checkout
     env = _target_env(args)
