@@ -53,7 +53,13 @@ def runner_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run_action(workspace: Path, runner_temp: Path, inputs: dict[str, str]) -> tuple[int, dict[str, str], str]:
     workspace.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in SECRETS and not k.startswith("VIRTUAL_ENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in SECRETS
+        and not k.startswith("VIRTUAL_ENV")
+        and (not k.startswith("WORKERPROBE_") or k.endswith("_DIR"))
+    }
     env |= _step_env(inputs)
     env |= {
         "GITHUB_ACTION_PATH": str(ROOT),

@@ -18,7 +18,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-ENV = {k: v for k, v in os.environ.items() if k not in ("CLOUDFLARE_WORKER_URL", "API_KEY", "GITHUB_STEP_SUMMARY")}
+# as a user's shell has it: no target, and none of the run-control variables `workerprobe test` gives
+# its own processes (these tests may run inside one: `make test`)
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("CLOUDFLARE_WORKER_URL", "API_KEY", "GITHUB_STEP_SUMMARY")
+    and (not k.startswith("WORKERPROBE_") or k.endswith("_DIR"))
+}
 ENV["WORKERPROBE_TARGET"] = "embedded"
 WORKERPROBE = [sys.executable, "-m", "workerprobe"]
 
