@@ -163,3 +163,20 @@ def test_ctrl_c_leaves_nothing_on_a_deployed_target(tmp_path: Path) -> None:
             [*WORKERPROBE, "clean", target.v1], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
         )
     assert clean.returncode == 0 and "workerprobe clean: 0 object(s) deleted" in clean.stdout, clean.stdout
+
+
+def test_the_plugin_in_another_project_writes_its_run_folder_and_verdict(tmp_path: Path) -> None:
+    """`pytest -p workerprobe --workerprobe` in a project of its own (pytest's default settings,
+    pytest-asyncio strict, xdist): pytest names the suite's tests relative to the suite's folder,
+    not the project's rootdir; the run's folder, `latest` and the verdict are still the suite's."""
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "my-worker-tests"\nversion = "0"\n')
+    (tmp_path / "test_mine.py").write_text("def test_mine():\n    assert True\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "workerprobe", "--workerprobe", "-n", "2", "-q",
+         "-k", "test_mine or (test_chat and test_plain)"],
+        cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
+    assert summary["verdict"] == "PASS" and summary["scenarios"] == {"passed": 1}, summary
+    assert "workerprobe verdict: PASS" in done.stdout

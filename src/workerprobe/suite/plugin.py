@@ -137,7 +137,14 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
 
 
 def _of_suite(config: pytest.Config, nodeid: str) -> bool:
-    return _in((Path(config.rootpath) / nodeid.split("::")[0]).resolve(), CASES)
+    """Whether a test id (or a report's path) is one of the suite's. pytest writes it relative to
+    the rootdir, or, for a file outside it (the suite installed, run in another project), relative
+    to the initial path it was collected from: the suite's own folder."""
+    file = nodeid.split("::")[0]
+    beside = (Path(config.rootpath) / file).resolve()
+    if _in(beside, CASES):
+        return True
+    return not beside.exists() and (CASES / file).is_file()
 
 
 def _target() -> Target | None:
@@ -362,7 +369,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if "workerprobe_progress" in props:  # for the progress line, not a property of the junit case
         report.user_properties = [p for p in report.user_properties if p[0] != "workerprobe_progress"]
     store = run_of(config)
-    ours = _in((Path(config.rootpath) / report.fspath).resolve(), CASES)
+    ours = _of_suite(config, report.nodeid)
     if ours and (report.when == "call" or (report.when == "setup" and not report.passed)):
         store.finished.add(report.nodeid)
     if report.when == "call" and ours:
