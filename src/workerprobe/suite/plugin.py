@@ -406,7 +406,7 @@ def _progress(config: pytest.Config, store: Run, report: pytest.TestReport, figu
     """A line every few seconds while the suite runs: the test just done (an operation and phase,
     or a scenario), the generated requests sent so far and the findings so far."""
     store.done += 1
-    last = report.nodeid.rsplit("::", 1)[-1]
+    store.last_name = report.nodeid.rsplit("::", 1)[-1]
     if figures:
         name, sent, must, should = figures
         store.sent, store.must, store.should = (
@@ -414,16 +414,18 @@ def _progress(config: pytest.Config, store: Run, report: pytest.TestReport, figu
             store.must + int(must),
             store.should + int(should),
         )
-        last = str(name)
-    now = time.monotonic()
-    if now - store.last_line < PROGRESS_EVERY_S:
-        return
-    store.last_line = now
+        store.last_name = str(name)
+    if time.monotonic() - store.last_line >= PROGRESS_EVERY_S:
+        _progress_line(config, store)
+
+
+def _progress_line(config: pytest.Config, store: Run) -> None:
+    store.last_line, store.last_line_done = time.monotonic(), store.done
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
         terminal.ensure_newline()
         terminal.write_line(
-            f"workerprobe: {store.done} tests done (last: {last}); {store.sent} generated requests; "
+            f"workerprobe: {store.done} tests done (last: {store.last_name}); {store.sent} generated requests; "
             f"findings so far: {store.must} MUST, {store.should} SHOULD",
             cyan=True,
         )
@@ -504,6 +506,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
                 "machine": platform.machine(),
             },
         )
-    verdict, findings = run_of(config).verdict, run_of(config).findings
+    store = run_of(config)
+    if store.done > store.last_line_done:
+        _progress_line(config, store)  # the last count, however fast the run was
+    verdict, findings = store.verdict, store.findings
     if verdict is not None and findings is not None:
         ending.show(terminalreporter, verdict, findings, reports_dir(config))

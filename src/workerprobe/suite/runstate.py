@@ -31,6 +31,8 @@ class Run:
     must: int = 0
     should: int = 0
     last_line: float = 0.0
+    last_line_done: int = 0  # tests done when the last line was written
+    last_name: str = ""
     verdict: Verdict | None = None
     findings: Findings | None = None
     collected: list[str] = field(default_factory=list)  # the suite's test ids, as collected
