@@ -118,3 +118,36 @@ def test_keys_of_one_project_share_its_objects(tenants: Tenants) -> None:
         assert made["id"] in {x["id"] for x in two.get("/assistants", params={"limit": 100}).json()["data"]}
         assert two.delete(f"/assistants/{made['id']}").json()["deleted"] is True
         assert outsider.get(f"/assistants/{made['id']}").status_code == 404
+
+
+def test_another_projects_key_reaches_none_of_its_responses_or_conversations(tenants: Tenants) -> None:
+    """The Responses and Conversations APIs keep tenants apart as the Assistants API does: reads,
+    deletes, input items and a chain through `previous_response_id` all answer 404."""
+    with tenants.client(KEY) as owner, tenants.client(tenants.key()) as other:
+        body = {"model": CHAT_MODEL, "input": "Hi.", "max_output_tokens": 16}
+        rid = owner.post("/responses", json=body).json()["id"]
+        conversation = owner.post("/conversations", json={"items": [{"role": "user", "content": "Hi."}]}).json()
+        cid = conversation["id"]
+        iid = owner.get(f"/conversations/{cid}/items").json()["data"][0]["id"]
+        for method, path in [
+            ("GET", f"/responses/{rid}"),
+            ("GET", f"/responses/{rid}/input_items"),
+            ("POST", f"/responses/{rid}/cancel"),
+            ("DELETE", f"/responses/{rid}"),
+            ("GET", f"/conversations/{cid}"),
+            ("POST", f"/conversations/{cid}"),
+            ("GET", f"/conversations/{cid}/items"),
+            ("GET", f"/conversations/{cid}/items/{iid}"),
+            ("DELETE", f"/conversations/{cid}/items/{iid}"),
+            ("DELETE", f"/conversations/{cid}"),
+        ]:
+            json_body = {"metadata": {"x": "1"}} if method == "POST" else None
+            answer = other.request(method, path, json=json_body)
+            assert answer.status_code == 404 and answer.json()["error"]["type"] == "invalid_request_error", path
+        chained = other.post("/responses", json={**body, "previous_response_id": rid})
+        assert chained.status_code == 404 and chained.json()["error"]["param"] == "previous_response_id"
+        joined = other.post("/responses", json={**body, "conversation": cid})
+        assert joined.status_code == 404 and joined.json()["error"]["param"] == "conversation"
+        assert owner.get(f"/responses/{rid}").status_code == 200
+        assert owner.get(f"/conversations/{cid}").json()["metadata"] == {}
+        assert owner.get(f"/conversations/{cid}/items/{iid}").status_code == 200

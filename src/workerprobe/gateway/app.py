@@ -4,6 +4,9 @@ GET  /models/search[?query=json]     HTML (no auth) or JSON
 GET  /v1/models, /v1/models/{model}
 POST /v1/chat/completions            plain and streamed
 POST /v1/embeddings
+POST /v1/responses (plain and streamed), GET and DELETE /v1/responses/{id}, its input items, cancel
+/v1/conversations and their items
+/v1/assistants, /v1/threads and runs (OpenAI retired them on 2026-08-26; kept for clients that call them)
 GET  /health                         liveness (the process answers) and the machine it runs on
 GET  /ready                          readiness: the store answers, the upstream is configured
 """
@@ -44,6 +47,8 @@ from workerprobe.gateway.freeplan.cache import ResponseCache
 from workerprobe.gateway.metrics import Metrics, metrics_endpoint
 from workerprobe.gateway.models import ModelRouter
 from workerprobe.gateway.models import routes as model_routes
+from workerprobe.gateway.responses.routes import routes as response_routes
+from workerprobe.gateway.responses.service import ResponsesService
 from workerprobe.gateway.store import StoreUnavailable, open_store
 from workerprobe.gateway.upstream import assemble
 from workerprobe.settings import GatewaySettings
@@ -161,6 +166,7 @@ def create_app(
         *chat_routes,
         *embedding_routes,
         *assistant_routes,
+        *response_routes,
         *model_routes,
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
@@ -190,5 +196,6 @@ def create_app(
     )
     app.state.embeddings = EmbeddingsService(layers, models, metrics, budgets)
     app.state.assistants = assistants = AssistantsService(store, models)
+    app.state.responses = ResponsesService(chat, store)
     app.state.runs = runs = parts.runs(assistants, chat, settings.run_heartbeat_s, parts.execution)
     return app

@@ -20,6 +20,7 @@ __all__ = [
     "ResponseFormat",
     "TokenLimit",
     "ToolCall",
+    "check_metadata",
     "check_shape",
     "declared",
     "json_response",
@@ -115,6 +116,20 @@ class _JsonSchema(OpenAIModel):
 class ResponseFormat(OpenAIModel):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: _JsonSchema | None = None
+
+
+def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    """OpenAI's limits on `metadata`: 16 keys, keys of 64 characters, values of 512."""
+    if value is None:
+        return value
+    if len(value) > 16:
+        raise ValueError("metadata can have at most 16 keys")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata key {key[:20]!r}... is longer than 64 characters")
+        if len(item) > 512:
+            raise ValueError(f"metadata value of {key!r} is longer than 512 characters")
+    return value
 
 
 def declared(model: BaseModel) -> dict[str, Any]:

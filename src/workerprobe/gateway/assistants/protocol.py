@@ -6,7 +6,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from workerprobe.gateway.protocol import FunctionTool, Int, NamedToolChoice, OpenAIModel, ResponseFormat
+from workerprobe.gateway.protocol import (
+    FunctionTool,
+    Int,
+    NamedToolChoice,
+    OpenAIModel,
+    ResponseFormat,
+    check_metadata,
+)
 
 __all__ = [
     "AssistantCreate",
@@ -21,23 +28,10 @@ __all__ = [
 ]
 
 
-def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
-    if value is None:
-        return value
-    if len(value) > 16:
-        raise ValueError("metadata can have at most 16 keys")
-    for key, item in value.items():
-        if len(key) > 64:
-            raise ValueError(f"metadata key {key[:20]!r}... is longer than 64 characters")
-        if len(item) > 512:
-            raise ValueError(f"metadata value of {key!r} is longer than 512 characters")
-    return value
-
-
 class _WithMetadata(OpenAIModel):
     metadata: dict[str, str] | None = None
 
-    _metadata = field_validator("metadata")(_check_metadata)
+    _metadata = field_validator("metadata")(check_metadata)
 
 
 class AssistantCreate(_WithMetadata):

@@ -1,0 +1,1 @@
+"""The Responses and Conversations APIs over the chat core."""
