@@ -100,7 +100,17 @@ def test_a_request_is_booked_under_the_operation_it_hit(method: str, path: str, 
 
 def test_families_core_and_stateful_reads_come_from_the_spec() -> None:
     ops = operations.load()
-    assert ops.families == ("models", "chat", "embeddings", "assistants", "threads", "runs")
+    assert ops.families == (
+        "models",
+        "chat",
+        "embeddings",
+        "responses",
+        "conversations",
+        "assistants",
+        "threads",
+        "runs",
+    )
+    assert ops.core("responses") == ("POST /v1/responses",)
     assert ops.core("chat") == ("POST /v1/chat/completions",)
     assert ops.family_of("TRACE /models/search") == "models"
     # the GETs the spec's links lead to: where an object just created must be found
@@ -111,4 +121,9 @@ def test_families_core_and_stateful_reads_come_from_the_spec() -> None:
         "GET /v1/threads/{thread_id}/runs/{run_id}",
         "GET /v1/threads/{thread_id}/messages",
         "GET /v1/threads/{thread_id}/runs",
+        "GET /v1/responses/{response_id}",
+        "GET /v1/responses/{response_id}/input_items",
+        "GET /v1/conversations/{conversation_id}",
+        "GET /v1/conversations/{conversation_id}/items",
+        "GET /v1/conversations/{conversation_id}/items/{item_id}",
     }
