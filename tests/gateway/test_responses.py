@@ -203,6 +203,10 @@ def test_async_sdk_create_and_stream(gateway: Gateway) -> None:
         ({"input": "Hi.", "max_output_tokens": 4}, "max_output_tokens"),
         ({"input": "Hi.", "background": True}, "background"),
         ({"input": []}, "input"),
+        ({"input": ""}, "input"),
+        ({"input": [{"role": "user", "content": []}]}, "input[0].content"),
+        ({"input": "Hi.", "conversation": None}, "conversation"),
+        ({"input": "Hi.", "tool_choice": None}, "tool_choice"),
         ({"input": "Hi.", "previous_response_id": "resp_1", "conversation": "conv_1"}, "previous_response_id"),
     ],
 )

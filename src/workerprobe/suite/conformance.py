@@ -42,7 +42,7 @@ def implementation(findings: Findings, operation: str) -> str:
 
 
 def checked(findings: Findings, operation: str) -> str:
-    """"checked", "partly checked" or "not checked" (most of its calls not made for the budget)."""
+    """ "checked", "partly checked" or "not checked" (most of its calls not made for the budget)."""
     starved = findings.starved.get(operation, 0)
     if not starved:
         return "checked"

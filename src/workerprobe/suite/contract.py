@@ -22,6 +22,7 @@ from schemathesis.core.failures import FailureGroup
 from workerprobe.catalogue import load as _catalogue
 from workerprobe.suite import bounds, objects
 from workerprobe.suite import checks as _checks  # noqa: F401  (registers the OpenAI checks)
+from workerprobe.suite import responses_checks as _responses_checks  # noqa: F401  (and the Responses API's)
 from workerprobe.suite import schema_check as _schema_check  # noqa: F401  (the bounded schema check)
 from workerprobe.suite.blame import OF_A_SERVER_ERROR, body_kind, culprit, echoed
 from workerprobe.suite.blame import json_body as _json

@@ -253,9 +253,34 @@ def run_stream(case: Any, response: Any) -> bool:
     )
 
 
+def responses_plain(case: Any, response: Any) -> bool:
+    return (
+        operations.of(case).stream == "responses"
+        and is_success(case, response)
+        and media(response) != "text/event-stream"
+    )
+
+
+def responses_stream(case: Any, response: Any) -> bool:
+    return (
+        operations.of(case).stream == "responses"
+        and is_success(case, response)
+        and media(response) == "text/event-stream"
+    )
+
+
+def responses_any(case: Any, response: Any) -> bool:
+    return responses_plain(case, response) or responses_stream(case, response)
+
+
+def responses_with_limit(case: Any, response: Any) -> bool:
+    return responses_any(case, response) and bool(operations.of(case).caps_of(case.body))
+
+
 # Where rules can apply, from the spec's operation facts (suite/operations.py).
 CHAT = operations.load().labels(stream="chat")
 RUNS = operations.load().labels(stream="assistant")
+RESPONSES = operations.load().labels(stream="responses")
 STATEFUL_READS = operations.load().labels(linked_read=True)
 LISTS = tuple(op.label for op in operations.load() if op.lists is not None)
 

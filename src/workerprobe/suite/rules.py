@@ -14,6 +14,15 @@ __all__ = [
     "MAX_TOKENS",
     "N_HONOURED",
     "QUOTA_CODE",
+    "RESPONSE_LIMIT",
+    "RESPONSE_SILENT_TRUNCATION",
+    "RESPONSE_STREAM_DONE",
+    "RESPONSE_STREAM_EVENTS",
+    "RESPONSE_STREAM_IDENTITY",
+    "RESPONSE_STREAM_ITEM_IDS",
+    "RESPONSE_STREAM_SEQUENCE",
+    "RESPONSE_STREAM_TEXT",
+    "RESPONSE_USAGE_ARITHMETIC",
     "RUN_STREAM",
     "SILENT_TRUNCATION",
     "STOP_HONOURED",
@@ -225,4 +234,99 @@ LIST_LIMIT = r.rule(
     r.list_page,
     r.LISTS,
     openai="a page holds at most limit objects, 20 by default (API reference, list endpoints)",
+)
+
+# --- the Responses API: levels by what the SDKs do with each fault ------------------------------
+
+RESPONSE_STREAM_EVENTS = r.rule(
+    "openai_response_stream_events",
+    "MUST",
+    "openai_responses",
+    "every data line is a JSON event with a type, and exactly one terminal event (response.completed, "
+    ".incomplete or .failed) ends the stream; without it the Python SDK's stream helper raises "
+    "RuntimeError (\"Didn't receive a response.completed event\") and the Node SDK's finalResponse() rejects",
+    r.responses_stream,
+    r.RESPONSES,
+    openai="a streamed response is typed events ending with response.completed, .incomplete or .failed "
+    "(API reference, Responses streaming events)",
+)
+RESPONSE_STREAM_IDENTITY = r.rule(
+    "openai_response_stream_identity",
+    "MUST",
+    "openai_responses",
+    "created, in_progress and the terminal event carry one response id, each output index is added once and "
+    "before its deltas, and its done item has the added item's id; otherwise the Python SDK's stream helper "
+    "raises RuntimeError (lifecycle identity changed, duplicate output index, conflicting identities)",
+    r.responses_stream,
+    r.RESPONSES,
+    openai="one response id per stream; output_item.added before an item's deltas, output_item.done with the "
+    "same item (API reference, Responses streaming events)",
+)
+RESPONSE_STREAM_TEXT = r.rule(
+    "openai_response_stream_text",
+    "MUST",
+    "openai_responses",
+    "the deltas of a message join to its output_text.done text and to the final response's output_text; "
+    "otherwise what a streaming client showed is not what the response holds",
+    r.responses_stream,
+    r.RESPONSES,
+    openai="output_text.done carries the full text the deltas built (API reference, Responses streaming events)",
+)
+RESPONSE_STREAM_SEQUENCE = r.rule(
+    "openai_response_stream_sequence",
+    "SHOULD",
+    "openai_responses",
+    "every event carries an increasing sequence_number; the SDKs pass it on without checking, clients that "
+    "resume a stream (starting_after) or order events by it cannot",
+    r.responses_stream,
+    r.RESPONSES,
+    openai="each streamed event has a sequence_number (API reference, Responses streaming events)",
+)
+RESPONSE_STREAM_ITEM_IDS = r.rule(
+    "openai_response_stream_item_ids",
+    "SHOULD",
+    "openai_responses",
+    "the item_id of deltas and done events is the id of the item added at that output index; the SDKs "
+    "accumulate by output_index, clients keyed by item_id split or lose text",
+    r.responses_stream,
+    r.RESPONSES,
+    openai="item_id names the output item the event belongs to (API reference, Responses streaming events)",
+)
+RESPONSE_STREAM_DONE = r.rule(
+    "openai_response_stream_no_done",
+    "SHOULD",
+    "openai_responses",
+    "a response stream has no data: [DONE]; both SDKs skip it, but a client that parses every event as a "
+    "typed event (the Open Responses schema) rejects it",
+    r.responses_stream,
+    r.RESPONSES,
+    openai="the terminal response.* event ends the stream; there is no [DONE] (API reference, Responses streaming)",
+)
+RESPONSE_LIMIT = r.rule(
+    "openai_max_output_tokens_honoured",
+    "MUST",
+    "openai_responses",
+    "no more output tokens than max_output_tokens; the client is billed and shown more than it allowed",
+    r.responses_with_limit,
+    r.RESPONSES,
+    openai="max_output_tokens bounds the tokens generated (API reference, Responses: max_output_tokens)",
+)
+RESPONSE_SILENT_TRUNCATION = r.rule(
+    "openai_response_silent_truncation",
+    "MUST",
+    "openai_responses",
+    "an answer cut at max_output_tokens is status 'incomplete' with incomplete_details.reason "
+    "'max_output_tokens'; with 'completed' the client takes a cut answer for a whole one",
+    r.responses_with_limit,
+    r.RESPONSES,
+    openai="a response cut at its limit is incomplete, reason max_output_tokens (API reference, Responses: status)",
+)
+RESPONSE_USAGE_ARITHMETIC = r.rule(
+    "openai_response_usage_arithmetic",
+    "SHOULD",
+    "openai_responses",
+    "total_tokens = input_tokens + output_tokens; clients that bill by total get it wrong",
+    r.responses_any,
+    r.RESPONSES,
+    openai="total_tokens = input_tokens + output_tokens (API reference, Responses: usage)",
 )

@@ -91,6 +91,8 @@ def _content(value: Any, role: str, where: str) -> list[dict[str, Any]]:
         return [_part(kind, value)]
     if not isinstance(value, list):
         raise BadRequest(f"Invalid value for '{where}.content': a string or a list of parts.", param=f"{where}.content")
+    if not value:
+        raise BadRequest(f"Invalid value for '{where}.content': an empty list of parts.", param=f"{where}.content")
     return [_part(kind, _text_part(part, f"{where}.content[{j}]")) for j, part in enumerate(value)]
 
 

@@ -56,10 +56,10 @@ class _ConversationRef(OpenAIModel):
 
 
 class ResponseCreate(OpenAIModel):
-    NOT_NULL = frozenset({"model", "input", "tools"})
+    NOT_NULL = frozenset({"model", "input", "tools", "tool_choice", "conversation", "user"})
 
     model: str = Field(min_length=1)
-    input: Annotated[str, Field(max_length=10_485_760)] | _Items = Field(default_factory=list)
+    input: Annotated[str, Field(max_length=10_485_760)] | _Items
     instructions: str | None = None
     max_output_tokens: TokenLimit | None = Field(default=None, ge=16)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -79,6 +79,13 @@ class ResponseCreate(OpenAIModel):
     truncation: Literal["auto", "disabled"] | None = None
 
     _metadata = field_validator("metadata")(check_metadata)
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+        if not value:
+            raise ValueError("input must be a non-empty string or a non-empty list of input items")
+        return value
 
 
 class ConversationCreate(OpenAIModel):

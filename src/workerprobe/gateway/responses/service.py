@@ -115,8 +115,6 @@ class ResponsesService:
             context = await every(self.store, CONVERSATION_ITEM, conversation)
         messages: list[Message] = [{"role": "system", "content": body.instructions}] if body.instructions else []
         messages += it.as_messages(context + inputs)
-        if not any(m["role"] != "system" for m in messages):
-            raise BadRequest("input is required: a string or a list of input items", param="input")
         request = _Request(project, body, inputs, conversation)
         result = await self.chat.create(self._generation(body, messages, caller))
         if isinstance(result, Streamed):

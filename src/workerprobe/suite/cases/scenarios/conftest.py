@@ -29,7 +29,6 @@ CHAT_MODEL = chat_model()
 EMBEDDING_MODEL = embedding_model()
 
 
-
 def hold_or_skip(budget: Budget | None, neurons: float) -> Hold | None:
     """Hold a scenario's worst case in the scenarios' share of the budget, or skip it (not run);
     no scenario starts once the run's deadline passed."""
