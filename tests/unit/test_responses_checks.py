@@ -148,3 +148,11 @@ def test_the_gateway_stream_shape_round_trips() -> None:
     """output_text joins message parts as the SDKs' `output_text` does."""
     assert rc.output_text(_response("abc")) == "abc"
     assert rc.output_text(orjson.loads(orjson.dumps({"output": [{"type": "function_call"}]}))) == ""
+
+
+def test_a_streamed_response_is_charged_at_the_usage_of_its_terminal_event() -> None:
+    from workerprobe.suite.spend import stream_usage
+
+    wire = _wire(_events(["Hi."]))
+    assert stream_usage(wire, ("input_tokens", "output_tokens")) == (5, 3)
+    assert stream_usage(wire) is None  # chat's fields are not a response's

@@ -39,22 +39,26 @@ def conclude(options: Any, collector: Collector, state: dict[str, Any], host: st
     duration = max(ended - started, 1e-9)
     collector.cpu_s += time.process_time() - state.get("cpu_reported", state.get("cpu_started", 0.0))
     processes = 1 + (options.expect_workers if getattr(options, "master", False) else 0)
-    summary = {"schema_version": SCHEMA_VERSION} | collector.summary() | {
-        "stop_reason": state["stop_reason"],
-        "profile": options.load_profile,
-        "users": options.load_users,
-        "target": options.target_name or host,
-        "version": _version(),
-        "started_at": _iso(started),
-        "ended_at": _iso(ended),
-        "duration_s": duration,
-        "generator": _generator(collector, options, duration, processes),
-        "throughput": {
-            "requests_per_s": collector.requests / duration,
-            "answered_per_s": (collector.requests - sum(collector.causes.values())) / duration,
-            "output_tokens_per_s": collector.output_tokens / duration,
-        },
-    }
+    summary = (
+        {"schema_version": SCHEMA_VERSION}
+        | collector.summary()
+        | {
+            "stop_reason": state["stop_reason"],
+            "profile": options.load_profile,
+            "users": options.load_users,
+            "target": options.target_name or host,
+            "version": _version(),
+            "started_at": _iso(started),
+            "ended_at": _iso(ended),
+            "duration_s": duration,
+            "generator": _generator(collector, options, duration, processes),
+            "throughput": {
+                "requests_per_s": collector.requests / duration,
+                "answered_per_s": (collector.requests - sum(collector.causes.values())) / duration,
+                "output_tokens_per_s": collector.output_tokens / duration,
+            },
+        }
+    )
     if options.emulator_trace:
         summary["accuracy"] = _accuracy(collector, options.emulator_trace)
     breaches = _breaches(options, summary)

@@ -33,8 +33,9 @@ from workerprobe.suite.objects import tag
 from workerprobe.suite.operations import SPEC
 from workerprobe.suite.operations import load as operations_facts
 from workerprobe.suite.operations import of as operation_of
-from workerprobe.suite.registry import RULES, Finding, positive
+from workerprobe.suite.registry import RULES, Finding, media, positive
 from workerprobe.suite.rules import ANSWER_BOUNDED
+from workerprobe.suite.spend import stream_usage
 from workerprobe.suite.target import Target, chat_model, embedding_model
 
 __all__ = [
@@ -105,7 +106,11 @@ def cap_generation(case: Any) -> None:
 def tokens_of(case: Any, response: Any) -> tuple[int, int] | None:
     """The (input, output) tokens an answer reports, where the operation says it reports them."""
     usage = operation_of(case).usage
-    return usage.tokens(_json(response)) if usage is not None else None
+    if usage is None:
+        return None
+    if media(response) == "text/event-stream":
+        return stream_usage(response.content, (usage.input, usage.output))
+    return usage.tokens(_json(response))
 
 
 def hold_for(case: Any, budget: Budget) -> Hold | None:

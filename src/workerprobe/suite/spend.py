@@ -1,9 +1,9 @@
 """What a scenario test's SDK clients did, seen exchange by exchange: each answer is booked under
 the spec operation it hit (positive evidence for the matrix), what it created goes to the ledger,
 and what it generated is charged to the run's budget from the usage it reports, where the spec
-says it reports it. A stream is watched as the SDK reads it: the last `usage` its events carry
-(a chat chunk's, a run's on `thread.run.completed`) is charged; a stream without one (or cut
-before it) at the worst case of its request.
+says it reports it. A stream is watched as the SDK reads it: the last `usage` its events carry (a
+chat chunk's, a run's on `thread.run.completed`, a response's on its terminal event) is charged; a
+stream without one (or cut before it) at the worst case of its request.
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ __all__ = ["ScenarioSpend", "operation_for", "stream_usage"]
 _TAIL = 256 * 1024  # of a stream's bytes kept to find its usage in (it comes near the end)
 
 
-def stream_usage(data: bytes) -> tuple[int, int] | None:
-    """(input, output) tokens of the last event in an event stream that carries a usage object."""
+def stream_usage(
+    data: bytes, keys: tuple[str, str | None] = ("prompt_tokens", "completion_tokens")
+) -> tuple[int, int] | None:
+    """(input, output) tokens of the last event in an event stream that carries a usage object: on
+    the event (a chat chunk, a run) or on the response it carries (a streamed response's terminal
+    event). `keys`: the usage's input and output fields (the operation's `x-workerprobe-usage`)."""
     found = None
     for line in data.split(b"\n"):
         if not line.startswith(b"data:") or b'"usage"' not in line:
@@ -33,11 +37,14 @@ def stream_usage(data: bytes) -> tuple[int, int] | None:
             event = orjson.loads(line[5:].strip())
         except orjson.JSONDecodeError:
             continue
-        usage = event.get("usage") if isinstance(event, dict) else None
+        if not isinstance(event, dict):
+            continue
+        usage = event.get("usage")
+        if not isinstance(usage, dict) and isinstance(event.get("response"), dict):
+            usage = event["response"].get("usage")
         if isinstance(usage, dict):
-            got = [usage.get(k) for k in ("prompt_tokens", "completion_tokens")]
-            first, second = got
-            if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in got):
+            first, second = (usage.get(k) if k else 0 for k in keys)
+            if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (first, second)):
                 assert isinstance(first, int) and isinstance(second, int)
                 found = (first, second)
     return found
@@ -90,7 +97,7 @@ class ScenarioSpend:
         self.neurons = 0.0
         self.worst_case = 0.0
         self._once: dict[str, float] = {}  # usage read again (a run at every poll): counted once per id
-        self._streams: list[tuple[_Watched, float, str]] = []  # watched, worst case, model
+        self._streams: list[tuple[_Watched, float, str, tuple[str, str | None]]] = []  # +model, usage keys
 
     def seen(self, response: httpx.Response) -> None:
         from workerprobe.suite.contract import FINDINGS
@@ -131,13 +138,18 @@ class ScenarioSpend:
                 inner = response.stream
                 wrap = _AsyncWatched if isinstance(inner, httpx.AsyncByteStream) else _SyncWatched
                 response.stream = wrap(inner, watched)
-                self._streams.append((watched, worst, str(sent.get("model") or self.model)))
+                keys = (
+                    (op.usage.input, op.usage.output)
+                    if op.usage is not None
+                    else ("prompt_tokens", "completion_tokens")
+                )
+                self._streams.append((watched, worst, str(sent.get("model") or self.model), keys))
 
     def _streamed(self) -> None:
         """Each stream at the usage it reported, read to its end; at its worst case otherwise."""
         assert self.budget is not None
-        for watched, worst, model in self._streams:
-            used = stream_usage(watched.tail)  # it comes last: a stream cut before it has none
+        for watched, worst, model, keys in self._streams:
+            used = stream_usage(watched.tail, keys)  # it comes last: a stream cut before it has none
             if used is not None:
                 self.neurons += self.budget.model(model).neurons(*used)
             else:

@@ -40,10 +40,10 @@ class _NamedFunction(OpenAIModel):
 
 class _Format(OpenAIModel):
     type: Literal["text", "json_object", "json_schema"]
-    name: str | None = Field(default=None, max_length=64)
+    name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_-]{1,64}$")
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
-    description: str | None = None
+    description: str = ""
 
 
 class TextConfig(OpenAIModel):

@@ -21,9 +21,10 @@ from workerprobe.suite.target import Target
 pytestmark = [pytest.mark.must, pytest.mark.client("node")]
 
 SCRIPT = Path(__file__).resolve().parent / "node"
-FAMILIES = ("models", "chat", "embeddings", "assistants", "threads", "runs")
-# Worst case of the script's generating calls (four chat calls and two runs of 16 tokens).
-NODE_NEURONS = 12.0
+FAMILIES = ("models", "chat", "embeddings", "responses", "conversations", "assistants", "threads", "runs")
+# Worst case of the script's generating calls (four chat calls and two runs of 16 tokens, five
+# responses of 16 and 32 tokens).
+NODE_NEURONS = 20.0
 
 
 def _installed() -> Path:

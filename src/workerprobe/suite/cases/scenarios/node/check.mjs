@@ -76,6 +76,49 @@ const checks = {
     expect(result.data.every((d) => Array.isArray(d.embedding) && d.embedding.length > 0 && Number.isFinite(d.embedding[0])),
       "an embedding did not decode to numbers");
   },
+  async responses() {
+    const plain = await client.responses.create({ model: CHAT, input: "What is 3 * 10? Answer briefly.", max_output_tokens: 32 });
+    expect(plain.output_text, "no output_text in a plain response");
+    expect(["completed", "incomplete"].includes(plain.status), `status ${plain.status}`);
+    expect(plain.usage && plain.usage.total_tokens === plain.usage.input_tokens + plain.usage.output_tokens, "usage missing or wrong");
+    const stream = await client.responses.create({
+      model: CHAT, input: "Answer with exactly one word: heron", max_output_tokens: 32, stream: true,
+    });
+    let text = "";
+    const kinds = [];
+    for await (const event of stream) {
+      kinds.push(event.type);
+      if (event.type === "response.output_text.delta") text += event.delta;
+    }
+    const terminal = kinds.filter((k) => ["response.completed", "response.incomplete", "response.failed"].includes(k));
+    expect(terminal.length === 1 && kinds.at(-1) === terminal[0], `terminal events ${JSON.stringify(terminal)}`);
+    expect(text.toLowerCase().includes("heron"), `the streamed text ${JSON.stringify(text.slice(0, 60))}`);
+    // The stream helper (finalResponse) as the Agents SDK uses it
+    const helper = client.responses.stream({ model: CHAT, input: "Answer with exactly one word: ibis", max_output_tokens: 32 });
+    const final = await helper.finalResponse();
+    expect(final.output_text.toLowerCase().includes("ibis"), `the helper's final text ${JSON.stringify(final.output_text.slice(0, 60))}`);
+    const cut = await client.responses.create({
+      model: CHAT, input: "Write a very long essay of at least 3000 words about Rome.", max_output_tokens: 16,
+    });
+    expect(cut.status === "incomplete" && cut.incomplete_details?.reason === "max_output_tokens",
+      `a cut answer says status ${cut.status}, ${JSON.stringify(cut.incomplete_details)}`);
+  },
+  async conversations() {
+    const conversation = await client.conversations.create({
+      metadata, items: [{ type: "message", role: "user", content: "Answer with exactly one word: egret" }],
+    });
+    try {
+      const response = await client.responses.create({
+        model: CHAT, conversation: conversation.id, input: "Say it again.", max_output_tokens: 32,
+      });
+      expect(response.output_text.toLowerCase().includes("egret"), `the conversation did not reach the model: ${JSON.stringify(response.output_text.slice(0, 60))}`);
+      const items = [];
+      for await (const item of client.conversations.items.list(conversation.id, { order: "asc" })) items.push(item);
+      expect(items.length === 3, `the conversation holds ${items.length} items after one response, not 3`);
+    } finally {
+      await client.conversations.delete(conversation.id);
+    }
+  },
   async assistants() {
     const made = await client.beta.assistants.create({ model: CHAT, name: "workerprobe node", metadata });
     try {
