@@ -136,3 +136,21 @@ def test_a_failure_seen_stands_whatever_was_left_unchecked() -> None:
     for _ in range(5):
         seen.not_made(CHAT, BUDGET)
     assert judge(seen, [], operations=[CHAT]).word == "FAIL"
+
+
+def test_the_assistants_rows_are_said_to_check_a_retired_api() -> None:
+    """With the Assistants rows in the table, the verdict says OpenAI retired that API and points to
+    the Responses and Conversations rows; a table without them says nothing of it."""
+    from workerprobe.suite.reports import retired_note
+    from workerprobe.suite.verdict import Verdict
+
+    full = Verdict(
+        0,
+        "PASS",
+        "every MUST holds",
+        table={f: {} for f in ("chat", "responses", "conversations", "assistants", "threads", "runs")},
+    )
+    note = retired_note(full)
+    assert note is not None and "2026-08-26" in note
+    assert "the assistants, threads, runs rows" in note and "the responses and conversations rows" in note
+    assert retired_note(Verdict(0, "PASS", "", table={"chat": {}, "responses": {}})) is None

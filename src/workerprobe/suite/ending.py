@@ -13,7 +13,7 @@ from workerprobe.suite import contract
 from workerprobe.suite.budget import Budget
 from workerprobe.suite.conformance import write_matrix
 from workerprobe.suite.findings import Findings, merge
-from workerprobe.suite.reports import FIRST_SCREEN, write
+from workerprobe.suite.reports import FIRST_SCREEN, retired_note, write
 from workerprobe.suite.verdict import Outcome, Verdict, distinct, judge
 
 __all__ = ["conclude", "cost", "show"]
@@ -91,6 +91,9 @@ def show(terminal: pytest.TerminalReporter, verdict: Verdict, findings: Findings
     line(f"{'family':{width}}  official Python SDK / official Node SDK")
     for family, row in verdict.table.items():
         line(f"{family:{width}}  {row['python']} / {row['node']}")
+    note = retired_note(verdict)
+    if note:
+        line(note)
     for n, cause in enumerate(verdict.causes[:FIRST_SCREEN], 1):
         where = f"{len(cause.operations)} operation(s), {cause.responses} response(s)" if cause.operations else ""
         if cause.scenarios:

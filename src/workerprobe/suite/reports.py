@@ -20,7 +20,7 @@ from workerprobe.suite.conformance import checked
 from workerprobe.suite.findings import BUDGET, Findings
 from workerprobe.suite.verdict import Verdict, distinct
 
-__all__ = ["FIRST_SCREEN", "REPORTS", "SCHEMA_VERSION", "write"]
+__all__ = ["FIRST_SCREEN", "REPORTS", "SCHEMA_VERSION", "retired_note", "write"]
 
 REPORTS = ("conformance.json", "conformance.md", "summary.json", "summary.md", "findings.md", "findings.json")
 FIRST_SCREEN = 8  # causes listed at the top of summary.md
@@ -58,19 +58,25 @@ def _table(verdict: Verdict) -> list[str]:
     return lines
 
 
-def _retired(verdict: Verdict) -> list[str]:
-    """What the rows of an API OpenAI shut down mean now."""
+def retired_note(verdict: Verdict) -> str | None:
+    """What the rows of an API OpenAI shut down mean now (None: no such row in the table)."""
     ops = operations.load()
     retired = sorted({op.retired for op in ops if op.retired})
     families = [f for f in verdict.table if all(op.retired for op in ops if op.family == f)]
     if not retired or not families:
-        return []
-    return [
-        "",
+        return None
+    current = [f for f in verdict.table if f in ("responses", "conversations")]
+    rows = f": the {' and '.join(current)} rows" if current else ""
+    return (
         f"OpenAI shut the Assistants API down on {retired[0]}: the {', '.join(families)} rows check the Worker's "
-        "own emulation of it (still served by Workers that keep it). Current clients call the Responses and "
-        "Conversations APIs.",
-    ]
+        f"own emulation of it (still served by Workers that keep it). Current clients call the Responses and "
+        f"Conversations APIs{rows}."
+    )
+
+
+def _retired(verdict: Verdict) -> list[str]:
+    note = retired_note(verdict)
+    return ["", note] if note else []
 
 
 def _not_checked(findings: Findings, verdict: Verdict, outcomes: list[Any], not_run: list[str]) -> list[str]:
