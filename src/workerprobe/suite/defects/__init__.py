@@ -71,6 +71,16 @@ DEFECTS: dict[str, str] = {
     "error_as_string": 'authentication errors answer {"error": "Unauthorized"}',
     "base64_ignored": "encoding_format base64 is ignored: floats come back",
     "completion_without_object": "chat completions lack `object`",
+    # The Responses API: bugs of gateways that bridge it to chat completions
+    "response_stream_done": "a streamed response ends with data: [DONE] after its terminal event, as a chat stream",
+    "response_no_terminal": "a streamed response ends after its last output item, without response.completed",
+    "response_deltas_lost": "every other output_text.delta of a streamed response is lost",
+    "response_id_per_event": "response.created carries another id than the rest of the stream (an id made per event)",
+    "response_silent_truncation": "a response cut at max_output_tokens says status completed, no incomplete_details",
+    "response_usage_chat_fields": "a response's usage in chat's fields (prompt_tokens, completion_tokens)",
+    "previous_response_ignored": "previous_response_id is accepted and ignored: earlier turns never reach the model",
+    "store_false_stored": "store: false is ignored: the response is stored and retrievable",
+    "response_instructions_dropped": "a response's instructions never reach the model",
 }
 
 # Not defects: what a Worker or its runtime may do that the suite must not report (each was once a

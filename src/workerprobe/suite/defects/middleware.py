@@ -85,6 +85,9 @@ class DefectsMiddleware:
             "max_completion_tokens_ignored",
             "modify_stores_null",
             "content_parts_500",
+            "previous_response_ignored",
+            "store_false_stored",
+            "response_instructions_dropped",
         } & on
         if not wants or scope["method"] != "POST":
             return receive
@@ -124,6 +127,19 @@ class DefectsMiddleware:
                 return data
 
             body = _rewrite_json(body, change)
+        if scope["path"] == "/v1/responses":
+
+            def dropped(data: Any) -> Any:
+                if isinstance(data, dict):
+                    if "previous_response_ignored" in on:
+                        data.pop("previous_response_id", None)
+                    if "store_false_stored" in on and data.get("store") is False:
+                        data.pop("store")
+                    if "response_instructions_dropped" in on:
+                        data.pop("instructions", None)
+                return data
+
+            body = _rewrite_json(body, dropped)
         if "modify_stores_null" in on and _ASSISTANT.fullmatch(scope["path"]):
 
             def nulled(data: Any) -> Any:
@@ -173,6 +189,9 @@ class DefectsMiddleware:
             if message["type"] != "http.response.body":
                 await send(message)
                 return
+            if state["stream"] and path == "/v1/responses":
+                await send({**message, "body": self._response_event(message.get("body", b""), state)})
+                return
             if state["stream"]:
                 await send({**message, "body": self._stream_chunk(message.get("body", b""))})
                 return
@@ -206,6 +225,26 @@ class DefectsMiddleware:
             return b""
         if "stop_at_limit" in on:
             chunk = chunk.replace(b'"finish_reason":"length"', b'"finish_reason":"stop"')
+        return chunk
+
+    def _response_event(self, chunk: bytes, state: dict[str, Any]) -> bytes:
+        """One event of a streamed response (the gateway sends each event as one body message)."""
+        on = self.on
+        terminal = b'"type":"response.completed"' in chunk or b'"type":"response.incomplete"' in chunk
+        if "response_no_terminal" in on and terminal:
+            return b""
+        if "response_deltas_lost" in on and b'"type":"response.output_text.delta"' in chunk:
+            state["deltas"] = state.get("deltas", 0) + 1
+            if state["deltas"] % 2 == 0:
+                return b""
+        if "response_id_per_event" in on and b'"type":"response.created"' in chunk:
+            chunk = chunk.replace(b'"id":"resp_', b'"id":"resp_created_', 1)
+        if "response_silent_truncation" in on:
+            chunk = _completed(chunk)
+        if "response_usage_chat_fields" in on and b'"usage":{' in chunk:
+            chunk = _chat_usage(chunk)
+        if "response_stream_done" in on and terminal:
+            chunk += b"data: [DONE]\n\n"
         return chunk
 
     def _body(self, scope: Scope, status: int, body: bytes) -> bytes:
@@ -257,6 +296,11 @@ class DefectsMiddleware:
                 return d
 
             body = _rewrite_json(body, chat)
+        if path.startswith("/v1/responses") and status == 200:
+            if "response_silent_truncation" in on:
+                body = _completed(body)
+            if "response_usage_chat_fields" in on:
+                body = _chat_usage(body)
         if "embeddings_out_of_order" in on and path == "/v1/embeddings" and status == 200:
 
             def reverse(d: dict[str, Any]) -> dict[str, Any]:
@@ -298,6 +342,23 @@ class DefectsMiddleware:
             elif method == "DELETE" and path in self.seen:
                 self.deleted[path] = self.seen[path]
         return body
+
+
+def _completed(raw: bytes) -> bytes:
+    """A cut response said to be whole: status completed, no incomplete_details (the event's name too)."""
+    raw = raw.replace(b'"incomplete_details":{"reason":"max_output_tokens"}', b'"incomplete_details":null')
+    raw = raw.replace(b'"status":"incomplete"', b'"status":"completed"')
+    return raw.replace(b"response.incomplete", b"response.completed")
+
+
+_RESPONSE_USAGE = re.compile(rb'"usage":\{"input_tokens":(\d+),.*?"output_tokens":(\d+),.*?"total_tokens":(\d+)\}')
+
+
+def _chat_usage(raw: bytes) -> bytes:
+    """A response's usage in chat's field names."""
+    return _RESPONSE_USAGE.sub(
+        lambda m: b'"usage":{"prompt_tokens":%s,"completion_tokens":%s,"total_tokens":%s}' % m.groups(), raw
+    )
 
 
 def _has_body(scope: Scope) -> bool:
