@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.emulator.conftest import TEXT_MODEL, Emulator, error_of, running
+from tests.emulator.conftest import TEXT_MODEL, TOKEN, Emulator, error_of, running
 from workerprobe.sse import Decoder
 
 
@@ -130,3 +130,35 @@ def test_trace_all_keeps_the_servers_clock_for_calls_without_an_id() -> None:
             assert set(traces) == traced
             for trace in traces.values():
                 assert len(trace["tokens"]) == 5 and trace["tokens"][0] >= trace["arrived"]
+
+
+GPT_OSS = "@cf/openai/gpt-oss-20b"
+
+
+def test_v1_responses_answers_gpt_oss_with_a_response_object(emulator: Emulator) -> None:
+    """Through the official SDK, as Cloudflare's docs call it (`openai.responses.create`)."""
+    import openai
+
+    client = openai.OpenAI(base_url=emulator.url + emulator.path("a", "v1"), api_key=TOKEN, max_retries=0)
+    response = client.responses.create(model=GPT_OSS, instructions="Be brief.", input="What is 6 / 3?")
+    assert response.object == "response" and response.status == "completed" and response.model == GPT_OSS
+    assert [o.type for o in response.output] == ["reasoning", "message"]
+    assert response.output_text == "6 / 3 = 2."
+    assert response.usage is not None and response.usage.output_tokens == 6
+    assert response.usage.total_tokens == response.usage.input_tokens + 6
+    cut = client.responses.create(model=GPT_OSS, input="Write a very long story about rivers", max_output_tokens=16)
+    assert cut.status == "incomplete" and cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens" and cut.usage is not None
+    assert cut.usage.output_tokens == 16
+
+
+def test_v1_responses_streamed_is_answered_whole_and_nothing_is_stored(emulator: Emulator) -> None:
+    """Assumed until a source says (emulator/responses.py): `stream: true` gets the JSON response,
+    `previous_response_id` is a 400 / 5006, another model is a 400 / 5006."""
+    url = emulator.path("a", "v1/responses")
+    streamed = emulator.http.post(url, json={"model": GPT_OSS, "input": "Hi.", "stream": True})
+    assert streamed.headers["content-type"].startswith("application/json") and streamed.json()["object"] == "response"
+    chained = {"model": GPT_OSS, "input": "Hi.", "previous_response_id": "resp_1"}
+    assert error_of(emulator.http.post(url, json=chained))[:2] == (400, 5006)
+    assert error_of(emulator.http.post(url, json={"model": TEXT_MODEL, "input": "Hi."}))[:2] == (400, 5006)
+    assert error_of(emulator.http.post(url, json={"model": "@cf/nope/nope", "input": "Hi."}))[:2] == (400, 5007)

@@ -100,6 +100,7 @@ class Model(_Frozen):
     tool_calls: Literal["legacy", "openai"] = "legacy"
     function_calling: bool = False
     json_mode: bool = False
+    responses_api: bool = False  # served on /ai/v1/responses (the GPT-OSS models)
     # embeddings
     dimensions: int | None = None
     max_input_tokens: int | None = None

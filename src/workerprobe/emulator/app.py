@@ -2,6 +2,7 @@
 
 POST /client/v4/accounts/{account}/ai/run/{model}      envelope or SSE
 POST /client/v4/accounts/{account}/ai/v1/chat/completions
+POST /client/v4/accounts/{account}/ai/v1/responses            the GPT-OSS models, non-streaming
 POST /client/v4/accounts/{account}/ai/v1/embeddings
 GET  /client/v4/accounts/{account}/ai/v1/models         405, as the live API
 GET  /client/v4/accounts/{account}/ai/models/search
@@ -119,6 +120,11 @@ def _join_text_parts(body: Any) -> None:
             for part in content
         ):
             message["content"] = "\n".join(part["text"] for part in content)
+
+
+async def v1_responses(request: Request) -> Reply:
+    emulator, call = await _call(request, None)
+    return await emulator.responses(call)
 
 
 async def v1_embeddings(request: Request) -> Reply:
@@ -243,6 +249,7 @@ def create_app(settings: EmulatorSettings | None = None, catalogue: Catalogue | 
     routes = [
         Route(f"{_ACCOUNT}/run/{{model:path}}", run, methods=["POST"]),
         Route(f"{_ACCOUNT}/v1/chat/completions", v1_chat_completions, methods=["POST"]),
+        Route(f"{_ACCOUNT}/v1/responses", v1_responses, methods=["POST"]),
         Route(f"{_ACCOUNT}/v1/embeddings", v1_embeddings, methods=["POST"]),
         Route(f"{_ACCOUNT}/v1/models", v1_models, methods=["GET", "POST"]),
         Route(f"{_ACCOUNT}/models/search", models_search, methods=["GET"]),

@@ -14,7 +14,7 @@ import orjson
 from starlette.responses import Response
 
 from workerprobe.catalogue import Catalogue, Model
-from workerprobe.emulator import embeddings, shapes
+from workerprobe.emulator import embeddings, responses, shapes
 from workerprobe.emulator.batch import Batches
 from workerprobe.emulator.errors import UpstreamError, envelope_response
 from workerprobe.emulator.faults import Faults
@@ -170,6 +170,29 @@ class Emulator:
         if surface == "v1":
             return _json(shapes.openai_completion(call.model_name, model, completion, usage))
         return envelope_response(self._run_result(model, completion, usage))
+
+    async def responses(self, call: Call) -> Response:
+        """`/ai/v1/responses` (the GPT-OSS models): read as the chat body the model takes, generated
+        and paced as a whole chat completion, answered as a Response object (emulator/responses.py
+        says what is assumed)."""
+        model = self.model(call.model_name)
+        if model.task != "text-generation":
+            raise UpstreamError("no_such_model", model=call.model_name)
+        body = call.body if isinstance(call.body, dict) else {}
+        prompt, prompt_tokens, _ = text_generation_input(responses.as_chat(call.body, model), model, self.catalogue)
+        fault = self._admit(call, model, prompt.last_user)
+        release = await self._slot(call, model, fault)
+        try:
+            completion, usage = self._complete(call.account, model, prompt, prompt_tokens)
+            duration = self.settings.ttft_s + completion.completion_tokens * self.settings.tpot_s
+            if duration > self.settings.timeout_s:
+                await asyncio.sleep(self.settings.timeout_s)
+                raise UpstreamError("timeout")
+            if duration > 0:
+                await asyncio.sleep(duration)
+        finally:
+            release()
+        return _json(responses.response(call.model_name, body, completion, usage))
 
     @staticmethod
     def _run_result(model: Model, completion: Completion, usage: dict[str, Any]) -> dict[str, Any]:
