@@ -207,6 +207,8 @@ def test_async_sdk_create_and_stream(gateway: Gateway) -> None:
         ({"input": [{"role": "user", "content": []}]}, "input[0].content"),
         ({"input": "Hi.", "conversation": None}, "conversation"),
         ({"input": "Hi.", "tool_choice": None}, "tool_choice"),
+        ({"input": "Hi.", "text": {"format": None}}, "text.format"),
+        ({"input": "Hi.", "text": {"format": {"type": "json_schema", "name": None, "schema": {}}}}, "text.format.name"),
         ({"input": "Hi.", "previous_response_id": "resp_1", "conversation": "conv_1"}, "previous_response_id"),
     ],
 )

@@ -40,7 +40,7 @@ class _NamedFunction(OpenAIModel):
 
 class _Format(OpenAIModel):
     type: Literal["text", "json_object", "json_schema"]
-    name: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    name: str = Field(default="", pattern=r"^[a-zA-Z0-9_-]{1,64}$")  # explicit null: 400
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
     description: str = ""
@@ -49,6 +49,13 @@ class _Format(OpenAIModel):
 class TextConfig(OpenAIModel):
     format: _Format | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("null is not allowed")
+        return value
 
 
 class _ConversationRef(OpenAIModel):
