@@ -131,6 +131,42 @@ def test_truncation_is_measured_per_max_tokens(tmp_path: Path) -> None:
     assert truncation["@cf/meta/llama-3.1-8b-instruct-fast|128"]["length_rate"] == 0.0
 
 
+def test_responses_are_timed_at_their_first_delta_and_cut_ones_read_from_their_status(tmp_path: Path) -> None:
+    """ResponsesUser: streamed responses timed at the first `response.output_text.delta` (checked
+    against the emulator's own clock, as chat streams are), and truncation read from `status:
+    incomplete`, plain and streamed."""
+    code, summary, output = _run(
+        tmp_path,
+        "--classes",
+        "ResponsesUser",
+        "--users",
+        "8",
+        "--seconds",
+        "6",
+        "--emulator-latency",
+        "zero",
+        "--ttft-ms",
+        "200",
+        "--tpot-ms",
+        "10",
+        "--max-error-rate",
+        "1",
+    )
+    assert code == 0, output
+    assert set(summary["failures"]) <= {"buffered"}, summary["failures"]
+    accuracy = summary["accuracy"]
+    assert accuracy["unmatched"] == 0 and accuracy["ttft"]["n"] > 0, accuracy
+    assert accuracy["ttft"]["error_p50"] < 0.050, accuracy
+    assert summary["estimated_token_counts"] == 0  # usage came with every terminal event
+    truncation = summary["truncation"]
+    cut, whole = (
+        truncation["@cf/meta/llama-3.1-8b-instruct-fast|64"],
+        truncation["@cf/meta/llama-3.1-8b-instruct-fast|128"],
+    )
+    assert cut["length_rate"] == 1.0 and cut["silent_rate"] == 0.0, truncation
+    assert whole["length_rate"] == 0.0, truncation
+
+
 def test_thresholds_fail_the_run(tmp_path: Path) -> None:
     code, summary, output = _run(
         tmp_path,

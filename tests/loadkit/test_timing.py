@@ -63,3 +63,29 @@ def test_longest_gap_for_stall_detection() -> None:
     for t, piece in ((0.1, "a"), (0.2, "b"), (3.2, "c"), (3.3, "d")):
         meter.feed(_chunk(piece), t)
     assert meter.finish(3.4).longest_gap == pytest.approx(3.0)
+
+
+def _event(kind: str, **fields: object) -> bytes:
+    return sse.encode_json({"type": kind, "sequence_number": 0, **fields}, event=kind)
+
+
+def test_a_streamed_response_is_timed_at_its_first_text_delta() -> None:
+    """The Responses API: created and in_progress are not TTFT; the first output_text.delta is; the
+    terminal event gives the usage and whether the answer was cut."""
+    meter = StreamMeter(start=0.0)
+    meter.feed(_event("response.created", response={"id": "r", "usage": None}), 0.02)
+    meter.feed(_event("response.in_progress", response={"id": "r"}), 0.03)
+    meter.feed(_event("response.output_text.delta", delta="Hel"), 0.20)
+    meter.feed(_event("response.output_text.delta", delta="lo"), 0.25)
+    usage = {"input_tokens": 5, "output_tokens": 16, "total_tokens": 21}
+    details = {"reason": "max_output_tokens"}
+    meter.feed(_event("response.incomplete", response={"id": "r", "usage": usage, "incomplete_details": details}), 0.3)
+    sample = meter.finish(0.31)
+    assert sample.ttfb == pytest.approx(0.02) and sample.ttft == pytest.approx(0.20)
+    assert sample.gaps == pytest.approx([0.05]) and meter.done and meter.error is None
+    assert sample.output_tokens == 16 and sample.prompt_tokens == 5 and not sample.estimated
+    assert sample.finish_reason == "length"
+    failed = StreamMeter(start=0.0)
+    failed.feed(_event("error", code="server_error", message="boom"), 0.1)
+    failed.feed(_event("response.failed", response={"id": "r", "error": {"code": "x", "message": "boom"}}), 0.1)
+    assert failed.error is not None and failed.done

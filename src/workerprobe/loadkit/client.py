@@ -28,7 +28,7 @@ from workerprobe.suite import operations
 from workerprobe.suite.budget import Budget, Exhausted, Hold
 from workerprobe.suite.operations import Operation
 
-__all__ = ["LLMClient", "Result", "json_or_none"]
+__all__ = ["CHAT", "EMBEDDINGS", "RESPONSES", "LLMClient", "Result", "json_or_none"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ _SENT = threading.local()
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 # What the spec says of the two operations the profiles call: their caps and where usage is.
 CHAT = operations.load().by_label["POST /v1/chat/completions"]
+RESPONSES = operations.load().by_label["POST /v1/responses"]
 EMBEDDINGS = operations.load().by_label["POST /v1/embeddings"]
 
 
@@ -152,9 +153,12 @@ class LLMClient:
         except Exhausted as exc:
             return str(exc)
 
-    def chat(self, body: dict[str, Any], name: str, limit: int | None, users: int) -> Result:
-        """One chat completion, streamed when `body` says so."""
-        hold = self._hold(body, CHAT)
+    def chat(
+        self, body: dict[str, Any], name: str, limit: int | None, users: int, operation: Operation = CHAT
+    ) -> Result:
+        """One chat completion (or, with `operation` RESPONSES, one response), streamed when `body`
+        says so."""
+        hold = self._hold(body, operation)
         if isinstance(hold, str):
             return Result(refused=hold)
         stream = bool(body.get("stream"))
@@ -163,7 +167,7 @@ class LLMClient:
         try:
             response = self.http.request(
                 "POST",
-                f"{self.host}/v1/chat/completions",
+                f"{self.host}{operation.path}",
                 data=orjson.dumps(body),
                 headers={**self.headers, "x-request-id": request_id},
                 stream=True,
@@ -296,14 +300,23 @@ def _piece(response: requests.Response) -> int | None:
 
 
 def _plain_sample(meter: StreamMeter, content: bytes, start: float, end: float) -> Sample:
-    """A non-streamed answer: end to end, its usage and finish reason (no TTFT)."""
+    """A non-streamed answer: end to end, its usage and finish reason (no TTFT). A response (the
+    Responses API) reports `input_tokens`/`output_tokens` and ends "length" when it is incomplete
+    for `max_output_tokens`."""
     body = json_or_none(content) or {}
     usage = body.get("usage") or {}
-    choice = (body.get("choices") or [{}])[0]
+    if body.get("object") == "response":
+        details = body.get("incomplete_details") or {}
+        cut = body.get("status") == "incomplete" and details.get("reason") == "max_output_tokens"
+        finish = "length" if cut else ("stop" if body.get("status") == "completed" else body.get("status"))
+        output, prompt = usage.get("output_tokens"), usage.get("input_tokens")
+    else:
+        finish = ((body.get("choices") or [{}])[0]).get("finish_reason")
+        output, prompt = usage.get("completion_tokens"), usage.get("prompt_tokens")
     return Sample(
         e2e=end - start,
         ttfb=None if meter.first_byte is None else meter.first_byte - start,
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        finish_reason=choice.get("finish_reason"),
+        output_tokens=int(output or 0),
+        prompt_tokens=int(prompt or 0),
+        finish_reason=finish,
     )

@@ -25,7 +25,7 @@ from locust.runners import WorkerRunner
 from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit import report
 from workerprobe.loadkit.causes import FATAL
-from workerprobe.loadkit.client import LLMClient, Result, json_or_none
+from workerprobe.loadkit.client import RESPONSES, LLMClient, Result, json_or_none
 from workerprobe.loadkit.pacing import Pacer
 from workerprobe.loadkit.prompts import PROMPT_SETS
 from workerprobe.loadkit.shapes import PROFILES, Plan, plan
@@ -289,6 +289,27 @@ class LLMUser(HttpUser):
         self._scheduled()
         self._after(self.llm.chat(body, "chat (stream)" if stream else "chat", limit, users))
 
+    def respond(self, stream: bool) -> None:
+        """One response (the Responses API) from the same prompts: TTFT at its first text delta,
+        truncation read from `status: incomplete` (client.py, timing.py)."""
+        prompts = PROMPT_SETS[self.options.prompts]
+        prompt, limit = prompts[self.turn % len(prompts)]
+        self.turn += 1
+        if self.options.max_tokens > 0:
+            limit = self.options.max_tokens
+        body: dict[str, Any] = {"model": self.options.chat_model, "input": prompt, "store": False}
+        if limit is not None:
+            body["max_output_tokens"] = max(limit, 16)  # OpenAI's least
+            limit = body["max_output_tokens"]
+        if self.options.prompts == "repeated":
+            body["temperature"] = 0
+        if stream:
+            body["stream"] = True
+        users = self.environment.runner.user_count if self.environment.runner else 1
+        self._scheduled()
+        name = "responses (stream)" if stream else "responses"
+        self._after(self.llm.chat(body, name, limit, users, RESPONSES))
+
     def embed(self) -> None:
         body = {"model": self.options.embedding_model, "input": ["The food was delicious.", "The service was slow."]}
         self._after(self.llm.embed(body))
@@ -355,6 +376,20 @@ class StreamUser(LLMUser):
     @task
     def streamed(self) -> None:
         self.chat(stream=True)
+
+
+class ResponsesUser(LLMUser):
+    """Clients of the Responses API (the Agents SDK, Codex): streamed responses, one in four whole."""
+
+    @tag("responses")
+    @task(3)
+    def streamed(self) -> None:
+        self.respond(stream=True)
+
+    @tag("responses")
+    @task(1)
+    def plain(self) -> None:
+        self.respond(stream=False)
 
 
 class EmbeddingsUser(LLMUser):

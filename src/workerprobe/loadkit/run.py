@@ -97,7 +97,7 @@ EXAMPLES = """examples:
   workerprobe load --workers 2 -- --loglevel DEBUG               options after -- go to Locust
 """
 
-CLASSES = ["ChatUser", "StreamUser", "EmbeddingsUser", "LifecycleUser", "MixUser"]
+CLASSES = ["ChatUser", "StreamUser", "ResponsesUser", "EmbeddingsUser", "LifecycleUser", "MixUser"]
 DEPLOYED_NEURONS = 300.0  # a deployed target's default budget: 3% of the free plan's day
 
 

@@ -1,11 +1,14 @@
 """Per-request LLM timings, measured as the stream arrives (vLLM bench's conventions):
 
 - TTFB: the first byte of the response body.
-- TTFT: the first chunk whose delta carries non-empty content (not the role chunk).
+- TTFT: the first chunk whose delta carries non-empty content (not the role chunk); for a streamed
+  response (the Responses API) the first `response.output_text.delta`.
 - ITL: every gap between consecutive content chunks, pooled across requests.
 - TPOT: (end-to-end - TTFT) / (output tokens - 1), for more than one output token.
-- Output tokens: `usage.completion_tokens` when the target sends it, otherwise the content
-  counted with the shared tokenizer (and marked as estimated).
+- Output tokens: `usage.completion_tokens` (a response's `output_tokens`) when the target sends it,
+  otherwise the content counted with the shared tokenizer (and marked as estimated).
+- Finish: a response's terminal event is read as chat's finish reason: `response.incomplete` for
+  `max_output_tokens` is "length", `response.completed` "stop"; `response.failed` is an error.
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class StreamMeter:
         if not isinstance(body, dict):
             self.malformed = True
             return
+        kind = body.get("type")
+        if isinstance(kind, str) and (kind.startswith("response.") or kind == "error"):
+            self._response_event(kind, body, now)
+            return
         if "error" in body:
             self.error = body["error"] if isinstance(body["error"], dict) else {"message": str(body["error"])}
             return
@@ -118,17 +125,45 @@ class StreamMeter:
             delta = choice.get("delta") or {}
             content = delta.get("content")
             if content:
-                self.content_times.append(now)
-                if self.first_content is None:
-                    self.first_content = now
-                else:
-                    if self.last_content is None:
-                        raise RuntimeError("unexpected state: self.last_content is not None")
-                    self.gaps.append(now - self.last_content)
-                self.last_content = now
-                self.text.append(content)
+                self._content(content, now)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
+
+    def _content(self, content: str, now: float) -> None:
+        """A piece of the answer's text: the first one is TTFT, each later one a gap (ITL)."""
+        self.content_times.append(now)
+        if self.last_content is None:
+            self.first_content = now
+        else:
+            self.gaps.append(now - self.last_content)
+        self.last_content = now
+        self.text.append(content)
+
+    def _response_event(self, kind: str, body: dict[str, object], now: float) -> None:
+        """One event of a streamed response (the Responses API): its text deltas are the content,
+        its one terminal event ends it with the usage and how it ended."""
+        if kind == "response.output_text.delta":
+            delta = body.get("delta")
+            if isinstance(delta, str) and delta:
+                self._content(delta, now)
+        elif kind == "error":
+            self.error = {"message": str(body.get("message") or ""), "code": body.get("code")}
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.done = True
+            response = body.get("response") if isinstance(body.get("response"), dict) else {}
+            assert isinstance(response, dict)
+            usage = response.get("usage")
+            given, made = (
+                (usage.get(k) for k in ("input_tokens", "output_tokens")) if isinstance(usage, dict) else (0, 0)
+            )
+            if isinstance(made, int) and not isinstance(made, bool):
+                self.usage = {"prompt_tokens": given if isinstance(given, int) else 0, "completion_tokens": made}
+            if kind == "response.failed":
+                error = response.get("error")
+                self.error = error if isinstance(error, dict) else {"message": "response.failed"}
+            details = response.get("incomplete_details")
+            cut = isinstance(details, dict) and details.get("reason") == "max_output_tokens"
+            self.finish_reason = "length" if cut else ("stop" if kind == "response.completed" else "incomplete")
 
     def finish(self, now: float, request_id: str | None = None) -> Sample:
         text = "".join(self.text)
