@@ -101,6 +101,7 @@ class Model(_Frozen):
     function_calling: bool = False
     json_mode: bool = False
     responses_api: bool = False  # served on /ai/v1/responses (the GPT-OSS models)
+    vision: bool = False  # takes images in its messages
     # embeddings
     dimensions: int | None = None
     max_input_tokens: int | None = None

@@ -210,6 +210,7 @@ class ResponsesService:
             "id": id,
             "object": "response",
             "created_at": created,
+            "completed_at": int(time.time()) if status in ("completed", "incomplete") else None,
             "status": status,
             "background": False,
             "error": error,
@@ -234,6 +235,14 @@ class ResponsesService:
             "usage": _usage(outcome) if outcome is not None else None,
             "user": body.user,
             "metadata": body.metadata or {},
+            # fields OpenAI's response object carries that nothing here sets (Open Responses requires them)
+            "presence_penalty": 0,
+            "frequency_penalty": 0,
+            "top_logprobs": 0,
+            "max_tool_calls": None,
+            "service_tier": "default",
+            "safety_identifier": None,
+            "prompt_cache_key": None,
         }
 
     async def _keep(self, request: _Request, doc: Document) -> Document:
