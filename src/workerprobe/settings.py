@@ -192,6 +192,9 @@ class GatewaySettings(BaseSettings):
     # Continuation: when the upstream stops at its token limit below what the client asked for,
     # ask it to continue and stitch the parts. Models (or "*") where answers are continued even
     # when the client set no max_tokens, up to `continuation_max_tokens`.
+    # The Responses API for the models Workers AI serves it for (GPT-OSS): passed to the upstream's
+    # own /ai/v1/responses (its reasoning items kept); off, they go through the chat core as others.
+    responses_passthrough: bool = True
     continuation_models: list[str] = Field(default_factory=list)
     # Client keys (their ids from `workerprobe api-key list`, or "api_key" for API_KEY) whose
     # answers are continued on every model.

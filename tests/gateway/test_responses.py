@@ -246,3 +246,27 @@ def test_idempotency_key_makes_one_response(gateway: Gateway) -> None:
     again = gateway.http.post("/v1/responses", json=body, headers=headers)
     assert first.status_code == again.status_code == 200 and first.json()["id"] == again.json()["id"]
     assert again.headers.get("idempotent-replayed") == "true"
+
+
+GPT_OSS = "@cf/openai/gpt-oss-20b"
+
+
+def test_gpt_oss_goes_to_the_upstreams_own_responses_api(client: openai.OpenAI, gateway: Gateway) -> None:
+    """A GPT-OSS model: the upstream's /ai/v1/responses answers (its reasoning item kept), and what
+    the gateway keeps itself (storage, the chain, streaming) still works around it."""
+    first = client.responses.create(model=GPT_OSS, input=_word("grebe"), max_output_tokens=32)
+    assert [o.type for o in first.output] == ["reasoning", "message"], [o.type for o in first.output]
+    assert first.output_text.lower().startswith("grebe") and first.usage is not None and first.usage.output_tokens > 0
+    lines = gateway.http.get("/metrics").text.splitlines()
+    assert any('method="responses"' in line and 'event="passthrough"' in line for line in lines)
+    second = client.responses.create(
+        model=GPT_OSS, previous_response_id=first.id, input="Again, please.", max_output_tokens=32
+    )
+    assert second.output_text.lower().startswith("grebe")  # the stored chain reached the upstream
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+    with client.responses.stream(model=GPT_OSS, input=_word("smew"), max_output_tokens=32) as stream:
+        final = stream.get_final_response()
+    assert final.output_text.lower().startswith("smew")
+    cut = client.responses.create(model=GPT_OSS, input=LONG, max_output_tokens=16)
+    assert cut.status == "incomplete" and cut.incomplete_details is not None
+    assert cut.incomplete_details.reason == "max_output_tokens"

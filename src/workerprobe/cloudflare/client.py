@@ -106,6 +106,27 @@ class WorkersAI:
         envelope = _parse(raw, response.status, response.header("retry-after"), response.header("content-type"))
         return envelope.get("result")
 
+    async def responses(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """`POST /ai/v1/responses` (the GPT-OSS models): the Response object, not enveloped; an
+        error in Cloudflare's envelope raises as for a run."""
+        origin = self.origin
+        try:
+            response = await origin.post(f"{URL(self.base).raw_path}/v1/responses", orjson.dumps(body), headers)
+            raw = await response.read(self.limits.body_bytes)
+        except HTTPFailure as exc:
+            raise UpstreamUnavailable(f"Workers AI did not answer: {exc}", deadline_passed=exc.timed_out) from None
+        kind = response.header("content-type")
+        if response.status >= 400:
+            _parse(raw, response.status, response.header("retry-after"), kind)  # raises
+        try:
+            result = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            result = None
+        if not isinstance(result, dict) or result.get("object") != "response":
+            what = f"an answer that is not a Response object ({kind or 'no content type'}, {len(raw)} bytes)"
+            raise CloudflareError(502, None, what, raw=repr(raw[:300]))
+        return result
+
     async def stream(
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> AsyncGenerator[dict[str, Any]]:

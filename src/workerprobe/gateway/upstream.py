@@ -104,6 +104,16 @@ class Fallback:
         result, model = await self._call(call, run)
         return Answered(result, model)
 
+    async def responses(self, call: Call) -> Answered:
+        """`/ai/v1/responses` (the GPT-OSS models): `call.body` is the Responses request (its model
+        is set to the one that answers)."""
+
+        async def respond(model: Model) -> dict[str, Any]:
+            return await self.inner.responses({**call.body, "model": model.name}, call.headers)
+
+        result, model = await self._call(call, respond)
+        return Answered(result, model)
+
     async def open(self, call: Call) -> Opened:
         async def opened(model: Model) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:
             return await self.inner.open(model.name, call.body, call.headers)

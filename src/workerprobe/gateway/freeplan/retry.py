@@ -140,6 +140,12 @@ class Resilient:
 
         return await self._call(attempt)
 
+    async def responses(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            return await self.upstream.responses(body, headers)
+
+        return await self._call(attempt)
+
     async def open(
         self, model: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> tuple[AsyncGenerator[dict[str, Any]], dict[str, Any] | None]:

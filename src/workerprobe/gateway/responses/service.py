@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from workerprobe import sse
+from workerprobe.catalogue import Model
 from workerprobe.gateway.assistants.service import ListQuery, owner
 from workerprobe.gateway.chat.generation import Caller, Generation, Message, json_format
 from workerprobe.gateway.chat.plan import Outcome, Streamed
 from workerprobe.gateway.chat.service import ChatService
-from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound, from_exception
+from workerprobe.gateway.errors import BadRequest, GatewayError, NotFound, QuotaExceeded, from_exception
 from workerprobe.gateway.protocol import declared
 from workerprobe.gateway.responses import items as it
+from workerprobe.gateway.responses import passthrough
 from workerprobe.gateway.responses.protocol import (
     ConversationCreate,
     ConversationItemsCreate,
@@ -38,6 +40,8 @@ from workerprobe.gateway.responses.protocol import (
 )
 from workerprobe.gateway.store import Page, Store, StoreUnavailable
 from workerprobe.gateway.store.base import Document, New, every
+from workerprobe.gateway.upstream import Call
+from workerprobe.ids import unique_hex
 
 __all__ = ["ConversationsService", "ResponsesService", "StreamedResponse"]
 
@@ -116,11 +120,40 @@ class ResponsesService:
         messages: list[Message] = [{"role": "system", "content": body.instructions}] if body.instructions else []
         messages += it.as_messages(context + inputs)
         request = _Request(project, body, inputs, conversation)
+        resolved = self.chat.router.resolve(body.model, "text-generation", "v1/responses")
+        if resolved.model.responses_api and self.chat.settings.responses_passthrough:
+            return await self._passed(request, context + inputs, resolved.model, caller)
         result = await self.chat.create(self._generation(body, messages, caller))
         if isinstance(result, Streamed):
-            return StreamedResponse(self._events(request, result), result.headers)
+            prepared = result.prepared
+            return StreamedResponse(self._events(request, prepared.id, prepared.created, result.items), result.headers)
         doc = self._document(request, result.prepared.id, result.prepared.created, result.outcome)
         return await self._keep(request, doc), result.headers
+
+    async def _passed(
+        self, request: _Request, items: list[Document], model: Model, caller: Caller
+    ) -> tuple[Document, dict[str, str]] | StreamedResponse:
+        """A GPT-OSS model: the Responses request goes to the upstream's own `/ai/v1/responses`
+        (non-streaming, the only way Workers AI serves it), with the context's items; budgets apply
+        as in the chat core; the answer keeps its reasoning items. A streamed request gets the
+        whole answer as the events of one text delta."""
+        budgets = self.chat.budgets
+        headers, model_spent = await budgets.admit(caller.key, model.name)
+        if model_spent:
+            raise QuotaExceeded(f"the daily neuron budget of `{model.name}` is spent; it resets at 00:00 UTC")
+        sent = {"x-request-id": caller.request_id} if caller.request_id else None
+        answered = await self.chat.upstream.responses(
+            Call(model, passthrough.request(request.body, items), sent, request.body.model)
+        )
+        self.chat.metrics.method("responses", "passthrough")
+        outcome, reasoning = passthrough.outcome(answered.result, answered.model)
+        usage = outcome.usage
+        await budgets.settle(caller.key, answered.model, usage["prompt_tokens"], usage["completion_tokens"])
+        id, created = f"resp_{unique_hex()}", int(time.time())
+        if request.body.stream:
+            return StreamedResponse(self._events(request, id, created, passthrough.replay(outcome)), headers)
+        doc = self._document(request, id, created, outcome, before=reasoning)
+        return await self._keep(request, doc), headers
 
     def _generation(self, body: ResponseCreate, messages: list[Message], caller: Caller) -> Generation:
         tools = [self._tool(raw, i) for i, raw in enumerate(body.tools)]
@@ -199,12 +232,13 @@ class ResponsesService:
         output: list[Document] | None = None,
         error: dict[str, Any] | None = None,
         message_id: str | None = None,
+        before: list[Document] = (),  # type: ignore[assignment]
     ) -> Document:
         body = request.body
         incomplete = None
         if outcome is not None:
             status, incomplete = _ending(outcome)
-            output = it.output_items(outcome, message_id)
+            output = [*before, *it.output_items(outcome, message_id)]
         fmt = declared(body.text.format) if body.text is not None and body.text.format is not None else None
         return {
             "id": id,
@@ -260,23 +294,22 @@ class ResponsesService:
 
     # -- streamed ----------------------------------------------------------------------------
 
-    async def _events(self, request: _Request, streamed: Streamed) -> AsyncIterator[bytes]:
+    async def _events(
+        self, request: _Request, id: str, created: int, items: AsyncGenerator[str | None | Outcome]
+    ) -> AsyncIterator[bytes]:
         """The SSE events of a streamed response, in OpenAI's order; one terminal `response.*` event
         ends it (no `[DONE]`); an error after the first byte is an `error` event, then
         `response.failed`."""
-        prepared = streamed.prepared
         numbers = itertools.count()
 
         def event(kind: str, **fields: Any) -> bytes:
             return sse.encode_json({"type": kind, "sequence_number": next(numbers), **fields}, event=kind)
 
-        id, created = prepared.id, prepared.created
         message_id = it.new_id("msg")
         started = self._document(request, id, created, None, status="in_progress")
         yield event("response.created", response=started)
         yield event("response.in_progress", response=started)
         opened, outcome = False, None
-        items = streamed.items
         try:
             async for item in items:
                 if item is None:
