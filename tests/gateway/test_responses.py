@@ -205,6 +205,11 @@ def test_async_sdk_create_and_stream(gateway: Gateway) -> None:
         ({"input": []}, "input"),
         ({"input": ""}, "input"),
         ({"input": [{"role": "user", "content": []}]}, "input[0].content"),
+        ({"input": [{"role": "user", "content": [{"type": "text", "text": "Hi."}]}]}, "input[0].content[0].type"),
+        ({"input": [{"type": "function_call_output", "call_id": "c", "output": []}]}, "input[0].output"),
+        ({"input": [{"type": "reasoning", "summary": "x"}]}, "input[0].summary"),
+        ({"input": "Hi.", "previous_response_id": None, "conversation": "conv_1"}, "previous_response_id"),
+        ({"input": "Hi.", "text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name"),
         ({"input": "Hi.", "conversation": None}, "conversation"),
         ({"input": "Hi.", "tool_choice": None}, "tool_choice"),
         ({"input": "Hi.", "text": {"format": None}}, "text.format"),
@@ -270,3 +275,19 @@ def test_gpt_oss_goes_to_the_upstreams_own_responses_api(client: openai.OpenAI, 
     cut = client.responses.create(model=GPT_OSS, input=LONG, max_output_tokens=16)
     assert cut.status == "incomplete" and cut.incomplete_details is not None
     assert cut.incomplete_details.reason == "max_output_tokens"
+
+
+def test_a_history_sent_again_with_its_ids_is_stored_again(client: openai.OpenAI) -> None:
+    """Clients that keep the history themselves send every earlier item back, ids included, on every
+    turn: each turn is a new response whose input items are stored under it."""
+    first = client.responses.create(model=CHAT_MODEL, input=_word("avocet"), max_output_tokens=32)
+    history: list = [
+        {"role": "user", "content": _word("avocet")},
+        *(o.model_dump(exclude_none=True) for o in first.output),
+    ]
+    for turn in ("Again.", "Once more."):
+        history.append({"role": "user", "content": turn})
+        answer = client.responses.create(model=CHAT_MODEL, input=history, max_output_tokens=32)
+        assert answer.output_text.lower().startswith("avocet")
+        assert len(client.responses.input_items.list(answer.id, limit=100).data) == len(history)
+        history += [o.model_dump(exclude_none=True) for o in answer.output]

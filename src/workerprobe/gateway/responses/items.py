@@ -23,7 +23,7 @@ from workerprobe.ids import unique_hex
 __all__ = ["as_messages", "output_items", "read_input", "text_of"]
 
 _ROLES = ("user", "assistant", "system", "developer")
-_TEXT_PARTS = ("input_text", "output_text", "text")
+_TEXT_PARTS = ("input_text", "output_text")
 
 
 def new_id(prefix: str) -> str:
@@ -42,6 +42,8 @@ def _message(role: str, content: list[dict[str, Any]], status: str = "completed"
 
 
 def _item(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    # An id a client sends back is not kept: each stored item gets its own (a history sent again,
+    # as clients without previous_response_id do, would otherwise store one id twice).
     kind = raw.get("type", "message" if "role" in raw else None)
     if kind == "message":
         role = raw.get("role")
@@ -50,26 +52,27 @@ def _item(raw: dict[str, Any], where: str) -> dict[str, Any]:
                 f"Invalid value for '{where}.role': {role!r}; expected one of {', '.join(_ROLES)}.",
                 param=f"{where}.role",
             )
-        return {**_message(str(role), _content(raw.get("content"), str(role), where)), **_kept_id(raw)}
+        return {**_message(str(role), _content(raw.get("content"), str(role), where))}
     if kind == "function_call":
         call_id, name, arguments = (raw.get(k) for k in ("call_id", "name", "arguments"))
         for field, value in (("call_id", call_id), ("name", name), ("arguments", arguments)):
             if not isinstance(value, str) or (field != "arguments" and not value):
                 raise BadRequest(f"Missing or invalid '{where}.{field}': a string.", param=f"{where}.{field}")
         item = {"type": "function_call", "id": new_id("fc"), "call_id": call_id, "name": name, "arguments": arguments}
-        return {**item, "status": "completed", **_kept_id(raw)}
+        return {**item, "status": "completed"}
     if kind == "function_call_output":
         call_id, output = raw.get("call_id"), raw.get("output")
         if not isinstance(call_id, str) or not call_id:
             raise BadRequest(f"Missing or invalid '{where}.call_id': a string.", param=f"{where}.call_id")
-        if isinstance(output, list):
-            output = _joined(output, f"{where}.output")
         if not isinstance(output, str):
             raise BadRequest(f"Missing or invalid '{where}.output': a string.", param=f"{where}.output")
         item = {"type": "function_call_output", "id": new_id("fco"), "call_id": call_id, "output": output}
-        return {**item, "status": "completed", **_kept_id(raw)}
+        return {**item, "status": "completed"}
     if kind == "reasoning":
-        return {"type": "reasoning", "id": new_id("rs"), "summary": raw.get("summary") or [], **_kept_id(raw)}
+        summary = raw.get("summary", [])
+        if not isinstance(summary, list):
+            raise BadRequest(f"Invalid value for '{where}.summary': an array.", param=f"{where}.summary")
+        return {"type": "reasoning", "id": new_id("rs"), "summary": summary}
     if kind is None:
         raise BadRequest(f"Missing required parameter: '{where}.type'.", param=f"{where}.type")
     raise BadRequest(
@@ -77,12 +80,6 @@ def _item(raw: dict[str, Any], where: str) -> dict[str, Any]:
         "function_call_output and reasoning are).",
         param=f"{where}.type",
     )
-
-
-def _kept_id(raw: dict[str, Any]) -> dict[str, Any]:
-    """An item the client sent back with its id (an output item of an earlier response) keeps it."""
-    value = raw.get("id")
-    return {"id": value} if isinstance(value, str) and 0 < len(value) <= 128 else {}
 
 
 def _content(value: Any, role: str, where: str) -> list[dict[str, Any]]:
@@ -108,10 +105,6 @@ def _text_part(part: Any, where: str) -> str:
         f"Content parts of type {kind!r} are not supported by this gateway (only input_text and output_text).",
         param=f"{where}.type",
     )
-
-
-def _joined(parts: list[Any], where: str) -> str:
-    return "\n".join(_text_part(p, f"{where}[{j}]") for j, p in enumerate(parts))
 
 
 def text_of(item: dict[str, Any]) -> str:

@@ -103,7 +103,7 @@ class ResponsesService:
                 "background responses are not supported by this gateway: leave background unset or false",
                 param="background",
             )
-        if body.previous_response_id is not None and body.conversation is not None:
+        if {"previous_response_id", "conversation"} <= body.model_fields_set:
             raise BadRequest(
                 "previous_response_id and conversation cannot be used together", param="previous_response_id"
             )
@@ -165,6 +165,8 @@ class ResponsesService:
         fmt = body.text.format if body.text is not None else None
         response_format = None
         if fmt is not None and fmt.type == "json_schema":
+            if not fmt.name:
+                raise BadRequest("Missing required parameter: 'text.format.name'.", param="text.format.name")
             if fmt.schema_ is None:
                 raise BadRequest("text.format.schema is required for json_schema", param="text.format.schema")
             response_format = json_format("json_schema", fmt.schema_)
