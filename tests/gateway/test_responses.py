@@ -208,6 +208,7 @@ def test_async_sdk_create_and_stream(gateway: Gateway) -> None:
         ({"input": [{"role": "user", "content": [{"type": "text", "text": "Hi."}]}]}, "input[0].content[0].type"),
         ({"input": [{"type": "function_call_output", "call_id": "c", "output": []}]}, "input[0].output"),
         ({"input": [{"type": "reasoning", "summary": "x"}]}, "input[0].summary"),
+        ({"input": [{"type": "reasoning", "summary": []}]}, "input"),
         ({"input": "Hi.", "previous_response_id": None, "conversation": "conv_1"}, "previous_response_id"),
         ({"input": "Hi.", "text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format.name"),
         ({"input": "Hi.", "conversation": None}, "conversation"),

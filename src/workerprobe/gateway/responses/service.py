@@ -119,6 +119,10 @@ class ResponsesService:
             context = await every(self.store, CONVERSATION_ITEM, conversation)
         messages: list[Message] = [{"role": "system", "content": body.instructions}] if body.instructions else []
         messages += it.as_messages(context + inputs)
+        if not messages:
+            raise BadRequest(
+                "input gives the model nothing to answer: no message, function call or output", param="input"
+            )
         request = _Request(project, body, inputs, conversation)
         resolved = self.chat.router.resolve(body.model, "text-generation", "v1/responses")
         if resolved.model.responses_api and self.chat.settings.responses_passthrough:
