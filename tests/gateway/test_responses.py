@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import openai
 import orjson
@@ -201,7 +202,8 @@ def test_async_sdk_create_and_stream(gateway: Gateway) -> None:
         ({"input": [{"type": "message", "role": "robot", "content": "Hi."}]}, "input[0].role"),
         ({"input": [{"type": "function_call_output", "output": "1"}]}, "input[0].call_id"),
         ({"input": "Hi.", "max_output_tokens": 4}, "max_output_tokens"),
-        ({"input": "Hi.", "background": True}, "background"),
+        ({"input": "Hi.", "background": True, "stream": True}, "stream"),
+        ({"input": "Hi.", "background": True, "store": False}, "store"),
         ({"input": []}, "input"),
         ({"input": ""}, "input"),
         ({"input": [{"role": "user", "content": []}]}, "input[0].content"),
@@ -237,6 +239,31 @@ def test_unknown_ids_are_404_in_the_envelope(gateway: Gateway) -> None:
     ]:
         answer = gateway.http.request(method, path)
         assert answer.status_code == 404 and answer.json()["error"]["type"] == "invalid_request_error", (method, path)
+
+
+def test_a_background_response_is_queued_answered_and_cancelled(client: openai.OpenAI) -> None:
+    queued = client.responses.create(model=CHAT_MODEL, input=_word("curlew"), max_output_tokens=32, background=True)
+    assert queued.background and queued.status in ("queued", "in_progress") and queued.output == []
+    for _ in range(200):
+        done = client.responses.retrieve(queued.id)
+        if done.status not in ("queued", "in_progress"):
+            break
+        time.sleep(0.05)
+    assert done.status == "completed" and done.output_text.lower().startswith("curlew")
+    with pytest.raises(openai.BadRequestError):
+        client.responses.cancel(queued.id)  # it has ended
+    # the emulator's `busy` fault holds the upstream call a second: the cancel comes first
+    for _ in range(5):  # a machine too busy to send the cancel within the second: once more
+        running = client.responses.create(model=CHAT_MODEL, input="Hi. EMULATE_FAULT:busy", background=True)
+        try:
+            cancelled = client.responses.cancel(running.id)
+            break
+        except openai.BadRequestError:
+            assert client.responses.retrieve(running.id).status == "completed"
+    assert cancelled.status == "cancelled"
+    time.sleep(1.5)  # past the upstream's answer: what it would have written is not
+    assert client.responses.retrieve(running.id).status == "cancelled"
+    assert client.responses.cancel(running.id).status == "cancelled"  # again: the same
 
 
 def test_cancel_of_a_foreground_response_is_a_400(client: openai.OpenAI) -> None:

@@ -134,6 +134,7 @@ def create_app(
         try:
             yield
         finally:
+            await responses.close()
             await runs.close()
             if limiter is not None:
                 await limiter.close()
@@ -196,6 +197,6 @@ def create_app(
     )
     app.state.embeddings = EmbeddingsService(layers, models, metrics, budgets)
     app.state.assistants = assistants = AssistantsService(store, models)
-    app.state.responses = ResponsesService(chat, store)
     app.state.runs = runs = parts.runs(assistants, chat, settings.run_heartbeat_s, parts.execution)
+    app.state.responses = responses = ResponsesService(chat, store, runs.liveness)
     return app

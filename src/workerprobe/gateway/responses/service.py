@@ -15,14 +15,16 @@ is done, all of them or none.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workerprobe import sse
 from workerprobe.catalogue import Model
+from workerprobe.gateway.assistants.liveness import Liveness
 from workerprobe.gateway.assistants.service import ListQuery, owner
 from workerprobe.gateway.chat.generation import Caller, Generation, Message, json_format
 from workerprobe.gateway.chat.plan import Outcome, Streamed
@@ -87,22 +89,25 @@ def _ending(outcome: Outcome) -> tuple[str, dict[str, str] | None]:
 
 
 class ResponsesService:
-    def __init__(self, chat: ChatService, store: Store) -> None:
+    def __init__(self, chat: ChatService, store: Store, liveness: Liveness) -> None:
         self.chat = chat
         self.store = store
+        self.liveness = liveness  # the runs' (one heartbeat per process)
         self.conversations = ConversationsService(store)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
 
     # -- create ------------------------------------------------------------------------------
 
     async def create(
         self, project: str, body: ResponseCreate, caller: Caller
     ) -> tuple[Document, dict[str, str]] | StreamedResponse:
-        """A whole response (stored, with the answer's headers), or a streamed one's events."""
-        if body.background:
-            raise BadRequest(
-                "background responses are not supported by this gateway: leave background unset or false",
-                param="background",
-            )
+        """A whole response (stored, with the answer's headers), a streamed one's events, or a
+        background one, queued (stored at once, answered by a task of this process)."""
+        if body.background and body.stream:
+            raise BadRequest("a background response cannot be streamed by this gateway", param="stream")
+        if body.background and body.store is False:
+            raise BadRequest("a background response must be stored: leave store unset or true", param="store")
         if {"previous_response_id", "conversation"} <= body.model_fields_set:
             raise BadRequest(
                 "previous_response_id and conversation cannot be used together", param="previous_response_id"
@@ -125,7 +130,10 @@ class ResponsesService:
             )
         request = _Request(project, body, inputs, conversation)
         resolved = self.chat.router.resolve(body.model, "text-generation", "v1/responses")
-        if resolved.model.responses_api and self.chat.settings.responses_passthrough:
+        passed = resolved.model.responses_api and self.chat.settings.responses_passthrough
+        if body.background:
+            return await self._queue(request, context + inputs, messages, caller, resolved.model if passed else None)
+        if passed:
             return await self._passed(request, context + inputs, resolved.model, caller)
         result = await self.chat.create(self._generation(body, messages, caller))
         if isinstance(result, Streamed):
@@ -134,13 +142,79 @@ class ResponsesService:
         doc = self._document(request, result.prepared.id, result.prepared.created, result.outcome)
         return await self._keep(request, doc), result.headers
 
-    async def _passed(
+    # -- background ----------------------------------------------------------------------------
+
+    async def _queue(
+        self, request: _Request, items: list[Document], messages: list[Message], caller: Caller, passed: Model | None
+    ) -> tuple[Document, dict[str, str]]:
+        """A background response: stored queued with its input items (this process claims it, as
+        runs are claimed: a process that dies leaves it to be failed by whichever reads it), then
+        answered by a task; `cancel` stops it."""
+        response_id, created = f"resp_{unique_hex()}", int(time.time())
+        queued = {**self._document(request, response_id, created, None, status="queued"), "background": True}
+        await self.liveness.claim(response_id)
+        docs: list[New] = [(RESPONSE, queued, owner(request.project))]
+        docs += [(INPUT_ITEM, item, response_id) for item in request.inputs]
+        await self.store.create_many(docs)
+        task = asyncio.create_task(self._answer_queued(request, queued, items, messages, caller, passed))
+        self._tasks[response_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(response_id, None))
+        return queued, {}
+
+    async def _answer_queued(
+        self,
+        request: _Request,
+        queued: Document,
+        items: list[Document],
+        messages: list[Message],
+        caller: Caller,
+        passed: Model | None,
+    ) -> None:
+        project, response_id = request.project, queued["id"]
+        parent = owner(project)
+
+        def unless_cancelled(change: Document) -> Callable[[Document], Document]:
+            return lambda current: current if current["status"] in ("cancelled", "failed") else {**current, **change}
+
+        try:
+            await self.store.update(RESPONSE, response_id, unless_cancelled({"status": "in_progress"}), parent)
+            whole = replace(request, body=request.body.model_copy(update={"stream": False, "background": False}))
+            if passed is not None:
+                outcome, reasoning, _ = await self._passed_outcome(whole, items, passed, caller)
+            else:
+                answer = await self.chat.create(self._generation(whole.body, messages, caller))
+                assert not isinstance(answer, Streamed)
+                outcome, reasoning = answer.outcome, []
+            done = self._document(request, response_id, queued["created_at"], outcome, before=reasoning)
+            stored = await self.store.update(
+                RESPONSE, response_id, unless_cancelled({**done, "background": True}), parent
+            )
+            if stored is not None and stored["status"] not in ("cancelled", "failed") and request.conversation:
+                added = [{**item, "id": it.new_id(item["id"].split("_", 1)[0])} for item in request.inputs]
+                added += done["output"]
+                await self.store.create_many([(CONVERSATION_ITEM, item, request.conversation) for item in added])
+        except asyncio.CancelledError:
+            if not self._closing:  # a cancel: said so (at shutdown the response is left to be failed)
+                await self.store.update(RESPONSE, response_id, unless_cancelled({"status": "cancelled"}), parent)
+            raise
+        except Exception as exc:
+            error = from_exception(exc)
+            failed = {"status": "failed", "error": {"code": error.code or error.type, "message": error.message}}
+            await self.store.update(RESPONSE, response_id, unless_cancelled(failed), parent)
+
+    async def close(self) -> None:
+        """At shutdown: background tasks stop; their responses are failed by whichever process reads them."""
+        self._closing = True
+        for task in list(self._tasks.values()):
+            task.cancel()
+
+    # -- GPT-OSS: the upstream's own Responses API -----------------------------------------------
+
+    async def _passed_outcome(
         self, request: _Request, items: list[Document], model: Model, caller: Caller
-    ) -> tuple[Document, dict[str, str]] | StreamedResponse:
-        """A GPT-OSS model: the Responses request goes to the upstream's own `/ai/v1/responses`
-        (non-streaming, the only way Workers AI serves it), with the context's items; budgets apply
-        as in the chat core; the answer keeps its reasoning items. A streamed request gets the
-        whole answer as the events of one text delta."""
+    ) -> tuple[Outcome, list[Document], dict[str, str]]:
+        """The answer of the upstream's `/ai/v1/responses` (budgets admitted and settled as the chat
+        core does), its reasoning items, and the budgets' headers."""
         budgets = self.chat.budgets
         headers, model_spent = await budgets.admit(caller.key, model.name)
         if model_spent:
@@ -153,6 +227,16 @@ class ResponsesService:
         outcome, reasoning = passthrough.outcome(answered.result, answered.model)
         usage = outcome.usage
         await budgets.settle(caller.key, answered.model, usage["prompt_tokens"], usage["completion_tokens"])
+        return outcome, reasoning, headers
+
+    async def _passed(
+        self, request: _Request, items: list[Document], model: Model, caller: Caller
+    ) -> tuple[Document, dict[str, str]] | StreamedResponse:
+        """A GPT-OSS model: the Responses request goes to the upstream's own `/ai/v1/responses`
+        (non-streaming, the only way Workers AI serves it), with the context's items; the answer
+        keeps its reasoning items. A streamed request gets the whole answer as the events of one
+        text delta."""
+        outcome, reasoning, headers = await self._passed_outcome(request, items, model, caller)
         id, created = f"resp_{unique_hex()}", int(time.time())
         if request.body.stream:
             return StreamedResponse(self._events(request, id, created, passthrough.replay(outcome)), headers)
@@ -398,6 +482,13 @@ class ResponsesService:
         doc = await self.store.get(RESPONSE, response_id, owner(project))
         if doc is None:
             raise NotFound(f"Response with id '{response_id}' not found.")
+        if doc["status"] in ("queued", "in_progress") and response_id not in self._tasks:
+            if await self.liveness.orphaned(response_id):  # its process stopped: it will never end
+                error = {"code": "server_error", "message": "The gateway process answering this response stopped."}
+                failed = await self.store.update(
+                    RESPONSE, response_id, lambda d: {**d, "status": "failed", "error": error}, owner(project)
+                )
+                return failed or doc
         return doc
 
     async def delete(self, project: str, response_id: str) -> Document:
@@ -412,8 +503,25 @@ class ResponsesService:
         )
 
     async def cancel(self, project: str, response_id: str) -> Document:
-        await self.response(project, response_id)
-        raise BadRequest("Only responses created with background=true can be cancelled.", param="response_id")
+        """A background response still queued or in progress is cancelled (its task stopped, on
+        this process; another's result is discarded); cancelling a cancelled one returns it."""
+        doc = await self.response(project, response_id)
+        if not doc.get("background"):
+            raise BadRequest("Only responses created with background=true can be cancelled.", param="response_id")
+        if doc["status"] == "cancelled":
+            return doc
+        if doc["status"] not in ("queued", "in_progress"):
+            raise BadRequest(f"Cannot cancel a response with status '{doc['status']}'.", param="response_id")
+        task = self._tasks.get(response_id)
+        updated = await self.store.update(
+            RESPONSE,
+            response_id,
+            lambda d: {**d, "status": "cancelled"} if d["status"] in ("queued", "in_progress") else d,
+            owner(project),
+        )
+        if task is not None:
+            task.cancel()
+        return updated or doc
 
 
 class ConversationsService:

@@ -10,12 +10,14 @@ with exactly one word: otter"): a real model and the emulator both answer with i
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import openai
 import pytest
 
 from workerprobe.suite.cases.scenarios.conftest import CHAT_MODEL
+from workerprobe.suite.target import Target
 
 # Level of every test here unless it says otherwise: MUST (an official client breaks).
 pytestmark = [pytest.mark.must, pytest.mark.family("responses")]
@@ -180,6 +182,35 @@ async def test_async_create_and_stream(async_client: openai.AsyncOpenAI) -> None
     stream = await async_client.responses.create(model=CHAT_MODEL, input=QUESTION, max_output_tokens=32, stream=True)
     kinds = [event.type async for event in stream]
     assert kinds and kinds[-1] in TERMINAL, kinds[-3:]
+
+
+@pytest.mark.should
+def test_a_background_response_is_polled_and_cancelled(client: openai.OpenAI, target: Target) -> None:
+    """`background: true`: the response comes back queued, is polled to its end, and one still
+    running is cancelled. Against the emulator a request is made to wait a second upstream (its
+    `busy` fault) so that there is something to cancel; elsewhere a long answer is."""
+    queued = client.responses.create(model=CHAT_MODEL, input=QUESTION, max_output_tokens=32, background=True)
+    assert queued.background and queued.status in ("queued", "in_progress", "completed"), queued.status
+    current = queued
+    for _ in range(300):  # the suite's bounds end a hung target first
+        current = client.responses.retrieve(queued.id)
+        if current.status not in ("queued", "in_progress"):
+            break
+        time.sleep(0.2)
+    assert current.status in ("completed", "incomplete") and current.output_text, current.status
+    slow = " EMULATE_FAULT:busy" if target.emulated else ""
+    for _ in range(5):  # each time it ended before the cancel arrived: once more
+        running = client.responses.create(model=CHAT_MODEL, input=LONG + slow, max_output_tokens=256, background=True)
+        try:
+            cancelled = client.responses.cancel(running.id)
+        except openai.BadRequestError:
+            if client.responses.retrieve(running.id).status in ("completed", "incomplete"):
+                continue
+            raise
+        assert cancelled.status == "cancelled", cancelled.status
+        assert client.responses.retrieve(running.id).status == "cancelled"
+        return
+    pytest.skip("every background response ended before its cancel arrived: cancelling was not checked")
 
 
 @pytest.mark.family("conversations")
