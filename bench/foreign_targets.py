@@ -113,6 +113,16 @@ def _process(command: list[str], port: int, env: dict[str, str] | None = None, t
         log.close()
 
 
+def _gemma(port: int, key: str) -> dict[str, str]:
+    """The suite's environment for a llama.cpp server on `port` serving Gemma 3 270M."""
+    return {
+        "CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1",
+        "API_KEY": key,
+        "WORKERPROBE_CHAT_MODEL": "gemma-3-270m",
+        "WORKERPROBE_EMBEDDING_MODEL": "gemma-3-270m",
+    }
+
+
 @contextmanager
 def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
     """The environment that points the suite at the named target (started for the block)."""
@@ -166,12 +176,7 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
         command += ["--port", str(port), "--api-key", key, "--ctx-size", "4096", "--threads", "1", "--jinja"]
         command += ["--embeddings", "--no-webui"]
         with _process(command, port):
-            yield {
-                "CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1",
-                "API_KEY": key,
-                "WORKERPROBE_CHAT_MODEL": "gemma-3-270m",
-                "WORKERPROBE_EMBEDDING_MODEL": "gemma-3-270m",
-            }
+            yield _gemma(port, key)
         return
     if name == "llama-cpp":
         home = venv("llama")
@@ -182,12 +187,7 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
         command += ["--host", "127.0.0.1", "--port", str(port), "--api_key", key, "--n_ctx", "2048"]
         command += ["--embedding", "true", "--n_threads", "1", "--chat_format", "gemma"]
         with _process(command, port):
-            yield {
-                "CLOUDFLARE_WORKER_URL": f"http://127.0.0.1:{port}/v1",
-                "API_KEY": key,
-                "WORKERPROBE_CHAT_MODEL": "gemma-3-270m",
-                "WORKERPROBE_EMBEDDING_MODEL": "gemma-3-270m",
-            }
+            yield _gemma(port, key)
         return
     if name.startswith("worker:"):
         from foreign_workers import specs, worker  # bench/foreign_workers.py, beside this script

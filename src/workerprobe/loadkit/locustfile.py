@@ -25,7 +25,7 @@ from locust.runners import WorkerRunner
 from workerprobe.catalogue import load as load_catalogue
 from workerprobe.loadkit import report
 from workerprobe.loadkit.causes import FATAL
-from workerprobe.loadkit.client import RESPONSES, LLMClient, Result, json_or_none
+from workerprobe.loadkit.client import CHAT, RESPONSES, LLMClient, Result, json_or_none
 from workerprobe.loadkit.pacing import Pacer
 from workerprobe.loadkit.prompts import PROMPT_SETS
 from workerprobe.loadkit.shapes import PROFILES, Plan, plan
@@ -272,43 +272,40 @@ class LLMUser(HttpUser):
         if result.retry_after > 0:
             gevent.sleep(min(result.retry_after, 60.0))  # back off as asked
 
-    def chat(self, stream: bool) -> None:
+    def _next_prompt(self) -> tuple[str, int | None, dict[str, Any]]:
+        """The next prompt of the set, its token limit, and the sampling the set asks for."""
         prompts = PROMPT_SETS[self.options.prompts]
         prompt, limit = prompts[self.turn % len(prompts)]
         self.turn += 1
         if self.options.max_tokens > 0:
             limit = self.options.max_tokens
-        body: dict[str, Any] = {"model": self.options.chat_model, "messages": [{"role": "user", "content": prompt}]}
-        if limit is not None:
-            body["max_tokens"] = limit
-        if self.options.prompts == "repeated":
-            body["temperature"] = 0
-        if stream:
-            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        return prompt, limit, {"temperature": 0} if self.options.prompts == "repeated" else {}
+
+    def _send(self, body: dict[str, Any], name: str, limit: int | None, operation: Any = CHAT) -> None:
         users = self.environment.runner.user_count if self.environment.runner else 1
         self._scheduled()
-        self._after(self.llm.chat(body, "chat (stream)" if stream else "chat", limit, users))
+        self._after(self.llm.chat(body, name, limit, users, operation))
+
+    def chat(self, stream: bool) -> None:
+        prompt, limit, sampling = self._next_prompt()
+        body: dict[str, Any] = {"model": self.options.chat_model, "messages": [{"role": "user", "content": prompt}]}
+        body |= sampling
+        if limit is not None:
+            body["max_tokens"] = limit
+        if stream:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+        self._send(body, "chat (stream)" if stream else "chat", limit)
 
     def respond(self, stream: bool) -> None:
         """One response (the Responses API) from the same prompts: TTFT at its first text delta,
         truncation read from `status: incomplete` (client.py, timing.py)."""
-        prompts = PROMPT_SETS[self.options.prompts]
-        prompt, limit = prompts[self.turn % len(prompts)]
-        self.turn += 1
-        if self.options.max_tokens > 0:
-            limit = self.options.max_tokens
-        body: dict[str, Any] = {"model": self.options.chat_model, "input": prompt, "store": False}
+        prompt, limit, sampling = self._next_prompt()
+        body: dict[str, Any] = {"model": self.options.chat_model, "input": prompt, "store": False, **sampling}
         if limit is not None:
-            body["max_output_tokens"] = max(limit, 16)  # OpenAI's least
-            limit = body["max_output_tokens"]
-        if self.options.prompts == "repeated":
-            body["temperature"] = 0
+            limit = body["max_output_tokens"] = max(limit, 16)  # OpenAI's least
         if stream:
             body["stream"] = True
-        users = self.environment.runner.user_count if self.environment.runner else 1
-        self._scheduled()
-        name = "responses (stream)" if stream else "responses"
-        self._after(self.llm.chat(body, name, limit, users, RESPONSES))
+        self._send(body, "responses (stream)" if stream else "responses", limit, RESPONSES)
 
     def embed(self) -> None:
         body = {"model": self.options.embedding_model, "input": ["The food was delicious.", "The service was slow."]}
