@@ -174,7 +174,7 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
         port, key = free_port(), f"sk-{token}"
         command = [str(binary), "--model", model, "--alias", "gemma-3-270m", "--host", "127.0.0.1"]
         command += ["--port", str(port), "--api-key", key, "--ctx-size", "4096", "--threads", "1", "--jinja"]
-        command += ["--embeddings", "--no-webui"]
+        command += ["--no-webui"]  # (--embeddings would restrict it to embeddings alone)
         with _process(command, port):
             yield _gemma(port, key)
         return
