@@ -113,6 +113,21 @@ def _process(command: list[str], port: int, env: dict[str, str] | None = None, t
         log.close()
 
 
+def _ready(url: str, timeout_s: float = 180.0) -> None:
+    """Wait until `url` answers 200."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:g} s")
+
+
 def _gemma(port: int, key: str) -> dict[str, str]:
     """The suite's environment for a llama.cpp server on `port` serving Gemma 3 270M."""
     return {
@@ -176,6 +191,7 @@ def target(name: str, stack: ExitStack) -> Iterator[dict[str, str]]:
         command += ["--port", str(port), "--api-key", key, "--ctx-size", "4096", "--threads", "1", "--jinja"]
         command += ["--no-webui"]  # (--embeddings would restrict it to embeddings alone)
         with _process(command, port):
+            _ready(f"http://127.0.0.1:{port}/health")  # it listens before its model is loaded (503)
             yield _gemma(port, key)
         return
     if name == "llama-cpp":
