@@ -127,3 +127,10 @@ def test_families_core_and_stateful_reads_come_from_the_spec() -> None:
         "GET /v1/conversations/{conversation_id}/items",
         "GET /v1/conversations/{conversation_id}/items/{item_id}",
     }
+
+
+def test_every_selftest_scope_names_a_defect() -> None:
+    from workerprobe.suite.defects import DEFECTS, SCOPES
+
+    assert set(SCOPES) <= set(DEFECTS)
+    assert all(isinstance(scope, str) and scope for scope in SCOPES.values())

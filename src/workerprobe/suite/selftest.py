@@ -1,7 +1,8 @@
 """Proof that the suite catches what it claims: the contract and scenario tests run against the
 embedded gateway once with no defect (there must be no failure) and once per seeded defect
-(workerprobe.suite.defects; each must make at least one test fail), and once per behaviour that is
-not a defect but was once reported as one (NOT_DEFECTS: no test may fail that fails without it).
+(workerprobe.suite.defects; each must make at least one test fail, of those of the families it
+breaks: `SCOPES`), and once per behaviour that is not a defect but was once reported as one
+(NOT_DEFECTS, the whole suite: no test may fail that fails without it).
 Writes reports/selftest.{md,json}.
 
     .venv/bin/python -m workerprobe.suite.selftest [--examples 6] [--defects a b ...] [--not-defects ...]
@@ -18,7 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from workerprobe.suite.cases import SUITE
-from workerprobe.suite.defects import DEFECTS, NOT_DEFECTS, REPORTED
+from workerprobe.suite.defects import DEFECTS, NOT_DEFECTS, REPORTED, SCOPES
 
 __all__ = ["main"]
 
@@ -35,7 +36,9 @@ def _failures(junit: Path) -> tuple[int, list[str]]:
     return total, sorted(set(failed))
 
 
-def run_suite(defect: str | None, out: Path, examples: int) -> tuple[int, list[str]]:
+def run_suite(defect: str | None, out: Path, examples: int, scope: str | None = None) -> tuple[int, list[str]]:
+    """The suite against the embedded gateway with `defect` switched on (`scope`: only the tests
+    that `-k` selects; None: all of them)."""
     env = {
         **os.environ,
         "WORKERPROBE_TARGET": "embedded",
@@ -57,6 +60,7 @@ def run_suite(defect: str | None, out: Path, examples: int) -> tuple[int, list[s
             "no:cacheprovider",
             f"--junitxml={junit}",
             f"--workerprobe-reports={out / 'runs'}",
+            *(["-k", scope] if scope else []),
         ],
         env=env,
         capture_output=True,
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"no defect: {total} tests, {len(baseline)} failed {baseline if baseline else ''}", flush=True)
     rows = []
     for defect in args.defects:
-        _, failed = run_suite(defect, out, args.examples)
+        _, failed = run_suite(defect, out, args.examples, SCOPES.get(defect))
         caught = [f for f in failed if f not in baseline]
         rows.append(
             {"defect": defect, "description": DEFECTS[defect], "reported": REPORTED.get(defect), "caught_by": caught}

@@ -29,7 +29,7 @@ from workerprobe.gateway.chat.generation import Message
 from workerprobe.gateway.store.base import Document
 from workerprobe.sse import Decoder, Event
 
-__all__ = ["DEFECTS", "NOT_DEFECTS", "REPORTED", "parts", "validate"]
+__all__ = ["DEFECTS", "NOT_DEFECTS", "REPORTED", "SCOPES", "parts", "validate"]
 
 DEFECTS: dict[str, str] = {
     "create_201": "creates answer 201 instead of 200",
@@ -82,6 +82,48 @@ DEFECTS: dict[str, str] = {
     "store_false_stored": "store: false is ignored: the response is stored and retrievable",
     "response_instructions_dropped": "a response's instructions never reach the model",
 }
+
+# Where each defect shows: a pytest `-k` expression over the suite's test ids (the families of the
+# operations and scenarios it breaks), so that `make selftest` runs per defect only those tests.
+# The run with no defect and the runs of NOT_DEFECTS (false alarms) run the whole suite, and so
+# does a defect not listed here (those that break every family).
+_CHAT = "chat or completions or behaviour or shapes"
+_EMBEDDINGS = "embeddings or shapes"
+_MODELS = "models or search"
+_ASSISTANTS = "assistants or threads or runs or stateful"
+_RESPONSES = "responses or conversations"
+SCOPES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "choices_without_index", "stop_at_limit", "stream_without_done", "split_events_lose_tokens",
+            "no_usage_chunk", "temperature_zero_remapped", "usage_total_wrong", "max_tokens_dropped",
+            "content_parts_500", "tool_arguments_object", "chunk_without_object", "cost_chunk", "stop_ignored",
+            "finish_reason_eos", "both_limits_500", "max_completion_tokens_ignored", "completion_without_object",
+        ),
+        _CHAT,
+    ),
+    "error_as_200": f"{_CHAT} or errors",
+    **dict.fromkeys(("base64_big_endian", "embeddings_out_of_order", "base64_ignored"), _EMBEDDINGS),
+    **dict.fromkeys(("catalogue_page_500", "models_skip_auth", "model_retrieve_404"), _MODELS),
+    **dict.fromkeys(
+        (
+            "create_201", "deleted_still_retrievable", "run_as_chat_completion", "run_reply_not_stored",
+            "modify_stores_null",
+        ),
+        _ASSISTANTS,
+    ),
+    **dict.fromkeys(
+        ("run_instructions_dropped", "run_tools_dropped", "run_limits_ignored"), f"{_ASSISTANTS} or behaviour"
+    ),
+    **dict.fromkeys(
+        (
+            "response_stream_done", "response_no_terminal", "response_deltas_lost", "response_id_per_event",
+            "response_silent_truncation", "response_usage_chat_fields", "previous_response_ignored",
+            "store_false_stored", "response_instructions_dropped",
+        ),
+        _RESPONSES,
+    ),
+}  # fmt: skip
 
 # Not defects: what a Worker or its runtime may do that the suite must not report (each was once a
 # false alarm). With each switched on, no test may fail that fails without it.
