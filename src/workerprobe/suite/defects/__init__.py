@@ -86,7 +86,7 @@ DEFECTS: dict[str, str] = {
 # Where each defect shows: a pytest `-k` expression over the suite's test ids (the families of the
 # operations and scenarios it breaks), so that `make selftest` runs per defect only those tests.
 # The run with no defect and the runs of NOT_DEFECTS (false alarms) run the whole suite, and so
-# does a defect not listed here (those that break every family).
+# does a defect not listed here.
 _CHAT = "chat or completions or behaviour or shapes"
 _EMBEDDINGS = "embeddings or shapes"
 _MODELS = "models or search"
@@ -103,6 +103,10 @@ SCOPES: dict[str, str] = {
         _CHAT,
     ),
     "error_as_200": f"{_CHAT} or errors",
+    # errors of every family: those of chat and the error scenarios show them
+    **dict.fromkeys(("error_as_string", "error_without_type", "malformed_json_500"), f"{_CHAT} or errors"),
+    **dict.fromkeys(("quota_as_500", "retry_after_missing"), "errors"),  # the 429 scenarios
+    "list_ignores_limit": f"{_ASSISTANTS} or {_RESPONSES}",
     **dict.fromkeys(("base64_big_endian", "embeddings_out_of_order", "base64_ignored"), _EMBEDDINGS),
     **dict.fromkeys(("catalogue_page_500", "models_skip_auth", "model_retrieve_404"), _MODELS),
     **dict.fromkeys(
