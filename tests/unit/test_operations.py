@@ -134,3 +134,11 @@ def test_every_selftest_scope_names_a_defect() -> None:
 
     assert set(SCOPES) <= set(DEFECTS)
     assert all(isinstance(scope, str) and scope for scope in SCOPES.values())
+
+
+def test_a_targets_key_is_never_in_its_repr() -> None:
+    """A failing scenario's traceback shows its arguments (the target among them): the key stays out."""
+    from workerprobe.suite.target import Target
+
+    shown = repr(Target(root="https://w.example", api_key="sk-secret-key", embedded=False))
+    assert "sk-secret-key" not in shown and "w.example" in shown

@@ -9,7 +9,7 @@ import os
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -33,7 +33,7 @@ def embedding_model() -> str:
 @dataclass(frozen=True)
 class Target:
     root: str  # base URL without /v1: /models/search lives outside it
-    api_key: str
+    api_key: str = field(repr=False)  # never in a repr: a failing test's traceback shows its arguments
     embedded: bool
     emulator_url: str | None = None
     # Its upstream is the workerprobe emulator (always for the embedded default; for a configured
