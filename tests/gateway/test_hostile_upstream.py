@@ -65,3 +65,27 @@ def test_a_misbehaving_upstream_is_an_error_in_the_envelope(
                 assert events[-1] == "data: [DONE]" and '"error"' in events[-2], events[-2][:300]
                 assert '"upstream_' in events[-2]
         assert http.get("/health").status_code == 200  # and the gateway goes on
+
+
+def test_a_misbehaving_upstream_under_the_responses_api(hostile_gateway: str, request: pytest.FixtureRequest) -> None:
+    """The Responses API's reads of the upstream, through the chat core (a Llama model) and the
+    upstream's own /ai/v1/responses (GPT-OSS, read by its own call): bounded as chat's, the same
+    errors in the envelope, and a stream that breaks ends with `error` then `response.failed`."""
+    mode = _mode(hostile_gateway, request)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    with httpx.Client(base_url=hostile_gateway, headers=headers, timeout=60) as http:
+        for model in (CHAT_MODEL, "@cf/openai/gpt-oss-20b"):
+            body = {"model": model, "input": "hi", "max_output_tokens": 16}
+            if mode in PLAIN:
+                answer = http.post("/v1/responses", json=body)
+                error = answer.json()["error"]
+                assert (answer.status_code, error["code"]) == PLAIN[mode], (model, answer.text)
+                assert "<html" not in answer.text.lower() and "not json" not in answer.text
+            else:
+                with http.stream("POST", "/v1/responses", json={**body, "stream": True}) as answer:
+                    text = b"".join(answer.iter_bytes()).decode()
+                assert answer.status_code in (200, 502, 504), text[:300]
+                if answer.status_code == 200:
+                    kinds = [line[7:] for line in text.splitlines() if line.startswith("event: ")]
+                    assert kinds[-2:] == ["error", "response.failed"] or kinds[-1] == "response.failed", kinds[-3:]
+        assert http.get("/health").status_code == 200
