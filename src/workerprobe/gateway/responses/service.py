@@ -189,10 +189,8 @@ class ResponsesService:
             stored = await self.store.update(
                 RESPONSE, response_id, unless_cancelled({**done, "background": True}), parent
             )
-            if stored is not None and stored["status"] not in ("cancelled", "failed") and request.conversation:
-                added = [{**item, "id": it.new_id(item["id"].split("_", 1)[0])} for item in request.inputs]
-                added += done["output"]
-                await self.store.create_many([(CONVERSATION_ITEM, item, request.conversation) for item in added])
+            if stored is not None and stored["status"] not in ("cancelled", "failed"):
+                await self._extend_conversation(request, done)
         except asyncio.CancelledError:
             if not self._closing:  # a cancel: said so (at shutdown the response is left to be failed)
                 await self.store.update(RESPONSE, response_id, unless_cancelled({"status": "cancelled"}), parent)
@@ -322,7 +320,7 @@ class ResponsesService:
         output: list[Document] | None = None,
         error: dict[str, Any] | None = None,
         message_id: str | None = None,
-        before: list[Document] = (),  # type: ignore[assignment]
+        before: tuple[Document, ...] | list[Document] = (),
     ) -> Document:
         body = request.body
         incomplete = None
@@ -376,11 +374,17 @@ class ResponsesService:
             docs: list[New] = [(RESPONSE, doc, owner(request.project))]
             docs += [(INPUT_ITEM, item, doc["id"]) for item in request.inputs]
             await self.store.create_many(docs)
-        if request.conversation is not None:
-            added = [{**item, "id": it.new_id(item["id"].split("_", 1)[0])} for item in request.inputs]
-            added += doc["output"]
-            await self.store.create_many([(CONVERSATION_ITEM, item, request.conversation) for item in added])
+        await self._extend_conversation(request, doc)
         return doc
+
+    async def _extend_conversation(self, request: _Request, doc: Document) -> None:
+        """A response's input and output items join its conversation, all of them or none (the
+        input items under new ids: they are stored under the response too)."""
+        if request.conversation is None:
+            return
+        added = [{**item, "id": it.new_id(item["id"].split("_", 1)[0])} for item in request.inputs]
+        added += doc["output"]
+        await self.store.create_many([(CONVERSATION_ITEM, item, request.conversation) for item in added])
 
     # -- streamed ----------------------------------------------------------------------------
 
